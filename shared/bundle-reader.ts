@@ -1,0 +1,203 @@
+/**
+ * The streaming bundle reader (DESIGN §3). `BundleReader.open` reads manifest.json and its
+ * signature and verifies them; only then can `payloads()` be iterated, and each payload's
+ * bytes are hashed and counted as they pass, failing the stream on any mismatch.
+ * Nothing here buffers a payload: memory stays flat whatever the bundle size.
+ */
+import { createHash } from 'node:crypto';
+import { ByteSource } from './byte-source.js';
+import { OtaError } from './errors.js';
+import { MAX_MANIFEST_BYTES, parseManifest, type Manifest, type ModuleSpec } from './manifest.js';
+import { verifyDetached, type Keyring, type SignerInfo } from './signing.js';
+import { TarReader, collect, padded, type TarHeader } from './tar-reader.js';
+
+const MAX_SIGNATURE_BYTES = 64 * 1024;
+const brand = Symbol('verified');
+
+/**
+ * A manifest whose signature verified against a trusted key. Only this module can make one,
+ * so code that takes a VerifiedBundle cannot be handed an unchecked manifest.
+ */
+export class VerifiedBundle {
+  readonly [brand] = true;
+  private constructor(
+    readonly manifest: Manifest,
+    readonly manifestBytes: Buffer,
+    readonly signature: Buffer,
+    readonly signer: SignerInfo,
+    /** Offset of the first payload header in the bundle. */
+    readonly payloadsOffset: number,
+  ) {}
+
+  /** @internal made by the reader only */
+  static create(m: Manifest, mb: Buffer, sig: Buffer, signer: SignerInfo, off: number): VerifiedBundle {
+    return new VerifiedBundle(m, mb, sig, signer, off);
+  }
+}
+
+/** Options for opening a bundle. */
+export interface OpenOptions {
+  keyring: Keyring;
+  /** What to call the input in error messages (a path or URL). */
+  source?: string;
+  /** Time at which keys must be valid (default: now). */
+  now?: Date;
+}
+
+/** One payload as it streams out of the bundle. */
+export interface PayloadEntry {
+  readonly module: ModuleSpec;
+  readonly index: number;
+  /** The payload's bytes, hashed and counted while they pass; the iteration throws on mismatch at the end. */
+  readonly chunks: AsyncIterable<Buffer>;
+}
+
+function checkName(name: string, what: string): string {
+  if (name.includes('\0')) throw new OtaError('ENTRY_BAD_NAME', `${what}: entry name contains a NUL byte`);
+  const n = name.startsWith('./') ? name.slice(2) : name;
+  if (n.startsWith('/')) throw new OtaError('ENTRY_BAD_NAME', `${what}: entry "${name}" is an absolute path`);
+  if (n.split('/').includes('..')) throw new OtaError('ENTRY_BAD_NAME', `${what}: entry "${name}" contains ".."`);
+  return n;
+}
+
+function checkRegular(h: TarHeader, what: string): void {
+  if (h.type !== '0' && h.type !== '7') {
+    throw new OtaError('ENTRY_BAD_TYPE', `${what}: entry "${h.name}" is not a regular file (tar type "${h.type}")`);
+  }
+}
+
+/** Reads and verifies one bundle from a byte stream. */
+export class BundleReader {
+  private consumedAll = false;
+
+  private constructor(
+    private readonly src: ByteSource,
+    private readonly tar: TarReader,
+    readonly bundle: VerifiedBundle,
+    private readonly what: string,
+  ) {}
+
+  /** Reads manifest.json and manifest.json.sig and verifies the signature; no payload byte is read yet. */
+  static async open(input: AsyncIterable<Uint8Array>, opts: OpenOptions): Promise<BundleReader> {
+    const what = `bundle ${opts.source ?? ''}`.trim();
+    const src = new ByteSource(input);
+    const tar = new TarReader(src, what);
+
+    const mh = await tar.next();
+    if (!mh) throw new OtaError('MANIFEST_MISSING', `${what}: the archive has no entries`);
+    const mname = checkName(mh.name, what);
+    if (mname !== 'manifest.json') throw new OtaError('MANIFEST_MISSING', `${what}: the first entry is "${mh.name}", not manifest.json`);
+    checkRegular(mh, what);
+    if (mh.size > MAX_MANIFEST_BYTES) {
+      throw new OtaError('MANIFEST_TOO_LARGE', `${what}: manifest.json is ${mh.size} bytes; the limit is ${MAX_MANIFEST_BYTES}`);
+    }
+    const manifestBytes = Buffer.concat(await collect(src.take(mh.size, `${what}: manifest.json`)));
+    await src.skip(padded(mh.size) - mh.size, what);
+
+    const sh = await tar.next();
+    if (!sh) throw new OtaError('SIGNATURE_MISSING', `${what}: the archive ends after manifest.json; manifest.json.sig is missing`);
+    const sname = checkName(sh.name, what);
+    if (sname !== 'manifest.json.sig') {
+      throw new OtaError('SIGNATURE_MISSING', `${what}: the second entry is "${sh.name}", not manifest.json.sig`);
+    }
+    checkRegular(sh, what);
+    if (sh.size > MAX_SIGNATURE_BYTES) throw new OtaError('SIGNATURE_MALFORMED', `${what}: manifest.json.sig is ${sh.size} bytes`);
+    const signature = Buffer.concat(await collect(src.take(sh.size, `${what}: manifest.json.sig`)));
+    await src.skip(padded(sh.size) - sh.size, what);
+
+    // Signature first: nothing in an unauthenticated manifest is interpreted, not even its schema.
+    const signer = await verifyDetached(manifestBytes, signature, opts.keyring, `${what}: manifest.json.sig`, opts.now);
+    const manifest = parseManifest(manifestBytes);
+    const bundle = VerifiedBundle.create(manifest, manifestBytes, signature, signer, src.position);
+    return new BundleReader(src, tar, bundle, what);
+  }
+
+  /** The verified manifest. */
+  get manifest(): Manifest {
+    return this.bundle.manifest;
+  }
+
+  /**
+   * Yields each payload in manifest order. A payload the caller does not read is drained (and
+   * still verified) before the next header. Ends only after the end-of-archive marker and
+   * trailing-data checks, so a completed iteration means the whole bundle was authentic.
+   */
+  async *payloads(): AsyncGenerator<PayloadEntry> {
+    const modules = this.manifest.modules;
+    const byName = new Map(modules.map((m, i) => [m.name, i]));
+    const seen = new Set<string>();
+    let expected = 0;
+    for (;;) {
+      const h = await this.tar.next();
+      if (!h) break;
+      const name = checkName(h.name, this.what);
+      if (name === 'manifest.json' || name === 'manifest.json.sig') {
+        throw new OtaError('ENTRY_DUPLICATE', `${this.what}: ${name} appears a second time`);
+      }
+      if (!name.startsWith('payloads/') || name.length === 'payloads/'.length || name.slice(9).includes('/')) {
+        throw new OtaError('ENTRY_BAD_NAME', `${this.what}: entry "${h.name}" is not payloads/<name>`);
+      }
+      checkRegular(h, this.what);
+      const pname = name.slice(9);
+      const index = byName.get(pname);
+      if (index === undefined) throw new OtaError('ENTRY_UNDECLARED', `${this.what}: entry "${name}" is not declared in the manifest`);
+      if (seen.has(pname)) throw new OtaError('ENTRY_DUPLICATE', `${this.what}: entry "${name}" appears twice`);
+      if (index !== expected) {
+        throw new OtaError('ENTRY_ORDER', `${this.what}: entry "${name}" comes where "payloads/${modules[expected]?.name}" was expected`);
+      }
+      seen.add(pname);
+      expected++;
+      const module = modules[index]!;
+      if (h.size !== module.size) {
+        throw new OtaError('PAYLOAD_SIZE_MISMATCH', `${this.what}: payload "${pname}" is ${h.size} bytes in the archive but ${module.size} in the manifest`);
+      }
+      const body = new PayloadBody(this.src, module, h, this.what);
+      yield { module, index, chunks: body };
+      if (!body.finished) await body.drain();
+    }
+    if (expected < modules.length) {
+      throw new OtaError('ENTRY_MISSING', `${this.what}: payload "${modules[expected]!.name}" is declared but absent`);
+    }
+    this.consumedAll = true;
+  }
+
+  /** True once `payloads()` ran to the verified end of the archive. */
+  get complete(): boolean {
+    return this.consumedAll;
+  }
+}
+
+class PayloadBody implements AsyncIterable<Buffer> {
+  finished = false;
+  private started = false;
+
+  constructor(
+    private readonly src: ByteSource,
+    private readonly module: ModuleSpec,
+    private readonly header: TarHeader,
+    private readonly what: string,
+  ) {}
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    if (this.started) throw new Error(`payload "${this.module.name}" can be read only once`);
+    this.started = true;
+    const hash = createHash('sha256');
+    for await (const chunk of this.src.take(this.header.size, `${this.what}: payload "${this.module.name}"`)) {
+      hash.update(chunk);
+      yield chunk;
+    }
+    await this.src.skip(padded(this.header.size) - this.header.size, this.what);
+    const digest = hash.digest('hex');
+    this.finished = true;
+    if (digest !== this.module.sha256) {
+      throw new OtaError('PAYLOAD_HASH_MISMATCH', `${this.what}: payload "${this.module.name}" has sha256 ${digest}, the manifest signed ${this.module.sha256}`);
+    }
+  }
+
+  async drain(): Promise<void> {
+    if (this.started) throw new Error(`payload "${this.module.name}" was abandoned part-way`);
+    for await (const _ of this) {
+      // verify while skipping
+    }
+  }
+}

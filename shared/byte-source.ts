@@ -1,0 +1,85 @@
+/**
+ * A pull reader over any async iterable of byte chunks (a file stream, an HTTP body).
+ * Hands out exact-length reads and zero-copy slices so the tar parser never buffers a payload.
+ */
+import { OtaError } from './errors.js';
+
+/** Sequential reader that tracks how many bytes it has consumed. */
+export class ByteSource {
+  private readonly it: AsyncIterator<Uint8Array>;
+  private head: Buffer = Buffer.alloc(0);
+  private done = false;
+  /** Offset of the next unread byte from the start of the underlying input. */
+  position: number;
+
+  constructor(input: AsyncIterable<Uint8Array>, startPosition = 0) {
+    this.it = input[Symbol.asyncIterator]();
+    this.position = startPosition;
+  }
+
+  private async fill(): Promise<boolean> {
+    while (this.head.length === 0) {
+      if (this.done) return false;
+      const r = await this.it.next();
+      if (r.done) {
+        this.done = true;
+        return false;
+      }
+      const v = r.value;
+      this.head = Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    }
+    return true;
+  }
+
+  /** True when no byte is left. */
+  async atEnd(): Promise<boolean> {
+    return !(await this.fill());
+  }
+
+  /**
+   * Reads exactly `n` bytes, copying only when they span chunks. Returns what was there if the
+   * input ends first (shorter than `n`); callers decide whether that is truncation.
+   */
+  async read(n: number): Promise<Buffer> {
+    if (!(await this.fill())) return Buffer.alloc(0);
+    if (this.head.length >= n) {
+      const out = this.head.subarray(0, n);
+      this.head = this.head.subarray(n);
+      this.position += n;
+      return out;
+    }
+    const parts: Buffer[] = [];
+    let got = 0;
+    while (got < n && (await this.fill())) {
+      const take = Math.min(n - got, this.head.length);
+      parts.push(this.head.subarray(0, take));
+      this.head = this.head.subarray(take);
+      got += take;
+      this.position += take;
+    }
+    return Buffer.concat(parts, got);
+  }
+
+  /** Yields exactly `n` bytes as slices of the input; throws BUNDLE_TRUNCATED if it ends early. */
+  async *take(n: number, what: string): AsyncGenerator<Buffer> {
+    let left = n;
+    while (left > 0) {
+      if (!(await this.fill())) {
+        throw new OtaError('BUNDLE_TRUNCATED', `${what}: the input ended ${left} bytes early, at offset ${this.position}`);
+      }
+      const take = Math.min(left, this.head.length);
+      const out = this.head.subarray(0, take);
+      this.head = this.head.subarray(take);
+      this.position += take;
+      left -= take;
+      yield out;
+    }
+  }
+
+  /** Discards exactly `n` bytes; throws BUNDLE_TRUNCATED if the input ends first. */
+  async skip(n: number, what: string): Promise<void> {
+    for await (const _ of this.take(n, what)) {
+      // draining
+    }
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * OpenPGP detached signatures over manifests and check-in answers (DESIGN §4).
+ * Accepts v4 keys as GnuPG makes them: Ed25519 (EdDSA) or RSA of at least 3072 bits,
+ * armored or binary, and rejects expired or revoked signing keys at verification time.
+ */
+import { readFile } from 'node:fs/promises';
+import * as openpgp from 'openpgp';
+import { OtaError, errorMessage } from './errors.js';
+
+/** The public keys a verifier trusts. */
+export interface Keyring {
+  readonly keys: readonly openpgp.PublicKey[];
+}
+
+/** Who made a verified signature. */
+export interface SignerInfo {
+  keyId: string;
+  fingerprint: string;
+  userIds: string[];
+  algorithm: string;
+  created: string;
+}
+
+function looksArmored(bytes: Uint8Array): boolean {
+  return Buffer.from(bytes.subarray(0, 64)).toString('latin1').includes('-----BEGIN PGP');
+}
+
+/** Reads every public key in `bytes` (armored or binary; one or several keys). */
+export async function parsePublicKeys(bytes: Uint8Array, source: string): Promise<openpgp.PublicKey[]> {
+  try {
+    const keys = looksArmored(bytes)
+      ? await openpgp.readKeys({ armoredKeys: Buffer.from(bytes).toString('utf8') })
+      : await openpgp.readKeys({ binaryKeys: bytes });
+    return keys.map((k) => (k.isPrivate() ? k.toPublic() : (k as openpgp.PublicKey)));
+  } catch (cause) {
+    throw new OtaError('KEY_INVALID', `key ${source}: not an OpenPGP public key (${errorMessage(cause)})`, { cause });
+  }
+}
+
+/** Builds a keyring from key files (each armored or binary, one or more keys). */
+export async function loadKeyring(paths: readonly string[]): Promise<Keyring> {
+  const keys: openpgp.PublicKey[] = [];
+  for (const p of paths) {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(p);
+    } catch (cause) {
+      throw new OtaError('KEY_INVALID', `key ${p}: cannot be read (${errorMessage(cause)})`, { cause });
+    }
+    keys.push(...(await parsePublicKeys(bytes, p)));
+  }
+  return { keys };
+}
+
+/** Builds a keyring from armored key texts. */
+export async function keyringFromArmored(texts: readonly string[]): Promise<Keyring> {
+  const keys: openpgp.PublicKey[] = [];
+  for (const [k, t] of texts.entries()) keys.push(...(await parsePublicKeys(Buffer.from(t, 'utf8'), `#${k + 1}`)));
+  return { keys };
+}
+
+/** Reads a private key, decrypting it with `passphrase` when it is protected. */
+export async function readPrivateKey(bytes: Uint8Array, source: string, passphrase?: string): Promise<openpgp.PrivateKey> {
+  let key: openpgp.PrivateKey;
+  try {
+    key = looksArmored(bytes)
+      ? await openpgp.readPrivateKey({ armoredKey: Buffer.from(bytes).toString('utf8') })
+      : await openpgp.readPrivateKey({ binaryKey: bytes });
+  } catch (cause) {
+    throw new OtaError('KEY_INVALID', `key ${source}: not an OpenPGP private key (${errorMessage(cause)})`, { cause });
+  }
+  if (key.isDecrypted()) return key;
+  if (passphrase === undefined || passphrase === '') {
+    throw new OtaError('KEY_LOCKED', `key ${source} is protected by a passphrase: set OTA_KEY_PASSPHRASE`);
+  }
+  try {
+    return await openpgp.decryptKey({ privateKey: key, passphrase });
+  } catch (cause) {
+    throw new OtaError('KEY_LOCKED', `key ${source}: the passphrase in OTA_KEY_PASSPHRASE does not unlock it`, { cause });
+  }
+}
+
+/** Loads a private key file; the passphrase defaults to OTA_KEY_PASSPHRASE. */
+export async function loadPrivateKey(path: string, passphrase = process.env.OTA_KEY_PASSPHRASE): Promise<openpgp.PrivateKey> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (cause) {
+    throw new OtaError('KEY_INVALID', `key ${path}: cannot be read (${errorMessage(cause)})`, { cause });
+  }
+  return readPrivateKey(bytes, path, passphrase);
+}
+
+/** Makes a binary detached signature over `data`. */
+export async function signDetached(data: Uint8Array, key: openpgp.PrivateKey): Promise<Buffer> {
+  const message = await openpgp.createMessage({ binary: data });
+  const sig = await openpgp.sign({ message, signingKeys: key, detached: true, format: 'binary' });
+  return Buffer.from(sig);
+}
+
+function algorithmOf(key: openpgp.PublicKey | openpgp.Subkey): { name: string; ok: boolean } {
+  const info = key.getAlgorithmInfo() as { algorithm: string; bits?: number; curve?: string };
+  const a = info.algorithm;
+  if (a === 'ed25519' || (a === 'eddsaLegacy' && (info.curve === 'ed25519Legacy' || info.curve === 'ed25519'))) {
+    return { name: 'Ed25519', ok: true };
+  }
+  if (a === 'rsaSign' || a === 'rsaEncryptSign') return { name: `RSA-${info.bits ?? 0}`, ok: (info.bits ?? 0) >= 3072 };
+  return { name: info.curve ? `${a}/${info.curve}` : a, ok: false };
+}
+
+/**
+ * Verifies a detached signature (binary or armored) over `data` against the keyring.
+ * Returns the signer; throws SIGNATURE_* errors that say which check failed.
+ */
+export async function verifyDetached(
+  data: Uint8Array,
+  signature: Uint8Array,
+  keyring: Keyring,
+  what: string,
+  now: Date = new Date(),
+): Promise<SignerInfo> {
+  let sig: openpgp.Signature;
+  try {
+    sig = looksArmored(signature)
+      ? await openpgp.readSignature({ armoredSignature: Buffer.from(signature).toString('utf8') })
+      : await openpgp.readSignature({ binarySignature: signature });
+  } catch (cause) {
+    throw new OtaError('SIGNATURE_MALFORMED', `${what}: not an OpenPGP signature (${errorMessage(cause)})`, { cause });
+  }
+  const packets = sig.packets.filter((p) => p instanceof openpgp.SignaturePacket);
+  if (packets.length !== 1) {
+    throw new OtaError('SIGNATURE_MALFORMED', `${what}: expected exactly one signature, found ${packets.length}`);
+  }
+  const issuer = sig.getSigningKeyIDs()[0];
+  if (!issuer) throw new OtaError('SIGNATURE_MALFORMED', `${what}: the signature names no issuer key`);
+  const match = keyring.keys.find((k) => k.getKeys(issuer).length > 0);
+  if (!match) {
+    throw new OtaError('SIGNATURE_UNKNOWN_KEY', `${what}: signed by key ${issuer.toHex().toUpperCase()}, which is not in the trusted keyring`);
+  }
+  const signingKey = match.getKeys(issuer)[0]!;
+  const alg = algorithmOf(signingKey);
+  const fpr = match.getFingerprint().toUpperCase();
+  if (!alg.ok) {
+    throw new OtaError('SIGNATURE_WEAK_KEY', `${what}: signing key ${fpr} is ${alg.name}; only Ed25519 and RSA of 3072 bits or more are accepted`);
+  }
+  if (await match.isRevoked(undefined, undefined, now)) {
+    throw new OtaError('SIGNATURE_KEY_REVOKED', `${what}: signing key ${fpr} is revoked`);
+  }
+  const expires = await match.getExpirationTime();
+  if (expires instanceof Date && expires.getTime() <= now.getTime()) {
+    throw new OtaError('SIGNATURE_KEY_EXPIRED', `${what}: signing key ${fpr} expired on ${expires.toISOString()}`);
+  }
+  const message = await openpgp.createMessage({ binary: data });
+  const result = await openpgp.verify({ message, signature: sig, verificationKeys: [match], date: now });
+  const first = result.signatures[0];
+  try {
+    if (!first) throw new Error('no signature');
+    await first.verified;
+  } catch (cause) {
+    const msg = errorMessage(cause);
+    if (/expired/i.test(msg)) throw new OtaError('SIGNATURE_KEY_EXPIRED', `${what}: ${msg}`, { cause });
+    if (/revoked/i.test(msg)) throw new OtaError('SIGNATURE_KEY_REVOKED', `${what}: ${msg}`, { cause });
+    throw new OtaError('SIGNATURE_BAD', `${what}: the signature by ${fpr} does not match (${msg})`, { cause });
+  }
+  const packet = packets[0] as openpgp.SignaturePacket;
+  return {
+    keyId: issuer.toHex().toUpperCase(),
+    fingerprint: fpr,
+    userIds: match.getUserIDs(),
+    algorithm: alg.name,
+    created: (packet.created ?? now).toISOString(),
+  };
+}
+
+/** A freshly made key pair, armored. */
+export interface GeneratedKey {
+  privateKey: string;
+  publicKey: string;
+  fingerprint: string;
+}
+
+/** Makes a v4 Ed25519 signing key (readable by GnuPG 2.2); protected when `passphrase` is set. */
+export async function generateSigningKey(userId: string, passphrase?: string): Promise<GeneratedKey> {
+  const { privateKey, publicKey } = await openpgp.generateKey({
+    type: 'ecc',
+    curve: 'curve25519Legacy',
+    userIDs: [parseUserId(userId)],
+    format: 'armored',
+    ...(passphrase ? { passphrase } : {}),
+  });
+  const key = await openpgp.readKey({ armoredKey: publicKey });
+  return { privateKey, publicKey, fingerprint: key.getFingerprint().toUpperCase() };
+}
+
+function parseUserId(userId: string): openpgp.UserID {
+  const m = /^(.*?)\s*<([^>]+)>\s*$/.exec(userId);
+  return m ? { name: m[1] ?? '', email: m[2] ?? '' } : { name: userId };
+}
+
+/** The armored public key of a private key. */
+export function publicArmor(key: openpgp.PrivateKey): string {
+  return key.toPublic().armor();
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    // Two cores: real processes, grub-emu and gpg do the heavy lifting, keep parallelism modest.
+    maxWorkers: 2,
+  },
+});
