@@ -12,3 +12,6 @@ export * from './tree.js';
 export * from './tree-pack.js';
 export * from './inflate.js';
 export * from './verify.js';
+export * from './protocol.js';
+export * from './cli.js';
+export * from './strict-json.js';
