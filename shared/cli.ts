@@ -26,7 +26,14 @@ export interface Command<O extends Options = Options> {
   options: O;
   /** Positional arguments allowed: [min, max]. */
   positionals?: [number, number];
-  run(args: { values: Record<string, unknown>; positionals: string[] }): Promise<number | void>;
+  run(args: ParsedArgs): Promise<number | void>;
+}
+
+/** Parsed arguments; `tokens` keeps the order options were given in. */
+export interface ParsedArgs {
+  values: Record<string, unknown>;
+  positionals: string[];
+  tokens: { name: string; value: string | undefined }[];
 }
 
 /** Declares a command with typed options. */
@@ -34,15 +41,16 @@ export function defineCommand<O extends Options>(c: Command<O>): Command {
   return c as unknown as Command;
 }
 
-function parse(cmd: Command, argv: string[]): { values: Record<string, unknown>; positionals: string[] } {
+function parse(cmd: Command, argv: string[]): ParsedArgs {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true, tokens: true });
   } catch (err) {
     const msg = errorMessage(err).replace(/\. To specify a positional argument.*$/, '');
     throw new UsageError(`${msg}; see '${cmd.usage.split(' ').slice(0, 2).join(' ')} --help'`);
   }
-  return { values: parsed.values as Record<string, unknown>, positionals: parsed.positionals };
+  const tokens = parsed.tokens.flatMap((t) => (t.kind === 'option' ? [{ name: t.name, value: t.value }] : []));
+  return { values: parsed.values as Record<string, unknown>, positionals: parsed.positionals, tokens };
 }
 
 /** Runs a multi-command program; returns the exit code. */

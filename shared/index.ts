@@ -15,3 +15,4 @@ export * from './verify.js';
 export * from './protocol.js';
 export * from './cli.js';
 export * from './strict-json.js';
+export * from './inspect.js';

@@ -1,5 +1,8 @@
 /** Every ota-release sub-command, in the order `--help` lists them. */
 import type { Command } from '../../shared/cli.js';
+import { buildCommand } from './build.js';
+import { inspectCommand } from './inspect.js';
 import { keygenCommand } from './keygen.js';
+import { verifyCommand } from './verify.js';
 
-export const commands: Command[] = [keygenCommand];
+export const commands: Command[] = [keygenCommand, buildCommand, inspectCommand, verifyCommand];
