@@ -107,7 +107,13 @@ export class BundleReader {
 
     // Signature first: nothing in an unauthenticated manifest is interpreted, not even its schema.
     const signer = await verifyDetached(manifestBytes, signature, opts.keyring, `${what}: manifest.json.sig`, opts.now);
-    const manifest = parseManifest(manifestBytes);
+    let manifest: Manifest;
+    try {
+      manifest = parseManifest(manifestBytes);
+    } catch (err) {
+      if (err instanceof OtaError) throw new OtaError(err.code, `${what}: ${err.message}`, { cause: err });
+      throw err;
+    }
     const bundle = VerifiedBundle.create(manifest, manifestBytes, signature, signer, src.position);
     return new BundleReader(src, tar, bundle, what);
   }

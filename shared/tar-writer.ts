@@ -16,9 +16,11 @@ function putOctal(b: Buffer, n: number, off: number, len: number): void {
   putString(b, n.toString(8).padStart(len - 1, '0'), off, len - 1);
 }
 
-function header(name: string, size: number, type: string, mtime: number): Buffer {
+/** One ustar header block; `linkname` for links. Exported for test fixtures that craft odd tars. */
+export function header(name: string, size: number, type: string, mtime: number, linkname = ''): Buffer {
   const b = Buffer.alloc(BLOCK);
   putString(b, name, 0, 100);
+  putString(b, linkname, 157, 100);
   putOctal(b, 0o644, 100, 8);
   putOctal(b, 0, 108, 8);
   putOctal(b, 0, 116, 8);

@@ -124,6 +124,9 @@ export class TreeChecker {
       entry.linkname = link;
     } else if (t === 'link') {
       const link = h.linkname ?? '';
+      if (link.startsWith('/') || link.split('/').includes('..')) {
+        throw new OtaError('TREE_LINK_ESCAPE', `${what}: hard link "${path}" -> "${link}" points outside the tree`);
+      }
       const target = normaliseTreePath(link, what);
       if (!this.files.has(target)) {
         throw new OtaError('TREE_LINK_ESCAPE', `${what}: hard link "${path}" -> "${link}" does not name an earlier file of the tree`);
