@@ -13,7 +13,7 @@ import { Transform } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import type { PrivateKey } from 'openpgp';
 import { OtaError, errorMessage } from './errors.js';
-import { CHUNK, hashFile, sha256Hex } from './hashing.js';
+import { CHUNK, forEachChunk, hashFile, sha256Hex } from './hashing.js';
 import { isPayloadName, serializeManifest, validateManifest, type Manifest, type ModuleSpec, type ModuleType } from './manifest.js';
 import { signDetached } from './signing.js';
 import { END_OF_ARCHIVE, entryHeader, pad, padding } from './tar-writer.js';
@@ -63,13 +63,7 @@ interface Staged {
 async function stageGzip(path: string, out: string): Promise<{ sha256: string; size: number; unpackedSize: number }> {
   const hash = createHash('sha256');
   let size = 0;
-  let unpacked = 0;
-  const count = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      unpacked += chunk.length;
-      cb(null, chunk);
-    },
-  });
+  const gz = createGzip({ level: 6 });
   const tap = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       hash.update(chunk);
@@ -77,8 +71,13 @@ async function stageGzip(path: string, out: string): Promise<{ sha256: string; s
       cb(null, chunk);
     },
   });
-  await pipeline(createReadStream(path, { highWaterMark: CHUNK }), count, createGzip({ level: 6 }), tap, createWriteStream(out));
-  return { sha256: hash.digest('hex'), size, unpackedSize: unpacked };
+  const writing = pipeline(gz, tap, createWriteStream(out));
+  // zlib keeps a reference to each input chunk until it has compressed it; waiting for the
+  // write callback lets forEachChunk reuse its single buffer safely.
+  const unpackedSize = await forEachChunk(path, (chunk) => new Promise<void>((resolve, reject) => gz.write(chunk, (err) => (err ? reject(err) : resolve()))));
+  gz.end();
+  await writing;
+  return { sha256: hash.digest('hex'), size, unpackedSize };
 }
 
 async function stage(p: PayloadInput, tmp: string, k: number): Promise<Staged> {
@@ -161,13 +160,13 @@ export async function buildBundle(input: BuildInput): Promise<BuildResult> {
         await write(entryHeader(`payloads/${s.spec.name}`, s.spec.size, mtime));
         const h = createHash('sha256');
         let n = 0;
-        for await (const chunk of createReadStream(s.file, { highWaterMark: CHUNK })) {
-          h.update(chunk as Buffer);
-          n += (chunk as Buffer).length;
-          await write(chunk as Buffer);
-          done += (chunk as Buffer).length;
+        await forEachChunk(s.file, async (chunk) => {
+          h.update(chunk);
+          n += chunk.length;
+          await write(chunk);
+          done += chunk.length;
           input.onProgress?.(done, total);
-        }
+        });
         // The input may have changed since it was hashed; never sign bytes we did not write.
         if (n !== s.spec.size || h.digest('hex') !== s.spec.sha256) {
           throw new OtaError('PAYLOAD_HASH_MISMATCH', `payload ${s.spec.name}: ${s.file} changed while the bundle was being built`);
