@@ -44,10 +44,22 @@ export interface OpenOptions {
   now?: Date;
 }
 
+/** Where an interrupted bundle read can continue: inside payload `index`, `offset` bytes in. */
+export interface ResumePoint {
+  index: number;
+  /** Offset of that payload's first byte in the bundle (PayloadEntry.dataOffset). */
+  dataOffset: number;
+  offset: number;
+}
+
 /** One payload as it streams out of the bundle. */
 export interface PayloadEntry {
   readonly module: ModuleSpec;
   readonly index: number;
+  /** Offset of the payload's first byte in the bundle: with a byte count, a durable resume point. */
+  readonly dataOffset: number;
+  /** Bytes of this payload already consumed before this reader started (resume), else 0. */
+  readonly startOffset: number;
   /** The payload's bytes, hashed and counted while they pass; the iteration throws on mismatch at the end. */
   readonly chunks: AsyncIterable<Buffer>;
 }
@@ -75,7 +87,33 @@ export class BundleReader {
     private readonly tar: TarReader,
     readonly bundle: VerifiedBundle,
     private readonly what: string,
+    private readonly resumeState?: { at: ResumePoint; prefix: AsyncIterable<Buffer> },
   ) {}
+
+  /**
+   * Continues a bundle part-way through payload `at.index`: `input` must deliver the bundle from
+   * byte `at.dataOffset + at.offset` on (an HTTP Range request), and `prefix` the payload's first
+   * `at.offset` bytes (read back from the slot) so its hash still covers every byte. The
+   * signature is verified again from the stored manifest and signature bytes.
+   */
+  static async resume(
+    input: AsyncIterable<Uint8Array>,
+    opts: OpenOptions,
+    signed: { manifestBytes: Buffer; signature: Buffer; payloadsOffset: number },
+    at: ResumePoint,
+    prefix: AsyncIterable<Buffer>,
+  ): Promise<BundleReader> {
+    const what = `bundle ${opts.source ?? ''}`.trim();
+    const signer = await verifyDetached(signed.manifestBytes, signed.signature, opts.keyring, `${what}: manifest.json.sig`, opts.now);
+    const manifest = parseManifest(signed.manifestBytes);
+    const module = manifest.modules[at.index];
+    if (!module || at.offset < 0 || at.offset > module.size || at.dataOffset < signed.payloadsOffset) {
+      throw new OtaError('BUNDLE_TRUNCATED', `${what}: resume point (payload ${at.index}, offset ${at.offset}) does not lie inside the bundle`);
+    }
+    const bundle = VerifiedBundle.create(manifest, signed.manifestBytes, signed.signature, signer, signed.payloadsOffset);
+    const src = new ByteSource(input, at.dataOffset + at.offset);
+    return new BundleReader(src, new TarReader(src, what), bundle, what, { at, prefix });
+  }
 
   /** Reads manifest.json and manifest.json.sig and verifies the signature; no payload byte is read yet. */
   static async open(input: AsyncIterable<Uint8Array>, opts: OpenOptions): Promise<BundleReader> {
@@ -133,6 +171,16 @@ export class BundleReader {
     const byName = new Map(modules.map((m, i) => [m.name, i]));
     const seen = new Set<string>();
     let expected = 0;
+    if (this.resumeState) {
+      const { at, prefix } = this.resumeState;
+      for (const m of modules.slice(0, at.index + 1)) seen.add(m.name);
+      expected = at.index + 1;
+      const module = modules[at.index]!;
+      const header: TarHeader = { name: `payloads/${module.name}`, size: module.size, type: '0', dataOffset: at.dataOffset };
+      const body = new PayloadBody(this.src, module, header, this.what, { offset: at.offset, prefix });
+      yield { module, index: at.index, dataOffset: at.dataOffset, startOffset: at.offset, chunks: body };
+      if (!body.finished) await body.drain();
+    }
     for (;;) {
       const h = await this.tar.next();
       if (!h) break;
@@ -158,7 +206,7 @@ export class BundleReader {
         throw new OtaError('PAYLOAD_SIZE_MISMATCH', `${this.what}: payload "${pname}" is ${h.size} bytes in the archive but ${module.size} in the manifest`);
       }
       const body = new PayloadBody(this.src, module, h, this.what);
-      yield { module, index, chunks: body };
+      yield { module, index, dataOffset: h.dataOffset, startOffset: 0, chunks: body };
       if (!body.finished) await body.drain();
     }
     if (expected < modules.length) {
@@ -182,13 +230,24 @@ class PayloadBody implements AsyncIterable<Buffer> {
     private readonly module: ModuleSpec,
     private readonly header: TarHeader,
     private readonly what: string,
+    private readonly resumed?: { offset: number; prefix: AsyncIterable<Buffer> },
   ) {}
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
     if (this.started) throw new Error(`payload "${this.module.name}" can be read only once`);
     this.started = true;
     const hash = createHash('sha256');
-    for await (const chunk of this.src.take(this.header.size, `${this.what}: payload "${this.module.name}"`)) {
+    let skip = 0;
+    if (this.resumed) {
+      for await (const c of this.resumed.prefix) {
+        hash.update(c);
+        skip += c.length;
+      }
+      if (skip !== this.resumed.offset) {
+        throw new OtaError('PAYLOAD_SIZE_MISMATCH', `${this.what}: payload "${this.module.name}": ${skip} bytes read back to resume, ${this.resumed.offset} expected`);
+      }
+    }
+    for await (const chunk of this.src.take(this.header.size - skip, `${this.what}: payload "${this.module.name}"`)) {
       hash.update(chunk);
       yield chunk;
     }

@@ -80,3 +80,57 @@ describe('BundleReader', () => {
     expect(reader.manifest.version).toBe('1.0.0');
   });
 });
+
+describe('BundleReader.resume', () => {
+  async function firstPass() {
+    const reader = await BundleReader.open(chunked(bundle, 4096), { keyring });
+    const out: { dataOffset: number; bytes: Buffer; size: number }[] = [];
+    for await (const p of reader.payloads()) {
+      const parts: Buffer[] = [];
+      for await (const c of p.chunks) parts.push(Buffer.from(c));
+      out.push({ dataOffset: p.dataOffset, bytes: Buffer.concat(parts), size: p.module.size });
+    }
+    return { reader, out };
+  }
+
+  it.each([
+    [0, 0],
+    [0, 1],
+    [0, 50_000],
+    [0, 100_003],
+    [1, 0],
+    [1, 17],
+  ])('continues inside payload %i at offset %i and verifies the whole payload', async (index, offset) => {
+    const { reader, out } = await firstPass();
+    const target = out[index]!;
+    const signed = { manifestBytes: reader.bundle.manifestBytes, signature: reader.bundle.signature, payloadsOffset: reader.bundle.payloadsOffset };
+    const tail = bundle.subarray(target.dataOffset + offset);
+    const prefix = (async function* () {
+      yield target.bytes.subarray(0, offset);
+    })();
+    const resumed = await BundleReader.resume(chunked(tail, 3000), { keyring }, signed, { index, dataOffset: target.dataOffset, offset }, prefix);
+    const got: [number, number, number][] = [];
+    for await (const p of resumed.payloads()) {
+      let n = 0;
+      for await (const c of p.chunks) n += c.length;
+      got.push([p.index, p.startOffset, n]);
+    }
+    expect(got[0]).toEqual([index, offset, target.size - offset]);
+    expect(got).toHaveLength(out.length - index);
+    expect(resumed.complete).toBe(true);
+  });
+
+  it('fails the payload when the bytes read back from the slot differ from what was written', async () => {
+    const { reader, out } = await firstPass();
+    const signed = { manifestBytes: reader.bundle.manifestBytes, signature: reader.bundle.signature, payloadsOffset: reader.bundle.payloadsOffset };
+    const wrong = Buffer.from(out[0]!.bytes.subarray(0, 1000));
+    wrong[3] = (wrong[3] ?? 0) ^ 1;
+    const resumed = await BundleReader.resume(chunked(bundle.subarray(out[0]!.dataOffset + 1000), 4096), { keyring }, signed, { index: 0, dataOffset: out[0]!.dataOffset, offset: 1000 }, (async function* () {
+      yield wrong;
+    })());
+    const err = await (async () => {
+      for await (const p of resumed.payloads()) for await (const _ of p.chunks) void _;
+    })().catch((e: unknown) => e);
+    expect(isOtaError(err, 'PAYLOAD_HASH_MISMATCH')).toBe(true);
+  });
+});
