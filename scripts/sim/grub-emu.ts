@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { tool } from './tools.js';
 
 /** The decision one run of ota-select.cfg made, as it reported it. */
 export interface Selection {
@@ -95,9 +96,9 @@ export async function runSelection(bootDir: string, opts: RunSelectionOptions = 
     await writeFile(join(emuDir, 'grub.cfg'), WRAPPER(opts.preamble ?? ''));
     await writeFile(deviceMap, `(hd0) ${image}\n`);
     const size = Math.max(8 << 20, 2 * (await treeSize(bootDir)) + (4 << 20));
-    await execa('mkfs.ext4', ['-q', '-F', '-d', bootDir, image, `${Math.ceil(size / 1024)}k`], { stdin: 'ignore' });
+    await execa(tool('mkfs.ext4'), ['-q', '-F', '-d', bootDir, image, `${Math.ceil(size / 1024)}k`], { stdin: 'ignore' });
 
-    const run = await execa('grub-emu', ['-d', emuDir, '-m', deviceMap, '-r', 'host'], {
+    const run = await execa(tool('grub-emu'), ['-d', emuDir, '-m', deviceMap, '-r', 'host'], {
       stdin: 'ignore',
       all: true,
       reject: false,
@@ -110,7 +111,7 @@ export async function runSelection(bootDir: string, opts: RunSelectionOptions = 
 
     const dumped = join(work, 'grubenv.out');
     // debugfs exits 0 even when the file is absent, so the dump's existence is the answer.
-    await execa('debugfs', ['-R', `dump /grub/grubenv ${dumped}`, image], { stdin: 'ignore', reject: false });
+    await execa(tool('debugfs'), ['-R', `dump /grub/grubenv "${dumped}"`, image], { stdin: 'ignore', reject: false });
     const grubenv = existsSync(dumped) ? await readFile(dumped) : null;
     return { selection, output, grubenv };
   } finally {

@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { tool } from './tools.js';
 
 /** The env a fresh device starts with (DESIGN §5): A first, both bootable, no tries used. */
 export const DEFAULT_ENV: Readonly<Record<string, string>> = Object.freeze({
@@ -23,7 +24,7 @@ export function parseEnvList(text: string): Record<string, string> {
 
 /** Reads a grubenv file through `grub-editenv PATH list`, so GRUB's own parser is the judge. */
 export async function readEnv(path: string): Promise<Record<string, string>> {
-  const { stdout } = await execa('grub-editenv', [path, 'list'], { stdin: 'ignore' });
+  const { stdout } = await execa(tool('grub-editenv'), [path, 'list'], { stdin: 'ignore' });
   return parseEnvList(stdout);
 }
 
@@ -36,19 +37,19 @@ export async function writeEnv(path: string, vars: Record<string, string>): Prom
     return `${name}=${value}`;
   });
   if (assignments.length === 0) return;
-  await execa('grub-editenv', [path, 'set', ...assignments], { stdin: 'ignore' });
+  await execa(tool('grub-editenv'), [path, 'set', ...assignments], { stdin: 'ignore' });
 }
 
 /** Removes variables with `grub-editenv PATH unset` (to model a missing variable). */
 export async function unsetEnv(path: string, names: readonly string[]): Promise<void> {
   names.forEach(checkName);
   if (names.length === 0) return;
-  await execa('grub-editenv', [path, 'unset', ...names], { stdin: 'ignore' });
+  await execa(tool('grub-editenv'), [path, 'unset', ...names], { stdin: 'ignore' });
 }
 
 /** Creates a fresh 1024-byte env file with `grub-editenv create` and sets `vars` in it. */
 export async function createEnv(path: string, vars: Record<string, string>): Promise<void> {
-  await execa('grub-editenv', [path, 'create'], { stdin: 'ignore' });
+  await execa(tool('grub-editenv'), [path, 'create'], { stdin: 'ignore' });
   await writeEnv(path, vars);
 }
 
