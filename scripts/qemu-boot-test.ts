@@ -1,0 +1,168 @@
+/**
+ * The qemu boot test (`npm run test:boot`): real SeaBIOS, real GRUB from grub/grub.cfg, a
+ * real Debian cloud kernel, two slots, and the fallback when a slot's kernel panics or
+ * cannot be loaded. Each scenario boots its own copy of the disk; two run at a time.
+ * Exit 0 when every scenario passes, 1 otherwise.
+ */
+import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { grubSourceDir, repoRoot } from './sim/paths.js';
+import { createEnv, DEFAULT_ENV } from './sim/grubenv.js';
+import { tool } from './sim/tools.js';
+import { ensureKernel } from './qemu/kernel.js';
+import { buildInitramfs, initScript } from './qemu/initramfs.js';
+import {
+  assembleDisk, buildBootPartition, buildCoreImage, buildSlotImage, diskLayout, editDiskEnv, I386_PC, readDiskEnv, writeAt,
+} from './qemu/disk.js';
+import { runQemu } from './qemu/run-qemu.js';
+import { parseTrace } from './qemu/trace.js';
+import { checkScenario, SCENARIOS, type Scenario, type SlotBContent } from './qemu/scenarios.js';
+
+// The board-specific part of grub.cfg, as a device would ship it: only the serial console
+// (no VGA here) and an immediate reboot on panic, so a broken slot costs one second.
+const DEVICE_CFG = `# qemu boot test: IDE disk (sda), serial console only, reboot at once on panic.
+set ota_cmdline="console=ttyS0,115200 panic=1 quiet"
+`;
+
+const JOBS = Number(process.env['OTAAB_QEMU_JOBS'] ?? 2);
+const PER_BOOT_MS = Number(process.env['OTAAB_BOOT_TIMEOUT_MS'] ?? 60_000);
+const KEEP = process.env['OTAAB_QEMU_KEEP'] === '1';
+
+interface Outcome {
+  scenario: Scenario;
+  problems: string[];
+  seconds: number;
+  choices: string[];
+  logPath: string;
+}
+
+function preflight(): void {
+  for (const name of ['qemu-system-x86_64', 'grub-mkimage', 'grub-editenv', 'mkfs.fat', 'mcopy', 'mmd', 'sfdisk', 'mkfs.ext4', 'cpio']) tool(name);
+  if (!existsSync(join(I386_PC, 'boot.img'))) throw new Error(`${I386_PC}/boot.img not found: install the Debian package grub-pc-bin`);
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return results;
+}
+
+/** Builds everything once: slot images for every variant and a base disk (A good, B good). */
+async function buildArtifacts(work: string, kernel: string) {
+  const initrds = { A: join(work, 'initrd-A.img'), B: join(work, 'initrd-B.img'), Bpanic: join(work, 'initrd-B-panic.img') };
+  const coreImg = join(work, 'core.img');
+  await Promise.all([
+    buildInitramfs(initrds.A, initScript('A', 'good')),
+    buildInitramfs(initrds.B, initScript('B', 'good')),
+    buildInitramfs(initrds.Bpanic, initScript('B', 'panic')),
+    buildCoreImage(coreImg),
+  ]);
+
+  const kernelSize = (await stat(kernel)).size;
+  // Room for kernel, initrd and ext4's own metadata.
+  const layout = diskLayout(Math.ceil(kernelSize * 1.25) + (8 << 20));
+  const trees: Record<'A' | SlotBContent, { initrd: string | null; kernel: boolean }> = {
+    A: { initrd: initrds.A, kernel: true },
+    good: { initrd: initrds.B, kernel: true },
+    panic: { initrd: initrds.Bpanic, kernel: true },
+    'no-kernel': { initrd: initrds.B, kernel: false },
+    'no-initrd': { initrd: null, kernel: true },
+  };
+  const images = {} as Record<'A' | SlotBContent, string>;
+  await Promise.all(Object.entries(trees).map(async ([name, t]) => {
+    const tree = join(work, `slot-${name}`);
+    await mkdir(join(tree, 'boot'), { recursive: true });
+    if (t.kernel) await copyFile(kernel, join(tree, 'boot', 'vmlinuz'));
+    if (t.initrd) await copyFile(t.initrd, join(tree, 'boot', 'initrd.img'));
+    const image = join(work, `slot-${name}.ext4`);
+    await buildSlotImage(image, tree, layout.A.size);
+    images[name as 'A' | SlotBContent] = image;
+  }));
+
+  const grubenv = join(work, 'grubenv');
+  const deviceCfg = join(work, 'ota-device.cfg');
+  await createEnv(grubenv, { ...DEFAULT_ENV });
+  await writeFile(deviceCfg, DEVICE_CFG);
+  const bootPart = join(work, 'boot.fat');
+  await buildBootPartition(bootPart, layout.boot.size, {
+    'grub.cfg': join(grubSourceDir(), 'grub.cfg'),
+    'ota-select.cfg': join(grubSourceDir(), 'ota-select.cfg'),
+    grubenv,
+    'ota-device.cfg': deviceCfg,
+  });
+  const baseDisk = join(work, 'base.img');
+  await assembleDisk(baseDisk, layout, { coreImg, boot: bootPart, A: images.A, B: images.good });
+  return { layout, images, baseDisk };
+}
+
+async function runScenario(work: string, art: Awaited<ReturnType<typeof buildArtifacts>>, s: Scenario): Promise<Outcome> {
+  const dir = join(work, s.id);
+  await mkdir(dir);
+  const disk = join(dir, 'disk.img');
+  const logPath = join(dir, 'serial.log');
+  await copyFile(art.baseDisk, disk);
+  if (s.slotB !== 'good') await writeAt(disk, art.layout.B.offset, art.images[s.slotB]);
+  if (Object.keys(s.envEdits).length > 0) await editDiskEnv(disk, art.layout, dir, s.envEdits);
+
+  const run = await runQemu(disk, { perBootMs: PER_BOOT_MS, maxBoots: s.choices.length + 2 }, logPath);
+  const trace = parseTrace(run.log);
+  const problems: string[] = [];
+  if (run.killed === 'boot-timeout') problems.push(`a boot took longer than ${PER_BOOT_MS / 1000} s: qemu was killed`);
+  if (run.killed === 'boot-loop') problems.push(`GRUB chose a slot more than ${s.choices.length + 2} times: qemu was killed`);
+  let env: Record<string, string> = {};
+  try {
+    env = await readDiskEnv(disk, art.layout, dir);
+  } catch (e) {
+    problems.push(`cannot read grubenv back from the disk: ${(e as Error).message}`);
+  }
+  problems.push(...checkScenario(s, trace, env));
+  if (problems.length === 0 && !KEEP) await rm(disk, { force: true });
+  return { scenario: s, problems, seconds: run.seconds, choices: trace.choices, logPath };
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  preflight();
+  const kernel = await ensureKernel(join(repoRoot(), '.cache', 'qemu'), (s) => console.log(s));
+  const work = await mkdtemp(join(tmpdir(), 'otaab-qemu-'));
+  console.log(`qemu boot test: ${basename(kernel)}, ${SCENARIOS.length} scenarios, ${JOBS} at a time, work in ${work}`);
+  const art = await buildArtifacts(work, kernel);
+  console.log(`built disk images in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+  const outcomes = await mapLimit(SCENARIOS, JOBS, async (s) => {
+    const o = await runScenario(work, art, s);
+    const status = o.problems.length === 0 ? 'PASS' : 'FAIL';
+    console.log(`${status}  ${s.title.padEnd(70)} ${o.seconds.toFixed(1).padStart(5)} s  GRUB: ${o.choices.join(' ') || '-'}`);
+    for (const p of o.problems) console.log(`        ${p}`);
+    if (o.problems.length > 0) console.log(`        serial log: ${o.logPath}`);
+    return o;
+  });
+
+  const failed = outcomes.filter((o) => o.problems.length > 0);
+  const total = ((Date.now() - started) / 1000).toFixed(1);
+  if (failed.length === 0) {
+    if (KEEP) console.log(`serial logs kept in ${work}`);
+    else await rm(work, { recursive: true, force: true });
+    console.log(`PASS: ${outcomes.length}/${outcomes.length} qemu boot scenarios in ${total} s`);
+    return 0;
+  }
+  console.log(`FAIL: ${failed.length} of ${outcomes.length} qemu boot scenarios failed (${failed.map((o) => o.scenario.id).join(', ')}) in ${total} s; logs kept in ${work}`);
+  return 1;
+}
+
+main().then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    console.error(`qemu boot test: ${(e as Error).message}`);
+    process.exitCode = 1;
+  },
+);
