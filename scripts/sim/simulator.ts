@@ -10,6 +10,7 @@ import { grubSourceDir } from './paths.js';
 import { DEFAULT_ENV, createEnv, readEnv } from './grubenv.js';
 import { runSelection } from './grub-emu.js';
 
+/** grubenv helpers (all through grub-editenv), re-exported so a test needs one import. */
 export { DEFAULT_ENV, readEnv, writeEnv, unsetEnv } from './grubenv.js';
 
 /** A simulated device: where each of its parts lives on the host. */
