@@ -35,8 +35,9 @@ describe('ota-sim CLI', () => {
   });
 
   it('an operational failure exits 1 and names the folder', async () => {
-    const dir = join(await mkdtemp(join(tmpdir(), 'otaab-cli-')), 'missing');
-    dirs.push(dir);
+    const parent = await mkdtemp(join(tmpdir(), 'otaab-cli-'));
+    dirs.push(parent);
+    const dir = join(parent, 'missing');
     const r = await cli('boot', dir);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^ota-sim: boot: .*missing is not a simulated device/);
