@@ -1,0 +1,70 @@
+/**
+ * The server app factory: services from the data directory, plugins (services, errors, auth,
+ * OpenAPI) and the route groups under /v1. It never listens; `ota-server start` does, and
+ * tests drive it with `app.inject()`.
+ */
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { Keyring } from '../shared/signing.js';
+import type { ServerConfig } from './config.js';
+import { authPlugin } from './plugins/auth.js';
+import { errorsPlugin } from './plugins/errors.js';
+import { openapiPlugin } from './plugins/openapi.js';
+import { servicesPlugin } from './plugins/services.js';
+import { bundleRoutes } from './routes/bundles.js';
+import { channelRoutes } from './routes/channels.js';
+import { checkinRoutes } from './routes/checkin.js';
+import { deviceRoutes } from './routes/devices.js';
+import { releaseRoutes } from './routes/releases.js';
+import { openServices, type Services } from './services.js';
+
+/** What `buildApp` takes. */
+export interface AppOptions {
+  config: ServerConfig;
+  /** Release keyring; by default loaded from `config.releaseKeys`. */
+  keyring?: Keyring;
+  /** Already opened services (otherwise opened from `config.data`). */
+  services?: Services;
+  /** Log to stdout (the server) or not (tests). */
+  logger?: boolean;
+}
+
+/** Builds the app over a data directory; closing the app closes the database. */
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const { config } = opts;
+  const services = opts.services ?? (await openServices(config, opts.keyring));
+  const app = Fastify({
+    logger: opts.logger === false ? false : { level: config.logLevel },
+    // Check-ins are many and alike: log what changes state, not every request.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.maxJsonBody,
+    // Large uploads on slow links must not be cut by a request deadline.
+    requestTimeout: 0,
+    return503OnClosing: true,
+    ajv: {
+      // Reject unknown fields and wrong types instead of silently dropping or coercing them.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+    },
+  });
+  try {
+    await app.register(servicesPlugin, { config, services });
+    await app.register(errorsPlugin);
+    await app.register(authPlugin);
+    await app.register(openapiPlugin);
+    await app.register(
+      async (v1) => {
+        await v1.register(releaseRoutes);
+        await v1.register(channelRoutes);
+        await v1.register(deviceRoutes);
+        await v1.register(checkinRoutes);
+        await v1.register(bundleRoutes);
+      },
+      { prefix: '/v1' },
+    );
+    await app.ready();
+  } catch (err) {
+    await app.close();
+    services.store.close();
+    throw err;
+  }
+  return app;
+}

@@ -1,0 +1,68 @@
+/**
+ * The check-in path, kept lean for thousands of devices: one write transaction records the
+ * device's state, takes a waiting rollback request and reads the channel's offer; the pure
+ * policy decides; the answer is signed by the signer service.
+ */
+import { OtaError } from '../shared/errors.js';
+import type { CheckinAnswer, CheckinRequest, Directive, SignedEnvelope } from '../shared/protocol.js';
+import { isVersion } from '../shared/version.js';
+import type { ServerConfig } from './config.js';
+import type { Store } from './db/store.js';
+import './errors.js';
+import { decide } from './policy/directive.js';
+import type { AnswerSigner } from './signer.js';
+
+/** Answers check-ins. */
+export class CheckinService {
+  private readonly step: (device: string, c: CheckinRequest, now: Date, base: string) => Directive;
+
+  constructor(store: Store, private readonly signer: AnswerSigner, private readonly config: ServerConfig) {
+    // IMMEDIATE: take the write lock up front, so `ota-server token` writing at the same time
+    // makes this wait (busy_timeout) instead of failing on a lock upgrade.
+    this.step = store.db.transaction((device: string, c: CheckinRequest, now: Date, base: string): Directive => {
+      const routing = store.devices.routing(device);
+      if (!routing) throw new OtaError('DEVICE_NOT_FOUND', `device ${device}: not enrolled`);
+      store.devices.recordCheckin(device, c, now);
+      const offer = store.releases.offer(routing.channel);
+      const d = decide({
+        checkin: c,
+        compatible: routing.compatible,
+        rollback: store.rollbacks.take(device, now),
+        offer,
+        offerFailed: offer !== null && store.reports.failed(device, offer.version),
+      });
+      if (d.type !== 'update' || !offer) return d.type === 'rollback' ? d : { type: 'none' };
+      return {
+        type: 'update',
+        release: {
+          version: offer.version,
+          sha256: offer.sha256,
+          size: offer.size,
+          url: `${base}/v1/bundles/${offer.sha256}`,
+          manifest: offer.manifest,
+          manifestSignature: offer.manifestSignature,
+        },
+      };
+    }).immediate;
+  }
+
+  /** Records the check-in of `device` and returns its signed answer; `base` is the server URL seen by the device. */
+  async answer(device: string, c: CheckinRequest, requestBase: string, now = new Date()): Promise<SignedEnvelope> {
+    if (c.version !== null && !isVersion(c.version)) {
+      throw new OtaError('REQUEST_INVALID', `body field "version" must be a semantic version or null, not "${c.version}"`);
+    }
+    if (c.transaction && !isVersion(c.transaction.version)) {
+      throw new OtaError('REQUEST_INVALID', `body field "transaction.version" must be a semantic version, not "${c.transaction.version}"`);
+    }
+    const directive = this.step(device, c, now, this.config.publicUrl ?? requestBase);
+    const answer: CheckinAnswer = {
+      device,
+      nonce: c.nonce,
+      issued: now.toISOString(),
+      expires: new Date(now.getTime() + this.config.answerTtl * 1000).toISOString(),
+      directive,
+      pollInterval: this.config.pollInterval,
+    };
+    return this.signer.sign(answer);
+  }
+}

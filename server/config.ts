@@ -1,0 +1,196 @@
+/**
+ * The server's configuration: one schema, defaults in one object, three sources (a JSON file,
+ * OTA_SERVER_* environment variables, command-line flags, later ones winning), validated once
+ * and frozen. Unknown keys are errors that name the key and where it came from.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { UsageError } from '../shared/cli.js';
+import { OtaError, errorMessage } from '../shared/errors.js';
+import { parseStrictJson } from '../shared/strict-json.js';
+import './errors.js';
+
+/** Everything the server reads at start; frozen after validation. */
+export interface ServerConfig {
+  /** Data directory: server.db, bundles/, tmp/, server-key.asc. */
+  readonly data: string;
+  readonly host: string;
+  /** TCP port; 0 picks a free one (the actual port is printed). */
+  readonly port: number;
+  /** Public key files whose holders may sign releases. */
+  readonly releaseKeys: readonly string[];
+  /** Base URL devices reach the server at, for bundle URLs; null: taken from each request's Host. */
+  readonly publicUrl: string | null;
+  /** Largest bundle upload accepted, in bytes. */
+  readonly maxBundleSize: number;
+  /** Largest JSON request body accepted, in bytes. */
+  readonly maxJsonBody: number;
+  /** Seconds a signed check-in answer stays valid. */
+  readonly answerTtl: number;
+  /** Seconds between check-ins the server asks devices for. */
+  readonly pollInterval: number;
+  readonly logLevel: LogLevel;
+}
+
+/** Levels of the server log (pino's). */
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** The defaults, in one place. */
+export const DEFAULTS: ServerConfig = Object.freeze({
+  data: '/var/lib/otaab-server',
+  host: '0.0.0.0',
+  port: 8080,
+  releaseKeys: Object.freeze([]),
+  publicUrl: null,
+  maxBundleSize: 8 * 1024 ** 3,
+  maxJsonBody: 256 * 1024,
+  answerTtl: 300,
+  pollInterval: 300,
+  logLevel: 'info',
+});
+
+type Key = keyof ServerConfig;
+
+interface Field {
+  /** Environment variable that sets it. */
+  env: string;
+  /** Command-line flag that sets it. */
+  flag: string;
+  /** Turns a raw value (JSON from the file, text from env or flags) into a valid one, or says why not. */
+  parse(raw: unknown, fromText: boolean, base: string): { ok: true; value: unknown } | { ok: false; why: string };
+}
+
+const ok = (value: unknown) => ({ ok: true as const, value });
+const no = (why: string) => ({ ok: false as const, why });
+
+function int(min: number, max: number): Field['parse'] {
+  return (raw, fromText) => {
+    const n = fromText && typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw) : raw;
+    return typeof n === 'number' && Number.isSafeInteger(n) && n >= min && n <= max ? ok(n) : no(`must be a whole number from ${min} to ${max}`);
+  };
+}
+
+const path: Field['parse'] = (raw, _t, base) => (typeof raw === 'string' && raw !== '' ? ok(resolve(base, raw)) : no('must be a path'));
+
+const paths: Field['parse'] = (raw, fromText, base) => {
+  // In the environment several key files are separated by commas.
+  const list = fromText && typeof raw === 'string' ? raw.split(',').filter((s) => s !== '') : raw;
+  if (!Array.isArray(list) || !list.every((p) => typeof p === 'string' && p !== '')) return no('must be a list of key file paths');
+  return ok(Object.freeze(list.map((p: string) => resolve(base, p))));
+};
+
+/** The schema: every key, its environment variable and flag, and its check. */
+export const FIELDS: Readonly<Record<Key, Field>> = {
+  data: { env: 'OTA_SERVER_DATA', flag: 'data', parse: path },
+  host: { env: 'OTA_SERVER_HOST', flag: 'host', parse: (raw) => (typeof raw === 'string' && raw !== '' ? ok(raw) : no('must be a host name or address')) },
+  port: { env: 'OTA_SERVER_PORT', flag: 'port', parse: int(0, 65535) },
+  releaseKeys: { env: 'OTA_SERVER_RELEASE_KEYS', flag: 'release-key', parse: paths },
+  publicUrl: {
+    env: 'OTA_SERVER_PUBLIC_URL',
+    flag: 'public-url',
+    parse: (raw) => {
+      if (raw === null) return ok(null);
+      if (typeof raw !== 'string' || !/^https?:\/\/[^/]+(\/.*)?$/.test(raw)) return no('must be an http:// or https:// URL such as https://ota.example.com');
+      return ok(raw.replace(/\/+$/, ''));
+    },
+  },
+  maxBundleSize: { env: 'OTA_SERVER_MAX_BUNDLE_SIZE', flag: 'max-bundle-size', parse: int(1024, Number.MAX_SAFE_INTEGER) },
+  maxJsonBody: { env: 'OTA_SERVER_MAX_JSON_BODY', flag: 'max-json-body', parse: int(1024, 64 * 1024 * 1024) },
+  answerTtl: { env: 'OTA_SERVER_ANSWER_TTL', flag: 'answer-ttl', parse: int(10, 7 * 24 * 3600) },
+  pollInterval: { env: 'OTA_SERVER_POLL_INTERVAL', flag: 'poll-interval', parse: int(5, 7 * 24 * 3600) },
+  logLevel: {
+    env: 'OTA_SERVER_LOG_LEVEL',
+    flag: 'log-level',
+    parse: (raw) => (LOG_LEVELS.includes(raw as LogLevel) ? ok(raw) : no(`must be one of ${LOG_LEVELS.join(', ')}`)),
+  },
+};
+
+/** One source of settings, applied in order. */
+export interface ConfigLayer {
+  /** How errors name it: `config file /etc/x.json`, `environment`, `command line`. */
+  source: 'file' | 'env' | 'flags';
+  name: string;
+  /** Values by config key (file) or by env variable / flag name (env, flags). */
+  values: Readonly<Record<string, unknown>>;
+  /** Directory relative paths are resolved against. */
+  base: string;
+}
+
+function fail(layer: ConfigLayer, code: 'SERVER_CONFIG_UNKNOWN_KEY' | 'SERVER_CONFIG_INVALID', text: string): never {
+  // A bad flag is a usage mistake (exit 2); a bad file or environment is an operational one.
+  if (layer.source === 'flags') throw new UsageError(text);
+  throw new OtaError(code, `${layer.name}: ${text}`);
+}
+
+/** Merges the layers over the defaults, validating every value once; the result is frozen. */
+export function resolveConfig(layers: readonly ConfigLayer[]): ServerConfig {
+  const out: Record<string, unknown> = { ...DEFAULTS };
+  const keys = Object.keys(FIELDS) as Key[];
+  for (const layer of layers) {
+    for (const [name, raw] of Object.entries(layer.values)) {
+      if (raw === undefined) continue;
+      const key =
+        layer.source === 'file' ? keys.find((k) => k === name) : keys.find((k) => (layer.source === 'env' ? FIELDS[k].env : FIELDS[k].flag) === name);
+      if (!key) {
+        if (layer.source === 'env') continue; // the environment holds everything else too
+        fail(layer, 'SERVER_CONFIG_UNKNOWN_KEY', `unknown key "${name}"; known keys: ${keys.join(', ')}`);
+      }
+      const label = layer.source === 'file' ? `key "${key}"` : layer.source === 'env' ? FIELDS[key].env : `option --${FIELDS[key].flag}`;
+      const parsed = FIELDS[key].parse(raw, layer.source !== 'file', layer.base);
+      if (!parsed.ok) fail(layer, 'SERVER_CONFIG_INVALID', `${label} ${parsed.why}, not ${JSON.stringify(raw)}`);
+      out[key] = parsed.value;
+    }
+  }
+  return Object.freeze(out) as unknown as ServerConfig;
+}
+
+/** Reads a JSON config file as a layer. */
+export async function fileLayer(file: string): Promise<ConfigLayer> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new OtaError('SERVER_CONFIG_UNREADABLE', `config file ${file}: cannot be read (${errorMessage(cause)})`, { cause });
+  }
+  let values: unknown;
+  try {
+    values = parseStrictJson(text, `config file ${file}`);
+  } catch (cause) {
+    throw new OtaError('SERVER_CONFIG_UNREADABLE', `config file ${file}: ${errorMessage(cause)}`, { cause });
+  }
+  if (!values || typeof values !== 'object' || Array.isArray(values)) {
+    throw new OtaError('SERVER_CONFIG_UNREADABLE', `config file ${file}: must hold a JSON object`);
+  }
+  return { source: 'file', name: `config file ${file}`, values: values as Record<string, unknown>, base: dirname(resolve(file)) };
+}
+
+/** The OTA_SERVER_* variables of `env` as a layer. */
+export function envLayer(env: NodeJS.ProcessEnv, cwd = process.cwd()): ConfigLayer {
+  const values: Record<string, unknown> = {};
+  for (const f of Object.values(FIELDS)) if (env[f.env] !== undefined && env[f.env] !== '') values[f.env] = env[f.env];
+  return { source: 'env', name: 'environment', values, base: cwd };
+}
+
+/** Command-line option values (by flag name) as a layer. */
+export function flagLayer(values: Record<string, unknown>, cwd = process.cwd()): ConfigLayer {
+  const picked: Record<string, unknown> = {};
+  for (const f of Object.values(FIELDS)) {
+    const v = values[f.flag];
+    if (v === undefined || (Array.isArray(v) && v.length === 0)) continue;
+    picked[f.flag] = v;
+  }
+  return { source: 'flags', name: 'command line', values: picked, base: cwd };
+}
+
+/**
+ * The configuration from flags, environment and the config file (named by --config or
+ * OTA_SERVER_CONFIG), in increasing precedence: file, environment, flags.
+ */
+export async function loadConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<ServerConfig> {
+  const file = typeof flags.config === 'string' ? flags.config : env.OTA_SERVER_CONFIG || undefined;
+  const layers: ConfigLayer[] = [];
+  if (file) layers.push(await fileLayer(file));
+  layers.push(envLayer(env), flagLayer(flags));
+  return resolveConfig(layers);
+}

@@ -1,0 +1,16 @@
+/** Answers every error, and every unknown route, as `{ error, message }` (DESIGN §8). */
+import { toApiError } from '../http/api-error.js';
+import { unencapsulated } from '../plugin.js';
+
+/** The error plugin. */
+export const errorsPlugin = unencapsulated('otaab-errors', async (app) => {
+  app.setErrorHandler((err, req, reply) => {
+    const e = toApiError(err);
+    if (e.status >= 500) req.log.error({ err }, `${req.method} ${req.url} failed`);
+    else req.log.debug({ code: e.code }, e.message);
+    return reply.code(e.status).send({ error: e.code, message: e.message });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: 'ROUTE_NOT_FOUND', message: `${req.method} ${req.url}: no such route (see /v1/openapi.json)` }),
+  );
+});

@@ -1,0 +1,43 @@
+/**
+ * Bundle download, streamed from disk with HTTP Range so a device on a flaky link resumes
+ * where it stopped. Bundles are content-addressed and immutable: the sha256 is a strong ETag.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import { open } from 'node:fs/promises';
+import { OtaError } from '../../shared/errors.js';
+import { CHUNK } from '../../shared/hashing.js';
+import '../errors.js';
+import { ifRangeHolds, planRange } from '../http/range.js';
+import { bundleSchema } from '../schemas/bundles.js';
+
+/** The bundle route. */
+export const bundleRoutes: FastifyPluginAsync = async (app) => {
+  app.get<{ Params: { sha256: string } }>('/bundles/:sha256', { schema: bundleSchema, config: { roles: ['device', 'ops'] } }, async (req, reply) => {
+    const sha256 = req.params.sha256;
+    const stored = app.store.releases.bundle(sha256);
+    if (!stored) throw new OtaError('BUNDLE_NOT_FOUND', `bundle ${sha256}: no stored release has it`);
+    const size = stored.size;
+    const etag = `"${sha256}"`;
+    reply.header('accept-ranges', 'bytes').header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
+
+    let plan = planRange(req.headers.range, size);
+    const ifRange = req.headers['if-range'];
+    if (plan.type !== 'full' && !ifRangeHolds(typeof ifRange === 'string' ? ifRange : undefined, etag)) plan = { type: 'full' };
+    if (plan.type === 'unsatisfiable') {
+      reply.code(416).header('content-range', `bytes */${size}`);
+      throw new OtaError('RANGE_NOT_SATISFIABLE', `bundle ${sha256}: range "${req.headers.range ?? ''}" is outside its ${size} bytes`);
+    }
+
+    let fh;
+    try {
+      fh = await open(app.bundles.path(sha256), 'r');
+    } catch (cause) {
+      req.log.error({ err: cause, sha256 }, 'a recorded bundle is missing from storage');
+      throw new OtaError('BUNDLE_NOT_FOUND', `bundle ${sha256}: recorded but missing from storage`, { cause });
+    }
+    const [start, end] = plan.type === 'partial' ? [plan.start, plan.end] : [0, size - 1];
+    if (plan.type === 'partial') reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`);
+    reply.header('content-length', String(end - start + 1)).type('application/octet-stream');
+    return reply.send(fh.createReadStream({ start, end, highWaterMark: CHUNK }));
+  });
+};

@@ -1,0 +1,68 @@
+/**
+ * Releases: upload (streamed, verified, stored content-addressed, recorded) and list.
+ * The octet-stream parser below hands the raw request stream to the handler: a bundle is
+ * never buffered in memory, whatever its size.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { Readable } from 'node:stream';
+import { OtaError, isOtaError } from '../../shared/errors.js';
+import '../errors.js';
+import { listSchema, uploadSchema } from '../schemas/releases.js';
+import { receiveBundle } from '../storage/receive.js';
+
+/** The release routes. */
+export const releaseRoutes: FastifyPluginAsync = async (app) => {
+  // Scoped to this plugin: other routes keep refusing octet-stream bodies with 415.
+  app.addContentTypeParser('application/octet-stream', (req, payload, done) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > app.config.maxBundleSize) {
+      done(new OtaError('UPLOAD_TOO_LARGE', `upload of ${declared} bytes: larger than the server's maxBundleSize of ${app.config.maxBundleSize}`), undefined);
+      return;
+    }
+    done(null, payload);
+  });
+
+  app.post('/releases', { schema: uploadSchema, config: { roles: ['ops'] } }, async (req, reply) => {
+    const body = req.body as Readable | undefined;
+    if (!body || typeof (body as Partial<Readable>)[Symbol.asyncIterator] !== 'function') {
+      throw new OtaError('REQUEST_MEDIA_TYPE', 'POST /v1/releases: send the bundle as Content-Type: application/octet-stream');
+    }
+    const got = await receiveBundle(body, { store: app.bundles, keyring: app.keyring, maxSize: app.config.maxBundleSize, source: 'upload' });
+    const m = got.report.bundle.manifest;
+    const { store, bundles } = app;
+    try {
+      if (store.releases.exists(m.version)) throw new OtaError('RELEASE_EXISTS', `release ${m.version}: already stored; versions are immutable`);
+      // Storage first, record second: a crash in between leaves an unrecorded file that the
+      // next start sweeps, never a record without its bundle.
+      await bundles.commit(got.tempPath, got.sha256);
+    } catch (err) {
+      await bundles.discard(got.tempPath);
+      if (!isOtaError(err, 'RELEASE_EXISTS') && !store.releases.bundle(got.sha256)) await bundles.remove(got.sha256).catch(() => undefined);
+      throw err;
+    }
+    try {
+      store.releases.insert({
+        version: m.version,
+        sha256: got.sha256,
+        size: got.size,
+        product: m.product,
+        compatible: m.compatible,
+        manifest: got.report.bundle.manifestBytes,
+        signature: got.report.bundle.signature,
+        signer: got.report.bundle.signer.fingerprint,
+        created: m.created,
+      });
+    } catch (err) {
+      // A concurrent upload of the same version won; keep the file only if a release uses it.
+      if (!store.releases.bundle(got.sha256)) await bundles.remove(got.sha256);
+      throw err;
+    }
+    req.log.info({ version: m.version, sha256: got.sha256, size: got.size, signer: got.report.bundle.signer.fingerprint }, 'release stored');
+    return reply.code(201).send({ version: m.version, sha256: got.sha256, size: got.size, product: m.product, compatible: m.compatible });
+  });
+
+  app.get('/releases', { schema: listSchema, config: { roles: ['ops', 'technician'] } }, async () => ({
+    releases: app.store.releases.list(),
+    channels: app.store.releases.channels(),
+  }));
+};

@@ -1,0 +1,108 @@
+/**
+ * Receives an uploaded bundle in one pass: every chunk of the request body is counted against
+ * the size cap, hashed, written to a temporary file and handed to the same streaming verifier
+ * the agent uses. Only when verification reached the end of the archive is the file fsynced
+ * and returned; on any failure the temporary file is gone before the error is thrown.
+ */
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
+import type { Keyring } from '../../shared/signing.js';
+import { verifyBundleStream, type VerifyReport } from '../../shared/verify.js';
+import '../errors.js';
+import type { BundleStore, TempFile } from './bundle-store.js';
+
+/** A verified bundle waiting in tmp/ to be committed. */
+export interface ReceivedBundle {
+  tempPath: string;
+  sha256: string;
+  size: number;
+  report: VerifyReport;
+}
+
+/** What `receiveBundle` needs. */
+export interface ReceiveOptions {
+  store: BundleStore;
+  keyring: Keyring;
+  maxSize: number;
+  /** How errors name the upload. */
+  source: string;
+}
+
+/** Pulls the body once; `chunks()` writes and hashes what it yields, `discard()` drops the rest. */
+class Tee {
+  private readonly it: AsyncIterator<Uint8Array>;
+  private readonly hash = createHash('sha256');
+  size = 0;
+  ended = false;
+
+  constructor(body: AsyncIterable<Uint8Array>, private readonly file: TempFile, private readonly opts: ReceiveOptions) {
+    this.it = body[Symbol.asyncIterator]();
+  }
+
+  private async pull(): Promise<Buffer | null> {
+    let r: IteratorResult<Uint8Array>;
+    try {
+      r = await this.it.next();
+    } catch (cause) {
+      this.ended = true;
+      throw new OtaError('UPLOAD_ABORTED', `${this.opts.source}: the upload stopped after ${this.size} bytes (${errorMessage(cause)})`, { cause });
+    }
+    if (r.done) {
+      this.ended = true;
+      return null;
+    }
+    const chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+    this.size += chunk.length;
+    if (this.size > this.opts.maxSize) {
+      throw new OtaError('UPLOAD_TOO_LARGE', `${this.opts.source}: more than ${this.opts.maxSize} bytes (the server's maxBundleSize)`);
+    }
+    return chunk;
+  }
+
+  async *chunks(): AsyncGenerator<Buffer> {
+    for (;;) {
+      const chunk = await this.pull();
+      if (chunk === null) return;
+      this.hash.update(chunk);
+      await this.file.handle.write(chunk);
+      yield chunk;
+    }
+  }
+
+  /**
+   * Reads and drops the rest of the body, so the client, still sending, gets to read our
+   * answer instead of a reset connection. Stops at the size cap (then the answer goes out
+   * with the connection closed).
+   */
+  async discard(): Promise<void> {
+    while (!this.ended && this.size <= this.opts.maxSize) await this.pull();
+  }
+
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+/** Receives, stores in tmp/ and verifies one bundle; throws the verifier's OtaError on a bad one. */
+export async function receiveBundle(body: AsyncIterable<Uint8Array>, opts: ReceiveOptions): Promise<ReceivedBundle> {
+  const file = await opts.store.createTemp();
+  const tee = new Tee(body, file, opts);
+  let closed = false;
+  try {
+    const report = await verifyBundleStream(tee.chunks(), opts.keyring, opts.source);
+    // The verifier reads to the end of input to check trailing bytes; make sure nothing is left.
+    if (!tee.ended && (await tee.chunks().next()).done !== true) {
+      throw new OtaError('BUNDLE_TRAILING_DATA', `${opts.source}: bytes follow the end of the archive`);
+    }
+    await file.handle.sync();
+    await file.handle.close();
+    closed = true;
+    return { tempPath: file.path, sha256: tee.digest(), size: tee.size, report };
+  } catch (err) {
+    if (!closed) await file.handle.close().catch(() => undefined);
+    await rm(file.path, { force: true });
+    if (!isOtaError(err, 'UPLOAD_TOO_LARGE')) await tee.discard().catch(() => undefined);
+    throw err;
+  }
+}
