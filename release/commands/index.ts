@@ -3,6 +3,8 @@ import type { Command } from '../../shared/cli.js';
 import { buildCommand } from './build.js';
 import { inspectCommand } from './inspect.js';
 import { keygenCommand } from './keygen.js';
+import { publishCommand } from './publish.js';
+import { uploadCommand } from './upload.js';
 import { verifyCommand } from './verify.js';
 
-export const commands: Command[] = [keygenCommand, buildCommand, inspectCommand, verifyCommand];
+export const commands: Command[] = [keygenCommand, buildCommand, inspectCommand, verifyCommand, uploadCommand, publishCommand];
