@@ -1,0 +1,91 @@
+/** The agent's configuration as the rest of the agent sees it: validated, defaulted, frozen. */
+
+/** The two slot names GRUB's selection script knows. */
+export type SlotName = 'A' | 'B';
+
+/** The slot names in their fixed order. */
+export const SLOT_NAMES: readonly SlotName[] = ['A', 'B'];
+
+/** The slot that is not `s`. */
+export function otherSlot(s: SlotName): SlotName {
+  return s === 'A' ? 'B' : 'A';
+}
+
+/** One root slot: a raw device or file, or a directory (a mounted file system). */
+export interface SlotConfig {
+  readonly name: SlotName;
+  readonly kind: 'raw' | 'fs';
+  /** Device or file (raw), directory (fs). */
+  readonly path: string;
+  /** Command run before the slot is used (e.g. mount it at `path`). */
+  readonly mount?: readonly string[];
+  /** Command run after the slot was used (e.g. unmount it). */
+  readonly unmount?: readonly string[];
+}
+
+/** A health check: a unit that must be active. */
+export interface SystemdCheck {
+  readonly name: string;
+  readonly systemd: string;
+  /** Restarts tried before the unit counts as failed. */
+  readonly restarts: number;
+  /** Seconds to wait after a restart before looking again. */
+  readonly settleSeconds: number;
+}
+
+/** A health check: a URL that must answer with a status. */
+export interface HttpCheck {
+  readonly name: string;
+  readonly http: string;
+  readonly status: number;
+  /** Seconds one request may take. */
+  readonly timeoutSeconds: number;
+}
+
+/** A health check: a command that must exit 0 in time. */
+export interface CommandCheck {
+  readonly name: string;
+  readonly command: readonly string[];
+  readonly timeoutSeconds: number;
+}
+
+/** Any health check. */
+export type HealthCheckConfig = SystemdCheck | HttpCheck | CommandCheck;
+
+/** The update server (used by the daemon's check-in loop). */
+export interface ServerConfig {
+  readonly url: string;
+  readonly token?: string;
+  /** The server's public key (answers are signed with it). */
+  readonly serverKey?: string;
+  readonly pollIntervalSeconds: number;
+  /** Commit only once the server answered a check-in from the new slot. */
+  readonly requiredForCommit: boolean;
+}
+
+/** External programs the agent runs; paths are configurable for test rigs and odd images. */
+export interface ToolsConfig {
+  readonly systemctl: string;
+  readonly grubEditenv: string;
+}
+
+/** The whole agent configuration. */
+export interface AgentConfig {
+  /** The file it was read from. */
+  readonly source: string;
+  readonly device: { readonly id: string; readonly compatible: string };
+  readonly slots: readonly SlotConfig[];
+  readonly boot: { readonly grubenv: string };
+  readonly cmdlinePath: string;
+  readonly rebootCommand: readonly string[];
+  readonly rebootTimeoutSeconds: number;
+  readonly trustedKeys: readonly string[];
+  readonly dataDir: string;
+  readonly healthChecks: readonly HealthCheckConfig[];
+  readonly healthDeadlineSeconds: number;
+  readonly maxTransitions: number;
+  /** Slot bytes written between two fsyncs that make a download's progress durable. */
+  readonly checkpointBytes: number;
+  readonly tools: ToolsConfig;
+  readonly server?: ServerConfig;
+}
