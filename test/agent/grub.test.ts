@@ -1,0 +1,108 @@
+// The GRUB backend through the real grub-editenv: power-safe writes, the RAUC-style
+// interface, and the agent's reading of the env matching grub/ota-select.cfg's rules.
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { GrubBootloader } from '../../agent/boot/grub.js';
+import { maxTries, nextBoot, slotOrder, slotState } from '../../agent/boot/grubenv.js';
+import { parseBootedSlot, readBootedSlot } from '../../agent/boot/cmdline.js';
+import { durableCount } from '../../agent/durable.js';
+import { createEnv, readEnv } from '../../scripts/sim/grubenv.js';
+import '../../agent/errors.js';
+
+const dirs: string[] = [];
+afterAll(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+
+async function envFile(vars: Record<string, string> = { ORDER: 'A B', A_OK: '1', B_OK: '1', A_TRY: '0', B_TRY: '0', MAX_TRIES: '3' }) {
+  const dir = await mkdtemp(join(tmpdir(), 'otaab-grub-'));
+  dirs.push(dir);
+  const path = join(dir, 'grubenv');
+  await createEnv(path, vars);
+  return { dir, path, boot: new GrubBootloader(path) };
+}
+
+describe('GRUB backend', () => {
+  it('arms a slot in one write: X_OK=1 X_TRY=0 ORDER="X Y"', async () => {
+    const { path, boot } = await envFile({ ORDER: 'A B', A_OK: '1', B_OK: '0', A_TRY: '0', B_TRY: '3', MAX_TRIES: '3' });
+    const before = durableCount();
+    await boot.setPrimary('B');
+    expect(durableCount() - before).toBe(1);
+    expect(await readEnv(path)).toMatchObject({ ORDER: 'B A', B_OK: '1', B_TRY: '0', A_OK: '1' });
+    expect(await boot.getPrimary()).toBe('B');
+  });
+
+  it('rolls back in one write: X_OK=0 ORDER="Y X"', async () => {
+    const { path, boot } = await envFile({ ORDER: 'B A', A_OK: '1', B_OK: '1', A_TRY: '0', B_TRY: '1', MAX_TRIES: '3' });
+    await boot.setPrimary('A', { disableOther: true });
+    expect(await readEnv(path)).toMatchObject({ ORDER: 'A B', A_OK: '1', A_TRY: '0', B_OK: '0' });
+    expect(await boot.getState('B')).toEqual({ ok: false, tries: 1 });
+  });
+
+  it('marks good (X_OK=1 X_TRY=0) and bad (X_OK=0), skipping writes that change nothing', async () => {
+    const { path, boot } = await envFile({ ORDER: 'A B', A_OK: '1', B_OK: '1', A_TRY: '2', B_TRY: '0', MAX_TRIES: '3' });
+    await boot.setState('A', 'good');
+    expect(await readEnv(path)).toMatchObject({ A_OK: '1', A_TRY: '0' });
+    const before = durableCount();
+    await boot.setState('A', 'good');
+    expect(durableCount()).toBe(before);
+    await boot.setState('B', 'bad');
+    expect(await readEnv(path)).toMatchObject({ B_OK: '0' });
+    expect(await boot.getPrimary()).toBe('A');
+  });
+
+  it('replaces the file by rename, leaves no grubenv.new behind and keeps the 1024-byte block', async () => {
+    const { dir, path, boot } = await envFile();
+    const inode = (await stat(path)).ino;
+    await boot.setPrimary('B');
+    expect((await stat(path)).ino).not.toBe(inode);
+    expect((await stat(path)).size).toBe(1024);
+    expect(await readdir(dir)).toEqual(['grubenv']);
+    expect((await readFile(path, 'latin1')).startsWith('# GRUB Environment Block')).toBe(true);
+  });
+
+  it('reports grub-editenv failures as transient BOOTENV_FAILED', async () => {
+    const boot = new GrubBootloader('/nonexistent/dir/grubenv');
+    await expect(boot.env()).rejects.toMatchObject({ code: 'BOOTENV_FAILED', kind: 'transient' });
+    await expect(boot.setPrimary('A')).rejects.toMatchObject({ code: 'BOOTENV_FAILED' });
+  });
+});
+
+describe('reading the env as ota-select.cfg does', () => {
+  it('normalises ORDER and MAX_TRIES', () => {
+    expect(slotOrder({ ORDER: 'B A' })).toEqual(['B', 'A']);
+    expect(slotOrder({ ORDER: 'B' })).toEqual(['B', 'A']);
+    expect(slotOrder({ ORDER: 'junk' })).toEqual(['A', 'B']);
+    expect(slotOrder({})).toEqual(['A', 'B']);
+    expect(maxTries({ MAX_TRIES: '5' })).toBe(5);
+    expect(maxTries({ MAX_TRIES: '9' })).toBe(3);
+    expect(maxTries({})).toBe(3);
+  });
+
+  it('treats a missing OK as bootable and a garbled counter as exhausted', () => {
+    expect(slotState({}, 'A')).toEqual({ ok: true, tries: 0 });
+    expect(slotState({ A_OK: '0', A_TRY: '2' }, 'A')).toEqual({ ok: false, tries: 2 });
+    expect(slotState({ A_OK: 'yes' }, 'A').ok).toBe(false);
+    expect(slotState({ A_TRY: 'x', MAX_TRIES: '4' }, 'A').tries).toBe(4);
+  });
+
+  it('predicts the next boot, including the reset when no slot qualifies', () => {
+    expect(nextBoot({ ORDER: 'A B', A_OK: '1', B_OK: '1' })).toBe('A');
+    expect(nextBoot({ ORDER: 'B A', A_OK: '1', B_OK: '1' })).toBe('B');
+    expect(nextBoot({ ORDER: 'B A', B_OK: '0' })).toBe('A');
+    expect(nextBoot({ ORDER: 'B A', B_TRY: '3', MAX_TRIES: '3' })).toBe('A');
+    expect(nextBoot({ ORDER: 'B A', A_TRY: '3', B_TRY: '3', MAX_TRIES: '3' })).toBe('B');
+    expect(nextBoot({ ORDER: 'B A', A_TRY: '3', B_TRY: '3', B_OK: '0' })).toBe('A');
+  });
+});
+
+describe('booted slot from the kernel command line', () => {
+  it('reads ota.slot=, the last one winning', async () => {
+    expect(parseBootedSlot('BOOT_IMAGE=/vmlinuz ro ota.slot=B quiet')).toBe('B');
+    expect(parseBootedSlot('ota.slot=A ota.slot=B')).toBe('B');
+    expect(parseBootedSlot('ota.slot=C')).toBeUndefined();
+    expect(parseBootedSlot('')).toBeUndefined();
+    const { dir } = await envFile();
+    await expect(readBootedSlot(join(dir, 'none'))).rejects.toMatchObject({ code: 'BOOTED_SLOT_UNKNOWN' });
+  });
+});
