@@ -1,0 +1,118 @@
+/**
+ * A raw slot: a block device or an image file. An `image` payload is streamed into it byte for
+ * byte (inflated on the way when gzip), hashed as written, fsynced, and later read back and
+ * hashed again. Only the image's length is compared: the rest of the partition is not ours.
+ */
+import { createHash } from 'node:crypto';
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { execa } from 'execa';
+import type { PayloadEntry } from '../../shared/bundle-reader.js';
+import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
+import { CHUNK, hashFile } from '../../shared/hashing.js';
+import { gunzipLimited } from '../../shared/inflate.js';
+import type { SlotConfig } from '../config/types.js';
+import { durablyAsync } from '../durable.js';
+import type { DurablePoint, SlotBackend, SlotDigest, WriteOptions, WriteResult } from './types.js';
+
+function ioError(slot: SlotConfig, what: string, cause: unknown): OtaError {
+  if (isOtaError(cause)) return cause;
+  return new OtaError('SLOT_WRITE_FAILED', `slot ${slot.name} (${slot.path}): ${what} failed (${errorMessage(cause)})`, { cause });
+}
+
+/** The raw slot backend. */
+export class RawSlot implements SlotBackend {
+  constructor(readonly config: SlotConfig) {}
+
+  /** Device size from sysfs, or the image file's size; undefined for an empty file. */
+  async capacity(): Promise<number | undefined> {
+    const st = await stat(this.config.path).catch(() => undefined);
+    if (!st) return undefined;
+    if (st.isBlockDevice()) {
+      const major = Math.floor(st.rdev / 256) & 0xfff;
+      const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
+      const sectors = await readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8').catch(() => undefined);
+      return sectors === undefined ? undefined : Number(sectors.trim()) * 512;
+    }
+    return st.size > 0 ? st.size : undefined;
+  }
+
+  async write(payloads: AsyncIterable<PayloadEntry>, opts: WriteOptions): Promise<WriteResult> {
+    const slot = this.config;
+    let fh: FileHandle;
+    try {
+      // r+: never create or truncate; a raw slot is a partition, or a file standing in for one.
+      fh = await open(slot.path, 'r+');
+    } catch (cause) {
+      throw ioError(slot, 'opening', cause);
+    }
+    let digest: SlotDigest | undefined;
+    let written = 0;
+    const sync = async (at: number): Promise<void> => {
+      await durablyAsync('slot-sync', `slot ${slot.name} at ${at}`, () => fh.sync()).catch((cause: unknown) => {
+        throw ioError(slot, 'fsync', cause);
+      });
+    };
+    try {
+      for await (const p of payloads) {
+        const m = p.module;
+        if (m.type !== 'image') throw new OtaError('PAYLOAD_SLOT_MISMATCH', `slot ${slot.name}: payload "${m.name}" is an ${m.type}; a raw slot takes one image`);
+        if (digest) throw new OtaError('PAYLOAD_SLOT_MISMATCH', `slot ${slot.name}: a raw slot takes exactly one image`);
+        const gzip = m.compression === 'gzip';
+        // An uncompressed image lands byte for byte, so the slot's prefix is the payload's
+        // prefix: a resumed read (p.startOffset > 0) continues writing where it stopped.
+        let pos = gzip ? 0 : p.startOffset;
+        let synced = pos;
+        const hash = gzip ? createHash('sha256') : undefined;
+        const point = (at: number): DurablePoint => ({ slotBytes: at, ...(gzip ? {} : { resume: { index: p.index, dataOffset: p.dataOffset, offset: at } }) });
+        const data = gzip ? gunzipLimited(p.chunks, m.unpackedSize ?? 0, `payload "${m.name}"`) : p.chunks;
+        for await (const chunk of data) {
+          try {
+            await fh.write(chunk, 0, chunk.length, pos);
+          } catch (cause) {
+            throw ioError(slot, `writing at offset ${pos}`, cause);
+          }
+          hash?.update(chunk);
+          pos += chunk.length;
+          written += chunk.length;
+          if (pos - synced >= opts.checkpointBytes) {
+            await sync(pos);
+            synced = pos;
+            opts.onDurable?.(point(pos));
+          }
+        }
+        // The chunks iteration ended without throwing: the reader matched the payload's signed
+        // sha256 over every byte, so for a plain image that hash is what the slot must hold.
+        digest = gzip ? { kind: 'raw', length: pos, sha256: hash!.digest('hex') } : { kind: 'raw', length: m.size, sha256: m.sha256 };
+        await sync(pos);
+        opts.onDurable?.(point(pos));
+      }
+    } finally {
+      await fh.close();
+    }
+    if (!digest) throw new OtaError('PAYLOAD_SLOT_MISMATCH', `slot ${slot.name}: the bundle holds no image`);
+    return { digest, stats: { bytesWritten: written } };
+  }
+
+  async readBack(expected: SlotDigest): Promise<SlotDigest> {
+    const length = expected.kind === 'raw' ? expected.length : 0;
+    const st = await stat(this.config.path).catch((cause: unknown) => {
+      throw ioError(this.config, 'stat', cause);
+    });
+    // A block device's page cache would answer from memory what the flash may have dropped:
+    // read it with O_DIRECT (dd does the buffer alignment O_DIRECT needs).
+    const sha256 = st.isBlockDevice() ? await hashDirect(this.config.path, length) : (await hashFile(this.config.path, 0, length)).sha256;
+    return { kind: 'raw', length, sha256 };
+  }
+}
+
+async function hashDirect(path: string, length: number): Promise<string> {
+  const hash = createHash('sha256');
+  const dd = execa('dd', [`if=${path}`, 'iflag=direct,count_bytes', `bs=${CHUNK}`, `count=${length}`, 'status=none'], {
+    stdin: 'ignore',
+    encoding: 'buffer',
+    buffer: false,
+  });
+  for await (const chunk of dd.stdout) hash.update(chunk as Buffer);
+  await dd;
+  return hash.digest('hex');
+}

@@ -1,0 +1,139 @@
+// Raw slots: a real bundle's image streamed into an image file, inflated when gzip, read
+// back, resumed from a durable point, and a tampered payload caught.
+import { readFile, rm, mkdtemp, open, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createReadStream } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BundleReader } from '../../shared/bundle-reader.js';
+import { sha256Hex } from '../../shared/hashing.js';
+import { loadKeyring, type Keyring } from '../../shared/signing.js';
+import { RawSlot } from '../../agent/slots/raw.js';
+import type { DurablePoint } from '../../agent/slots/types.js';
+import type { SlotConfig } from '../../agent/config/types.js';
+import { imageBundle, pseudoRandom } from './helpers/bundles.js';
+import { makeKey, type TestKey } from './helpers/keys.js';
+import '../../agent/errors.js';
+
+let dir: string;
+let key: TestKey;
+let keyring: Keyring;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'otaab-raw-'));
+  key = await makeKey(dir);
+  keyring = await loadKeyring([key.pubPath]);
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+async function slotFile(name: string, size: number): Promise<SlotConfig> {
+  const path = join(dir, name);
+  const fh = await open(path, 'w');
+  await fh.truncate(size);
+  await fh.close();
+  return { name: 'B', kind: 'raw', path };
+}
+
+const active: SlotConfig = { name: 'A', kind: 'raw', path: '/nonexistent' };
+
+describe('raw slot', () => {
+  it('writes an image byte for byte, fsyncs, and reads back the same digest', async () => {
+    const image = pseudoRandom(300_000, 1);
+    const { path } = await imageBundle(dir, key, image, { version: '1.0.0' });
+    const slot = await slotFile('plain.img', 1 << 20);
+    const reader = await BundleReader.open(createReadStream(path), { keyring });
+    const backend = new RawSlot(slot);
+    const points: DurablePoint[] = [];
+    const r = await backend.write(reader.payloads(), { modules: reader.manifest.modules, active, checkpointBytes: 64 * 1024, onDurable: (p) => points.push(p) });
+    expect(reader.complete).toBe(true);
+    expect(r.digest).toEqual({ kind: 'raw', length: image.length, sha256: sha256Hex(image) });
+    expect(await backend.readBack(r.digest)).toEqual(r.digest);
+    expect((await readFile(slot.path)).subarray(0, image.length).equals(image)).toBe(true);
+    // A checkpoint every 64 KiB, each naming where the bundle can be read on from.
+    expect(points.length).toBeGreaterThanOrEqual(4);
+    expect(points.at(-1)).toMatchObject({ slotBytes: image.length, resume: { index: 0, offset: image.length } });
+    expect(await backend.capacity()).toBe(1 << 20);
+  });
+
+  it('inflates a gzip image and compares against the inflated bytes', async () => {
+    const image = Buffer.concat([pseudoRandom(100_000, 2), Buffer.alloc(200_000, 7)]);
+    const { path } = await imageBundle(dir, key, image, { version: '1.0.1', gzip: true });
+    const slot = await slotFile('gz.img', 1 << 20);
+    const reader = await BundleReader.open(createReadStream(path), { keyring });
+    const backend = new RawSlot(slot);
+    const points: DurablePoint[] = [];
+    const r = await backend.write(reader.payloads(), { modules: reader.manifest.modules, active, checkpointBytes: 64 * 1024, onDurable: (p) => points.push(p) });
+    expect(r.digest).toEqual({ kind: 'raw', length: image.length, sha256: sha256Hex(image) });
+    expect(await backend.readBack(r.digest)).toEqual(r.digest);
+    // A gzip stream cannot be resumed mid-way: no resume point is offered.
+    expect(points.every((p) => p.resume === undefined)).toBe(true);
+  });
+
+  it('notices bytes the storage lost after the write', async () => {
+    const image = pseudoRandom(50_000, 3);
+    const { path } = await imageBundle(dir, key, image, { version: '1.0.2' });
+    const slot = await slotFile('lossy.img', 1 << 20);
+    const reader = await BundleReader.open(createReadStream(path), { keyring });
+    const backend = new RawSlot(slot);
+    const r = await backend.write(reader.payloads(), { modules: reader.manifest.modules, active, checkpointBytes: 1 << 20 });
+    const fh = await open(slot.path, 'r+');
+    await fh.write(Buffer.alloc(512), 0, 512, 4096);
+    await fh.close();
+    expect((await backend.readBack(r.digest)).sha256).not.toBe(r.digest.sha256);
+  });
+
+  it('fails the write when a payload byte was tampered with', async () => {
+    const image = pseudoRandom(80_000, 4);
+    const { path } = await imageBundle(dir, key, image, { version: '1.0.3' });
+    const bytes = await readFile(path);
+    bytes[bytes.length - 1024 - 3000] ^= 0xff;
+    const tampered = join(dir, 'tampered.otab');
+    await writeFile(tampered, bytes);
+    const slot = await slotFile('tampered.img', 1 << 20);
+    const reader = await BundleReader.open(createReadStream(tampered), { keyring });
+    await expect(new RawSlot(slot).write(reader.payloads(), { modules: reader.manifest.modules, active, checkpointBytes: 1 << 20 })).rejects.toMatchObject({ code: 'PAYLOAD_HASH_MISMATCH' });
+  });
+
+  it('resumes a write from a durable point, the prefix read back from the slot', async () => {
+    const image = pseudoRandom(200_000, 5);
+    const { path } = await imageBundle(dir, key, image, { version: '1.0.4' });
+    const slot = await slotFile('resume.img', 1 << 20);
+    // First pass: stop right after the second checkpoint, as a kill would.
+    const first = await BundleReader.open(createReadStream(path), { keyring });
+    const points: DurablePoint[] = [];
+    const stop = new Error('killed');
+    await expect(
+      new RawSlot(slot).write(first.payloads(), {
+        modules: first.manifest.modules,
+        active,
+        checkpointBytes: 64 * 1024,
+        onDurable: (p) => {
+          points.push(p);
+          if (points.length === 2) throw stop;
+        },
+      }),
+    ).rejects.toBe(stop);
+    const at = points[1]!.resume!;
+    const bundle = await readFile(path);
+    const resumed = await BundleReader.resume(
+      (async function* () {
+        yield bundle.subarray(at.dataOffset + at.offset);
+      })(),
+      { keyring },
+      { manifestBytes: first.bundle.manifestBytes, signature: first.bundle.signature, payloadsOffset: first.bundle.payloadsOffset },
+      at,
+      (async function* () {
+        yield (await readFile(slot.path)).subarray(0, at.offset);
+      })(),
+    );
+    const r = await new RawSlot(slot).write(resumed.payloads(), { modules: first.manifest.modules, active, checkpointBytes: 1 << 20 });
+    expect(r.digest).toEqual({ kind: 'raw', length: image.length, sha256: sha256Hex(image) });
+    expect(r.stats.bytesWritten).toBe(image.length - at.offset);
+    expect(await new RawSlot(slot).readBack(r.digest)).toEqual(r.digest);
+  });
+
+  it('refuses trees and a missing slot device', async () => {
+    await expect(new RawSlot({ name: 'B', kind: 'raw', path: join(dir, 'absent.img') }).write((async function* () {})(), { modules: [], active, checkpointBytes: 1 << 20 })).rejects.toMatchObject({
+      code: 'SLOT_WRITE_FAILED',
+    });
+  });
+});
