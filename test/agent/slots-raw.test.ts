@@ -85,7 +85,8 @@ describe('raw slot', () => {
     const image = pseudoRandom(80_000, 4);
     const { path } = await imageBundle(dir, key, image, { version: '1.0.3' });
     const bytes = await readFile(path);
-    bytes[bytes.length - 1024 - 3000] ^= 0xff;
+    const at = bytes.length - 1024 - 3000;
+    bytes[at] = bytes[at]! ^ 0xff;
     const tampered = join(dir, 'tampered.otab');
     await writeFile(tampered, bytes);
     const slot = await slotFile('tampered.img', 1 << 20);

@@ -1,0 +1,47 @@
+/**
+ * What the daemon does at every start: resume the transaction in flight (a boot usually means
+ * one is waiting to be verified), then assess the boot: every boot of a slot is health-checked,
+ * not only the first after an update, and only a healthy boot gets its try counter reset.
+ */
+import { machineFor, type Device } from './device.js';
+import { runHealthChecks } from './health/run.js';
+import type { HealthReport } from './health/types.js';
+import type { RunResult } from './machine/runner.js';
+
+/** What one daemon pass did. */
+export interface DaemonPass {
+  /** The transaction resumed, if there was one. */
+  readonly transaction?: RunResult;
+  /** The boot assessment, when it ran. */
+  readonly assessment?: HealthReport;
+}
+
+/** Runs the health checks for a boot that no transaction assessed, and records the result. */
+export async function assessBoot(dev: Device, log: (l: string) => void): Promise<HealthReport | undefined> {
+  const state = await dev.boot.getState(dev.booted);
+  // TRY=0: this boot was already judged (by a commit or a rollback), or never counted.
+  if (state.tries === 0) return undefined;
+  log(`slot ${dev.booted}: boot attempt ${state.tries}; running ${dev.config.healthChecks.length} health check(s)`);
+  const report = await runHealthChecks(dev.config);
+  // A slot marked bad (OK=0) stays bad: a healthy boot is no reason to overrule the technician.
+  if (report.passed && state.ok) await dev.boot.setState(dev.booted, 'good');
+  dev.store.write(`slot ${dev.booted}: boot assessed`, (w) =>
+    w.event({ type: 'boot', slot: dev.booted, reason: report.reason ?? null, details: { passed: report.passed, tries: state.tries, results: report.results } }),
+  );
+  log(`slot ${dev.booted}: ${report.passed ? 'healthy, marked good' : `not healthy (${report.reason ?? ''}); left to the bootloader's try counter`}`);
+  return report;
+}
+
+/** One pass: resume, then assess the boot when no transaction is waiting for a reboot. */
+export async function daemonPass(dev: Device, log: (l: string) => void): Promise<DaemonPass> {
+  const tx = dev.store.current();
+  let transaction: RunResult | undefined;
+  if (tx) {
+    log(`resuming transaction ${tx.id} (${tx.kind} ${tx.version}) found in state ${tx.state}, booted from slot ${dev.booted}`);
+    transaction = await machineFor(dev, { log }).resume(tx);
+    log(`transaction ${tx.id}: ${transaction.status === 'finished' ? `ended ${transaction.tx.state}${transaction.tx.reason ? ` (${transaction.tx.reason})` : ''}` : 'waiting for the reboot'}`);
+    if (transaction.status === 'awaiting-reboot') return { transaction };
+  }
+  const assessment = await assessBoot(dev, log);
+  return { ...(transaction ? { transaction } : {}), ...(assessment ? { assessment } : {}) };
+}

@@ -1,0 +1,60 @@
+/**
+ * The running device as the commands see it: config, store, bootloader and booted slot, and
+ * the state machine context built from them. Commands open it once and close it at the end.
+ */
+import { execa } from 'execa';
+import { OtaError, errorMessage } from '../shared/errors.js';
+import type { Bootloader } from './boot/bootloader.js';
+import { readBootedSlot } from './boot/cmdline.js';
+import { GrubBootloader } from './boot/grub.js';
+import { configPath, loadConfig } from './config/load.js';
+import type { AgentConfig, SlotName } from './config/types.js';
+import type { LiveBundle, MachineContext } from './machine/context.js';
+import { Machine } from './machine/runner.js';
+import { Store } from './store/store.js';
+
+/** An opened device. */
+export interface Device {
+  readonly config: AgentConfig;
+  readonly store: Store;
+  readonly boot: Bootloader;
+  readonly booted: SlotName;
+  close(): void;
+}
+
+/** Runs the reboot command; its failure is transient (the transaction resumes at next start). */
+export async function runReboot(config: AgentConfig): Promise<void> {
+  const [cmd, ...args] = config.rebootCommand;
+  try {
+    await execa(cmd!, args, { stdin: 'ignore', timeout: 120_000 });
+  } catch (cause) {
+    const detail = (cause as { stderr?: string }).stderr?.trim() || errorMessage(cause);
+    throw new OtaError('REBOOT_FAILED', `reboot command ${config.rebootCommand.join(' ')} failed (${detail})`, { cause });
+  }
+}
+
+/** Loads the config and opens the store, the bootloader and the booted slot. */
+export async function openDevice(configOption?: string): Promise<Device> {
+  const config = await loadConfig(configPath(configOption));
+  const booted = await readBootedSlot(config.cmdlinePath);
+  const store = Store.open(config.dataDir);
+  return { config, store, booted, boot: new GrubBootloader(config.boot.grubenv, config.tools.grubEditenv), close: () => store.close() };
+}
+
+/** The state machine for a device. */
+export function machineFor(
+  dev: Device,
+  opts: { live?: LiveBundle; onProgress?: (done: number, total: number | null) => void; log?: (line: string) => void } = {},
+): Machine {
+  const ctx: MachineContext = {
+    config: dev.config,
+    store: dev.store,
+    boot: dev.boot,
+    booted: dev.booted,
+    reboot: () => runReboot(dev.config),
+    log: opts.log ?? ((line) => process.stderr.write(`${line}\n`)),
+    ...(opts.live ? { live: opts.live } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  };
+  return new Machine(ctx);
+}

@@ -1,0 +1,74 @@
+/**
+ * Starting an install: open the source, verify the manifest's signature, apply the device
+ * policy, and only then persist the transaction and hand it to the state machine. Every
+ * refusal here happens before any slot or bootloader variable is touched.
+ */
+import { randomUUID } from 'node:crypto';
+import { BundleReader } from '../shared/bundle-reader.js';
+import { OtaError } from '../shared/errors.js';
+import { loadKeyring } from '../shared/signing.js';
+import { openSource } from './bundle-source.js';
+import { otherSlot } from './config/types.js';
+import { machineFor, type Device } from './device.js';
+import type { RunResult } from './machine/runner.js';
+import { slotConfig } from './machine/context.js';
+import { checkBundlePolicy } from './policy.js';
+import { slotBackend } from './slots/backend.js';
+
+/** How an install was asked for. */
+export interface InstallRequest {
+  /** Path or URL of the bundle. */
+  readonly source: string;
+  readonly allowDowngrade?: boolean;
+  readonly origin?: 'local' | 'server';
+  readonly directiveId?: string;
+  /** Announced size and hash of the whole bundle (from a server directive). */
+  readonly size?: number;
+  readonly sha256?: string;
+  readonly onProgress?: (done: number, total: number | null) => void;
+  readonly log?: (line: string) => void;
+}
+
+/** Runs an install until it ends or waits for the reboot. */
+export async function install(dev: Device, req: InstallRequest): Promise<RunResult> {
+  const inFlight = dev.store.current();
+  if (inFlight) {
+    throw new OtaError('TRANSACTION_IN_PROGRESS', `transaction ${inFlight.id} (${inFlight.kind} ${inFlight.version}) is in state ${inFlight.state}; see ota-agent status`);
+  }
+  const target = otherSlot(dev.booted);
+  const slot = slotConfig(dev.config, target);
+  const src = await openSource(req.source, req.size !== undefined ? { maxBytes: req.size } : {});
+  const reader = await BundleReader.open(src.chunks, { keyring: await loadKeyring(dev.config.trustedKeys), source: src.name });
+  const capacity = await slotBackend(slot).capacity();
+  checkBundlePolicy(reader.manifest, {
+    compatible: dev.config.device.compatible,
+    highestCommitted: dev.store.highestCommitted(),
+    allowDowngrade: req.allowDowngrade === true,
+    slotKind: slot.kind,
+    ...(capacity !== undefined ? { slotCapacity: capacity } : {}),
+  });
+  const machine = machineFor(dev, {
+    live: { reader, bytesRead: src.bytesRead },
+    ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+    ...(req.log ? { log: req.log } : {}),
+  });
+  const tx = machine.start({
+    id: randomUUID(),
+    kind: 'install',
+    origin: req.origin ?? 'local',
+    directiveId: req.directiveId ?? null,
+    version: reader.manifest.version,
+    state: 'downloading',
+    sourceSlot: dev.booted,
+    targetSlot: target,
+    source: src.name,
+    bundleSha256: req.sha256 ?? null,
+    bundleSize: req.size ?? null,
+    manifest: reader.bundle.manifestBytes,
+    manifestSig: reader.bundle.signature,
+    allowDowngrade: req.allowDowngrade === true,
+    payloadsOffset: reader.bundle.payloadsOffset,
+    bytesTotal: req.size ?? src.total,
+  });
+  return machine.run(tx);
+}

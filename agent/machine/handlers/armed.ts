@@ -1,0 +1,10 @@
+/** armed: one env write makes the target the slot booted next: X_OK=1 X_TRY=0 ORDER="X Y". */
+import type { Handler } from '../runner.js';
+import { assertInactiveTarget } from './guard.js';
+
+/** The armed handler. */
+export const armed: Handler = async (ctx, tx) => {
+  assertInactiveTarget(ctx, tx);
+  await ctx.boot.setPrimary(tx.targetSlot);
+  return { outcome: 'armed' };
+};
