@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import got from 'got';
 import { OtaError, errorMessage, isOtaError } from '../shared/errors.js';
 import { CHUNK } from '../shared/hashing.js';
+import './errors.js';
 
 /** An opened source. */
 export interface OpenedSource {

@@ -12,6 +12,7 @@ import type { AgentConfig, SlotName } from './config/types.js';
 import type { LiveBundle, MachineContext } from './machine/context.js';
 import { Machine } from './machine/runner.js';
 import { Store } from './store/store.js';
+import './errors.js';
 
 /** An opened device. */
 export interface Device {

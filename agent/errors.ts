@@ -2,6 +2,8 @@
  * The agent's error catalogue. The state machine branches on `kind` only: a `transient`
  * error leaves the transaction where it is, to be resumed later; a `fatal` one ends it.
  * docs/AGENT.md lists every code; test/agent/errors-doc.test.ts keeps the two in step.
+ * Every module that raises one of these codes imports this file, so the catalogue is
+ * registered whichever entry point (CLI, tests, issue 6's daemon loop) loads the agent.
  */
 import { defineErrors, type ErrorSpec } from '../shared/errors.js';
 

@@ -14,6 +14,7 @@ import type { RunResult } from './machine/runner.js';
 import { slotConfig } from './machine/context.js';
 import { checkBundlePolicy } from './policy.js';
 import { slotBackend } from './slots/backend.js';
+import './errors.js';
 
 /** How an install was asked for. */
 export interface InstallRequest {

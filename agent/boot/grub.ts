@@ -13,6 +13,7 @@ import { durablyAsync } from '../durable.js';
 import { fsyncPath } from '../fsync.js';
 import type { Bootloader, SlotBootState } from './bootloader.js';
 import { nextBoot, parseEnvList, slotState } from './grubenv.js';
+import '../errors.js';
 
 /** Bootloader over a grubenv file. */
 export class GrubBootloader implements Bootloader {

@@ -13,6 +13,7 @@ import { gunzipLimited } from '../../shared/inflate.js';
 import type { SlotConfig } from '../config/types.js';
 import { durablyAsync } from '../durable.js';
 import type { DurablePoint, SlotBackend, SlotDigest, WriteOptions, WriteResult } from './types.js';
+import '../errors.js';
 
 function ioError(slot: SlotConfig, what: string, cause: unknown): OtaError {
   if (isOtaError(cause)) return cause;

@@ -13,6 +13,7 @@ import { openSource } from '../../bundle-source.js';
 import type { SlotConfig } from '../../config/types.js';
 import type { Transaction } from '../../store/types.js';
 import type { LiveBundle, MachineContext } from '../context.js';
+import '../../errors.js';
 
 /** The first `length` bytes of a raw slot, as the resumed payload's prefix. */
 async function* slotPrefix(path: string, length: number): AsyncGenerator<Buffer> {

@@ -1,0 +1,12 @@
+/** Every ota-agent sub-command, in the order `--help` lists them. */
+import type { Command } from '../../shared/cli.js';
+import { daemonCommand } from './daemon.js';
+import { historyCommand } from './history.js';
+import { installCommand } from './install.js';
+import { markBadCommand } from './mark-bad.js';
+import { markGoodCommand } from './mark-good.js';
+import { rollbackCommand } from './rollback.js';
+import { statusCommand } from './status.js';
+
+/** The commands. */
+export const commands: Command[] = [statusCommand, installCommand, rollbackCommand, markGoodCommand, markBadCommand, historyCommand, daemonCommand];
