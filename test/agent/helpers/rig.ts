@@ -4,7 +4,7 @@
  * check that looks at the booted slot (a raw image starting with HEALTHY, or an fs slot with
  * /etc/healthy), so a release's own content decides whether it passes.
  */
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDevice, type SimDevice } from '../../../scripts/sim/simulator.js';
@@ -37,6 +37,16 @@ export interface RigOptions {
 export async function makeRig(opts: RigOptions = {}): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'otaab-agent-rig-'));
   const dev = await createDevice(join(dir, 'device'), { kind: opts.kind ?? 'raw', slotSize: opts.slotSize ?? 1 << 20, maxTries: opts.maxTries ?? 3 });
+  // The factory system on A is a healthy one, as a freshly flashed device's would be.
+  if (dev.kind === 'raw') {
+    const fh = await open(dev.slots.A, 'r+');
+    await fh.write(releaseImage('0.0.0-factory', true), 0, undefined, 0);
+    await fh.close();
+  } else {
+    await mkdir(join(dev.slots.A, 'etc'), { recursive: true });
+    await writeFile(join(dev.slots.A, 'etc', 'healthy'), 'factory\n');
+    await writeFile(join(dev.slots.A, 'etc', 'os-release'), 'VERSION=factory\n');
+  }
   const key = await makeKey(dir);
   const rebootLog = join(dir, 'reboots');
   const health = join(dir, 'health.sh');
