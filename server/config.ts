@@ -106,6 +106,9 @@ export const FIELDS: Readonly<Record<Key, Field>> = {
   },
 };
 
+/** OTA_SERVER_* variables read elsewhere: the config file's name and the server key's passphrase. */
+const OTHER_ENV = ['OTA_SERVER_CONFIG', 'OTA_SERVER_KEY_PASSPHRASE'];
+
 /** One source of settings, applied in order. */
 export interface ConfigLayer {
   /** How errors name it: `config file /etc/x.json`, `environment`, `command line`. */
@@ -133,7 +136,11 @@ export function resolveConfig(layers: readonly ConfigLayer[]): ServerConfig {
       const key =
         layer.source === 'file' ? keys.find((k) => k === name) : keys.find((k) => (layer.source === 'env' ? FIELDS[k].env : FIELDS[k].flag) === name);
       if (!key) {
-        if (layer.source === 'env') continue; // the environment holds everything else too
+        if (layer.source === 'env') {
+          // The environment holds everything else too; only a misspelt OTA_SERVER_* is ours.
+          if (!name.startsWith('OTA_SERVER_') || OTHER_ENV.includes(name)) continue;
+          fail(layer, 'SERVER_CONFIG_UNKNOWN_KEY', `unknown variable ${name}; known: ${[...keys.map((k) => FIELDS[k].env), ...OTHER_ENV].join(', ')}`);
+        }
         fail(layer, 'SERVER_CONFIG_UNKNOWN_KEY', `unknown key "${name}"; known keys: ${keys.join(', ')}`);
       }
       const label = layer.source === 'file' ? `key "${key}"` : layer.source === 'env' ? FIELDS[key].env : `option --${FIELDS[key].flag}`;
@@ -168,7 +175,7 @@ export async function fileLayer(file: string): Promise<ConfigLayer> {
 /** The OTA_SERVER_* variables of `env` as a layer. */
 export function envLayer(env: NodeJS.ProcessEnv, cwd = process.cwd()): ConfigLayer {
   const values: Record<string, unknown> = {};
-  for (const f of Object.values(FIELDS)) if (env[f.env] !== undefined && env[f.env] !== '') values[f.env] = env[f.env];
+  for (const [name, v] of Object.entries(env)) if (name.startsWith('OTA_SERVER_') && v !== undefined && v !== '') values[name] = v;
   return { source: 'env', name: 'environment', values, base: cwd };
 }
 

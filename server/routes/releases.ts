@@ -5,29 +5,37 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Readable } from 'node:stream';
-import { OtaError, isOtaError } from '../../shared/errors.js';
+import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import '../errors.js';
 import { listSchema, uploadSchema } from '../schemas/releases.js';
 import { receiveBundle } from '../storage/receive.js';
 
 /** The release routes. */
 export const releaseRoutes: FastifyPluginAsync = async (app) => {
-  // Scoped to this plugin: other routes keep refusing octet-stream bodies with 415.
-  app.addContentTypeParser('application/octet-stream', (req, payload, done) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > app.config.maxBundleSize) {
-      done(new OtaError('UPLOAD_TOO_LARGE', `upload of ${declared} bytes: larger than the server's maxBundleSize of ${app.config.maxBundleSize}`), undefined);
-      return;
-    }
-    done(null, payload);
-  });
+  // Scoped to this plugin: other routes keep refusing octet-stream bodies with 415. Refusals
+  // happen in the handler, not here: a parser error makes fastify close the connection under
+  // the client still sending, which then sees a reset instead of the answer.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
   app.post('/releases', { schema: uploadSchema, config: { roles: ['ops'] } }, async (req, reply) => {
     const body = req.body as Readable | undefined;
     if (!body || typeof (body as Partial<Readable>)[Symbol.asyncIterator] !== 'function') {
       throw new OtaError('REQUEST_MEDIA_TYPE', 'POST /v1/releases: send the bundle as Content-Type: application/octet-stream');
     }
-    const got = await receiveBundle(body, { store: app.bundles, keyring: app.keyring, maxSize: app.config.maxBundleSize, source: 'upload' });
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > app.config.maxBundleSize) {
+      // Nothing read: node discards the body while the connection stays open for the answer.
+      throw new OtaError('UPLOAD_TOO_LARGE', `upload of ${declared} bytes: larger than the server's maxBundleSize of ${app.config.maxBundleSize}`);
+    }
+    let got;
+    try {
+      got = await receiveBundle(body, { store: app.bundles, keyring: app.keyring, maxSize: app.config.maxBundleSize, source: 'upload' });
+    } catch (err) {
+      // The rest of the body was drained if it could be; if not, this connection is done.
+      if (!req.raw.complete) void reply.header('connection', 'close');
+      req.log.warn({ code: isOtaError(err) ? err.code : undefined, by: req.identity?.id }, `upload refused: ${errorMessage(err)}`);
+      throw err;
+    }
     const m = got.report.bundle.manifest;
     const { store, bundles } = app;
     try {
