@@ -35,16 +35,20 @@ export function openDatabase(file: string, migrations: readonly Migration[] = MI
 
 function migrate(db: Db, migrations: readonly Migration[], file: string): void {
   db.exec('CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL) STRICT');
-  const current = (db.prepare('SELECT max(version) AS v FROM migrations').get() as { v: number | null }).v ?? 0;
+  const current = (db.prepare('SELECT max(version) FROM migrations').pluck().get() as number | null) ?? 0;
   const latest = migrations.at(-1)?.version ?? 0;
   if (current > latest) {
     throw new OtaError('SERVER_DB_TOO_NEW', `database ${file}: schema version ${current} is newer than this server knows (${latest})`);
   }
   const record = db.prepare('INSERT INTO migrations (version, name, applied) VALUES (?, ?, ?)');
+  const version = db.prepare('SELECT max(version) FROM migrations').pluck();
   for (const m of migrations) {
     if (m.version <= current) continue;
     // Each step and its record commit together: a crash leaves the schema at a known version.
+    // The version is read again under the write lock: `ota-server token` may be migrating a
+    // new data directory at the same moment as the server.
     db.transaction(() => {
+      if (((version.get() as number | null) ?? 0) >= m.version) return;
       db.exec(m.sql);
       record.run(m.version, m.name, new Date().toISOString());
     }).immediate();
