@@ -65,7 +65,8 @@ class Tee {
       const chunk = await this.pull();
       if (chunk === null) return;
       this.hash.update(chunk);
-      await this.file.handle.write(chunk);
+      // write() may take less than asked; what is hashed must be exactly what is on disk.
+      for (let off = 0; off < chunk.length; ) off += (await this.file.handle.write(chunk, off)).bytesWritten;
       yield chunk;
     }
   }
