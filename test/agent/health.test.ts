@@ -1,7 +1,7 @@
 // Health checks: systemd units (restarted N times through a systemctl with the real CLI),
 // HTTP status against a real local server, commands with timeouts, and the overall deadline.
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,6 +79,16 @@ describe('health checks', () => {
     expect(bad.results[0]!.excerpt).toContain('Active: failed');
     const calls = (await readFile(join(units, 'calls'), 'utf8')).split('\n').filter((l) => l.endsWith(' dead.service'));
     expect(calls).toEqual(['is-active dead.service', 'restart dead.service', 'is-active dead.service', 'restart dead.service', 'is-active dead.service', 'status dead.service']);
+  });
+
+  it('waits for a unit that is still activating instead of restarting it', async () => {
+    const units = join(dir, 'units');
+    await setUnit(units, 'slow.service', 'activating');
+    setTimeout(() => void writeFile(join(units, 'slow.service'), 'active\n'), 1200);
+    const r = await runHealthChecks(config([{ name: 'slow', systemd: 'slow.service', restarts: 0 }]));
+    expect(r.results[0]).toMatchObject({ verdict: 'pass', excerpt: 'slow.service active' });
+    const calls = (await readFile(join(units, 'calls'), 'utf8')).split('\n').filter((l) => l.endsWith(' slow.service'));
+    expect(calls.every((c) => c === 'is-active slow.service')).toBe(true);
   });
 
   it('asks an HTTP URL again while it warms up, and fails on a status that stays wrong', async () => {
