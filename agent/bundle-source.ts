@@ -20,6 +20,8 @@ export interface OpenedSource {
   readonly total: number | null;
   /** Bytes read so far. */
   bytesRead(): number;
+  /** Stops reading and releases the file or connection (when the bundle is refused). */
+  close(): void;
 }
 
 /** Where to start and how much to read at most. */
@@ -64,7 +66,7 @@ async function openFile(source: string, offset: number, maxBytes?: number): Prom
     isOtaError(e) ? e : new OtaError('SOURCE_UNREADABLE', `bundle ${path}: read failed (${errorMessage(e)})`, { cause: e });
   const stream = createReadStream(path, { highWaterMark: CHUNK, start: offset });
   const chunks = counted(stream as AsyncIterable<Buffer>, path, maxBytes, (n) => (read += n), wrap);
-  return { name: path, chunks, total: size, bytesRead: () => read };
+  return { name: path, chunks, total: size, bytesRead: () => read, close: () => stream.destroy() };
 }
 
 /** Skips the first `n` bytes of a body whose server ignored the Range header. */
@@ -101,7 +103,7 @@ async function openUrl(url: string, offset: number, maxBytes?: number): Promise<
   let read = 0;
   const wrap = (e: unknown): unknown => (isOtaError(e) ? e : new OtaError('DOWNLOAD_FAILED', `bundle ${url}: ${errorMessage(e)}`, { cause: e }));
   const chunks = counted(body, url, maxBytes, (n) => (read += n), wrap);
-  return { name: url, chunks, total, bytesRead: () => read };
+  return { name: url, chunks, total, bytesRead: () => read, close: () => stream.destroy() };
 }
 
 /** Opens `source` (path or URL) at `offset`; `maxBytes` caps the read when the size was announced. */

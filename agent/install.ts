@@ -39,15 +39,22 @@ export async function install(dev: Device, req: InstallRequest): Promise<RunResu
   const target = otherSlot(dev.booted);
   const slot = slotConfig(dev.config, target);
   const src = await openSource(req.source, req.size !== undefined ? { maxBytes: req.size } : {});
-  const reader = await BundleReader.open(src.chunks, { keyring: await loadKeyring(dev.config.trustedKeys), source: src.name });
-  const capacity = await slotBackend(slot).capacity();
-  checkBundlePolicy(reader.manifest, {
-    compatible: dev.config.device.compatible,
-    highestCommitted: dev.store.highestCommitted(),
-    allowDowngrade: req.allowDowngrade === true,
-    slotKind: slot.kind,
-    ...(capacity !== undefined ? { slotCapacity: capacity } : {}),
-  });
+  let reader: BundleReader;
+  try {
+    reader = await BundleReader.open(src.chunks, { keyring: await loadKeyring(dev.config.trustedKeys), source: src.name });
+    const capacity = await slotBackend(slot).capacity();
+    checkBundlePolicy(reader.manifest, {
+      compatible: dev.config.device.compatible,
+      highestCommitted: dev.store.highestCommitted(),
+      allowDowngrade: req.allowDowngrade === true,
+      slotKind: slot.kind,
+      ...(capacity !== undefined ? { slotCapacity: capacity } : {}),
+    });
+  } catch (err) {
+    // Refused before anything was touched: let go of the file or the connection too.
+    src.close();
+    throw err;
+  }
   const machine = machineFor(dev, {
     live: { reader, bytesRead: src.bytesRead },
     ...(req.onProgress ? { onProgress: req.onProgress } : {}),

@@ -7,7 +7,10 @@ import { CONFIG_HELP, configOption, withDevice } from './common.js';
 function eventLine(e: HistoryEvent): string {
   const at = e.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
   const why = e.reason ? ` (${e.reason})` : '';
-  if (e.type === 'transition') return `  ${at}  ${e.fromState ?? 'start'} -> ${e.toState ?? ''}${why} on slot ${e.slot ?? '?'}`;
+  if (e.type === 'transition') {
+    const resumed = e.details?.resumed !== undefined ? ' (resumed after a restart)' : '';
+    return `  ${at}  ${e.fromState ?? 'start'} -> ${e.toState ?? ''}${why} on slot ${e.slot ?? '?'}${resumed}`;
+  }
   if (e.type === 'health' || e.type === 'boot') {
     const results = (e.details?.results as Array<{ name: string; verdict: string; excerpt: string }> | undefined) ?? [];
     const label = e.type === 'boot' ? `boot of slot ${e.slot ?? '?'} assessed` : 'health checks';

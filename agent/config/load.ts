@@ -48,13 +48,12 @@ function healthCheck(s: Section): HealthCheckConfig {
 }
 
 function server(s: Section): ServerConfig {
-  s.only(['url', 'token', 'serverKey', 'pollIntervalSeconds', 'requiredForCommit']);
+  s.only(['url', 'token', 'serverKey', 'pollIntervalSeconds']);
   const url = s.string('url');
   if (!/^https?:\/\//.test(url)) s.invalid('url', `must be an http:// or https:// URL, not "${url}"`);
   const out: { -readonly [K in keyof ServerConfig]: ServerConfig[K] } = {
     url,
     pollIntervalSeconds: s.int('pollIntervalSeconds', 10, 7 * DAY, DEFAULTS.server.pollIntervalSeconds),
-    requiredForCommit: s.bool('requiredForCommit', DEFAULTS.server.requiredForCommit),
   };
   const token = s.optionalString('token');
   if (token !== undefined) out.token = token;

@@ -92,14 +92,6 @@ export class Section {
     return v;
   }
 
-  /** A boolean. */
-  bool(key: string, def: boolean): boolean {
-    const v = this.get(key, false);
-    if (v === undefined) return def;
-    if (typeof v !== 'boolean') this.invalid(key, `must be true or false, not ${typeOf(v)}`);
-    return v;
-  }
-
   /** A list of strings (each non-empty); `minLength` items at least. */
   strings(key: string, minLength: number, def?: readonly string[]): readonly string[] {
     const v = this.get(key, def === undefined);

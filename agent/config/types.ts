@@ -52,15 +52,13 @@ export interface CommandCheck {
 /** Any health check. */
 export type HealthCheckConfig = SystemdCheck | HttpCheck | CommandCheck;
 
-/** The update server (used by the daemon's check-in loop). */
+/** The update server, for the daemon's check-in loop (the server conversation). */
 export interface ServerConfig {
   readonly url: string;
   readonly token?: string;
   /** The server's public key (answers are signed with it). */
   readonly serverKey?: string;
   readonly pollIntervalSeconds: number;
-  /** Commit only once the server answered a check-in from the new slot. */
-  readonly requiredForCommit: boolean;
 }
 
 /** External programs the agent runs; paths are configurable for test rigs and odd images. */

@@ -70,7 +70,7 @@ describe('agent config', () => {
       { name: 'web', http: 'http://127.0.0.1:8080/health', status: 200, timeoutSeconds: 10 },
       { name: 'cmd', command: ['/bin/true'], timeoutSeconds: 5 },
     ]);
-    expect(c.server).toEqual({ url: 'https://ota.example.com', token: 't', pollIntervalSeconds: 3600, requiredForCommit: false });
+    expect(c.server).toEqual({ url: 'https://ota.example.com', token: 't', pollIntervalSeconds: 3600 });
   });
 
   it('resolves relative paths against the config file directory', () => {
