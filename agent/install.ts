@@ -26,6 +26,11 @@ export interface InstallRequest {
   /** Announced size and hash of the whole bundle (from a server directive). */
   readonly size?: number;
   readonly sha256?: string;
+  /**
+   * The manifest bytes a server directive announced (already signature-checked there): the
+   * bundle must carry exactly these, or it is not the release the server meant.
+   */
+  readonly manifest?: Buffer;
   readonly onProgress?: (done: number, total: number | null) => void;
   readonly log?: (line: string) => void;
 }
@@ -42,6 +47,9 @@ export async function install(dev: Device, req: InstallRequest): Promise<RunResu
   let reader: BundleReader;
   try {
     reader = await BundleReader.open(src.chunks, { keyring: await loadKeyring(dev.config.trustedKeys), source: src.name });
+    if (req.manifest && !reader.bundle.manifestBytes.equals(req.manifest)) {
+      throw new OtaError('BUNDLE_CHANGED', `bundle ${src.name}: its manifest (version ${reader.manifest.version}) is not the one announced for it`);
+    }
     const capacity = await slotBackend(slot).capacity();
     checkBundlePolicy(reader.manifest, {
       compatible: dev.config.device.compatible,

@@ -1,12 +1,14 @@
 // The state machine as a table of scenarios, in process, on the simulator with real GRUB:
 // each asserts the exact chain of states entered and the reports queued for the server.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { boot, bootUntilUp, readEnv, setCrash } from '../../scripts/sim/simulator.js';
 import { daemonPass } from '../../agent/daemon.js';
+import { machineFor } from '../../agent/device.js';
 import { install } from '../../agent/install.js';
 import { markBad, markGood, rollback } from '../../agent/technician.js';
+import { serializeManifest } from '../../shared/manifest.js';
 import { imageBundle } from './helpers/bundles.js';
 import { chain, logSink, reports, withDev } from './helpers/agent-inproc.js';
 import { makeRig, rebootCount, releaseImage, type Rig } from './helpers/rig.js';
@@ -93,7 +95,7 @@ describe.concurrent('state machine scenarios', () => {
     const flag = 'reboot-works';
     const r = await makeRig();
     rigs.push(r);
-    const cfg = { ...(JSON.parse(await (await import('node:fs/promises')).readFile(r.configPath, 'utf8')) as Record<string, unknown>) };
+    const cfg = JSON.parse(await readFile(r.configPath, 'utf8')) as Record<string, unknown>;
     cfg.rebootCommand = ['sh', '-c', `test -f '${join(r.dir, flag)}' || { echo 'reboot: no permission' >&2; exit 1; }; echo reboot >> '${r.rebootLog}'`];
     await writeFile(r.configPath, JSON.stringify(cfg));
     await bootUntilUp(r.dev);
@@ -143,7 +145,7 @@ describe.concurrent('state machine scenarios', () => {
     // The operator acts while the transaction waits in verifying (as after a daemon was
     // killed during its checks): enter it as resume would, without running the checks.
     await withDev(r, async (dev) => {
-      const machine = (await import('../../agent/device.js')).machineFor(dev, { log });
+      const machine = machineFor(dev, { log });
       machine.enter(dev.store.current()!, 'verifying', undefined, { resumed: 'rebooting' });
     });
     await withDev(r, async (dev) => {
@@ -155,7 +157,7 @@ describe.concurrent('state machine scenarios', () => {
     const t2 = await withDev(r, (dev) => install(dev, { source: p2, log }));
     await bootUntilUp(r.dev);
     await withDev(r, async (dev) => {
-      (await import('../../agent/device.js')).machineFor(dev, { log }).enter(dev.store.current()!, 'verifying');
+      machineFor(dev, { log }).enter(dev.store.current()!, 'verifying');
     });
     const run = await withDev(r, (dev) => markBad(dev, log));
     expect(run.transaction?.status).toBe('awaiting-reboot');
@@ -208,6 +210,25 @@ describe.concurrent('state machine scenarios', () => {
       return Promise.resolve();
     });
     expect(await readEnv(r.dev.grubenvPath)).toMatchObject({ B_OK: '0', A_OK: '1' });
+  });
+
+  it('refuses a bundle whose manifest is not the one a directive announced, before touching anything', async () => {
+    const r = await rig();
+    const announced = await imageBundle(r.dir, r.key, releaseImage('5.0.0', true), { version: '5.0.0' });
+    const other = await release(r, '5.0.1');
+    const { log } = logSink();
+    const env = await readEnv(r.dev.grubenvPath);
+    await withDev(r, async (dev) => {
+      await expect(install(dev, { source: other, manifest: serializeManifest(announced.result.manifest), origin: 'server', directiveId: 'd-1', log })).rejects.toMatchObject({ code: 'BUNDLE_CHANGED' });
+      expect(dev.store.transactions()).toEqual([]);
+    });
+    expect(await readEnv(r.dev.grubenvPath)).toEqual(env);
+    // The announced one goes through, recorded as the server's.
+    const run = await withDev(r, (dev) => install(dev, { source: announced.path, manifest: serializeManifest(announced.result.manifest), origin: 'server', directiveId: 'd-1', log }));
+    expect(run.tx).toMatchObject({ origin: 'server', directiveId: 'd-1', state: 'rebooting' });
+    await withDev(r, async (dev) => {
+      expect(dev.store.reports(run.tx.id)[0]!.body).toMatchObject({ details: { directive: 'd-1' } });
+    });
   });
 
   it('mark-good and mark-bad refuse a transaction that is not being verified', async () => {
