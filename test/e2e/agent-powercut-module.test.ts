@@ -59,7 +59,7 @@ describe('power cuts during a module install on fs slots', () => {
   it('cut after each durable write of the install command', async () => {
     const probe = await device();
     const trace = join(probe.rig.dir, 'trace');
-    await drive(probe.rig, probe.module, undefined, false, (i) => (i === 0 ? { OTA_DURABLE_TRACE: trace } : {}));
+    await drive(probe.rig, probe.module, undefined, false, (i): Record<string, string> => (i === 0 ? { OTA_DURABLE_TRACE: trace } : {}));
     const writes = (await readFile(trace, 'utf8')).trim().split('\n');
     expect(writes.some((w) => w.includes('\tslot-sync\t'))).toBe(true);
     for (let k = 1; k <= writes.length; k++) {
