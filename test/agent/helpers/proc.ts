@@ -42,13 +42,12 @@ export async function agent(rig: Rig, args: string[], env: Record<string, string
     exited = true;
   });
   let rebooted = false;
-  while (!exited) {
+  // Only the daemon waits for the system to go down after asking for a reboot; it is stopped
+  // the way systemd stops it. Technician commands exit by themselves once it was requested.
+  while (!exited && args[0] === 'daemon') {
     if ((await rebootCount(rig)) > before) {
       rebooted = true;
-      // Give an `install` (which exits by itself after the request) the chance to finish its
-      // output; a daemon waits for the system to go down, so it is stopped like systemd would.
-      for (let k = 0; k < 50 && !exited; k++) await sleep(20);
-      if (!exited) child.kill('SIGTERM');
+      child.kill('SIGTERM');
       break;
     }
     await sleep(25);
