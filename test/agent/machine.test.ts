@@ -41,7 +41,7 @@ async function installAndBoot(r: Rig, version: string, healthy = true): Promise<
 
 const INSTALL = ['downloading', 'installed', 'armed', 'rebooting'];
 
-describe.concurrent('state machine scenarios', () => {
+describe.concurrent('state machine scenarios', { timeout: 180_000 }, () => {
   it('install, reboot, healthy: committed', async () => {
     const r = await rig();
     const id = await installAndBoot(r, '1.0.0');

@@ -28,7 +28,7 @@ interface HistoryJson {
   transactions: Array<{ id: string; version: string; state: string; reason: string | null; events: Array<{ type: string; toState: string | null; details: Record<string, unknown> | null }> }>;
 }
 
-describe('ota-agent install, reboot, verify (real processes, real GRUB)', () => {
+describe('ota-agent install, reboot, verify (real processes, real GRUB)', { timeout: 180_000 }, () => {
   it('v1 from a file: reboot → health checks pass → committed, B_TRY back to 0', async () => {
     const path = await bundle('1.0.0', true);
     const inst = await agent(rig, ['install', path]);

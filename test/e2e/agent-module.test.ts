@@ -27,7 +27,7 @@ async function moduleTree(version: string): Promise<string> {
   return dir;
 }
 
-describe('fs slots: archive, then module-only releases', () => {
+describe('fs slots: archive, then module-only releases', { timeout: 180_000 }, () => {
   let archiveSize = 0;
 
   it('installs a whole root file system from an archive', async () => {

@@ -45,7 +45,7 @@ async function atRest(rig: Rig, running: Awaited<ReturnType<typeof snapshot>>): 
   expect(await snapshot(rig.dev.slots.B)).toEqual(running);
 }
 
-describe('power cuts during a module install on fs slots', () => {
+describe('power cuts during a module install on fs slots', { timeout: 180_000 }, () => {
   for (const state of ['downloading', 'installed', 'armed', 'rebooting', 'verifying', 'committed']) {
     it(`cut in ${state}: boots, resumes, commits; the running slot untouched`, async () => {
       const { rig, module } = await device();

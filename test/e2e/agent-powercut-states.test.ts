@@ -44,7 +44,7 @@ async function release(rig: Rig, kind: Release): Promise<string> {
   return out;
 }
 
-describe('SIGKILL in every persisted state', () => {
+describe('SIGKILL in every persisted state', { timeout: 180_000 }, () => {
   it('covers every state of the machine', () => {
     expect(Object.keys(PLAN).sort()).toEqual([...STATES].sort());
   });
@@ -67,14 +67,19 @@ describe('SIGKILL in every persisted state', () => {
           const entered = s.events({ transactionId: tx.id }).filter((e) => e.type === 'transition').map((e) => e.toState);
           const at = entered.indexOf(state);
           expect(at, `entered ${entered.join(',')}`).toBeGreaterThanOrEqual(0);
-          expect(s.events({ transactionId: tx.id }).find((e) => e.type === 'transition' && (e.details as { resumed?: string } | null)?.resumed === state), 'resumed from the cut state').toBeDefined();
+          const story = `runs: ${driven.runs.map((r) => r.signal ?? r.code).join(',')}; cut in run ${driven.cutRun}; transitions: ${s
+            .events({ transactionId: tx.id })
+            .filter((e) => e.type === 'transition')
+            .map((e) => `${e.fromState}->${e.toState}${e.details?.resumed ? '(resumed)' : ''}`)
+            .join(' ')}`;
+          expect(s.events({ transactionId: tx.id }).find((e) => e.type === 'transition' && (e.details as { resumed?: string } | null)?.resumed === state), `resumed from the cut state; ${story}`).toBeDefined();
         });
         await expectAtRest(rig, PLAN[state].ending, slotA);
       });
     }
   }
 
-  it('killed from outside (kill -9) while its health checks run, then powered up again → committed', async () => {
+  it('killed from outside (kill -9) while its health checks run, then powered up again → committed', { timeout: 300_000 }, async () => {
     // A slow check keeps the daemon in verifying long enough to be killed by another process.
     const rig = await makeRig({ config: { healthChecks: [{ name: 'slow', command: ['sh', '-c', 'sleep 3; exit 0'] }] } });
     rigs.push(rig);
@@ -85,7 +90,12 @@ describe('SIGKILL in every persisted state', () => {
     await bootUntilUp(rig.dev);
     const daemon = execa('node', [AGENT_CLI, 'daemon', '--config', rig.configPath], { reject: false, stdin: 'ignore' });
     let state: string | undefined;
-    for (let k = 0; k < 600 && state !== 'verifying'; k++) {
+    let exited = false;
+    void daemon.finally(() => {
+      exited = true;
+    });
+    // No timing assumption: poll until the daemon is in verifying (its check takes 3 s).
+    while (state !== 'verifying' && !exited) {
       await sleep(25);
       state = withStore(rig, (s) => s.current()?.state);
     }

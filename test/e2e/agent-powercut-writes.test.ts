@@ -62,7 +62,7 @@ async function everyPoint(healthy: boolean, ending: Ending): Promise<void> {
   expect(points).toBe(writes.flat().length);
 }
 
-describe('a power cut after every durable write', () => {
+describe('a power cut after every durable write', { timeout: 180_000 }, () => {
   it('of a successful update: every point ends committed', async () => {
     await everyPoint(true, { state: 'committed' });
   }, 600_000);

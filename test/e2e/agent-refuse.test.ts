@@ -48,7 +48,7 @@ async function refused(path: string, code: string, extra: string[] = []): Promis
   return r.stderr;
 }
 
-describe('bundles the agent refuses', () => {
+describe('bundles the agent refuses', { timeout: 180_000 }, () => {
   it('refuses a downgrade and a re-install before touching any slot', async () => {
     const older = await imageBundle(rig.dir, rig.key, releaseImage('1.5.0', true), { version: '1.5.0' });
     expect(await refused(older.path, 'VERSION_NOT_NEWER')).toContain('not greater than 2.0.0');

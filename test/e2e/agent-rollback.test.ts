@@ -22,7 +22,7 @@ async function installCommitted(version: string): Promise<void> {
   expect((await bootAndDaemon(rig)).code).toBe(0);
 }
 
-describe('ota-agent rollback', () => {
+describe('ota-agent rollback', { timeout: 180_000 }, () => {
   it('refuses when the other slot holds no committed release, changing nothing', async () => {
     await installCommitted('1.0.0');
     const env = await readFile(rig.dev.grubenvPath);

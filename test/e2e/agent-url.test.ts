@@ -53,7 +53,7 @@ async function device(): Promise<Rig> {
   return rig;
 }
 
-describe('install from a URL', () => {
+describe('install from a URL', { timeout: 180_000 }, () => {
   it('downloads, installs and commits', async () => {
     const rig = await device();
     const { path } = await imageBundle(rig.dir, rig.key, releaseImage('1.0.0', true, 1 << 20), { version: '1.0.0' });

@@ -39,7 +39,7 @@ export async function drive(rig: Rig, bundle: string, plan: CutPlan | undefined,
   for (let i = 0; ; ) {
     runs.push(run);
     if (runs.length > 25) throw new Error('the device did not come to rest in 25 agent runs');
-    if (run.signal === 'SIGKILL' && cutRun === undefined) {
+    if (run.signal === 'SIGKILL' && !run.stopped && cutRun === undefined) {
       cutRun = i;
       if (powerCut) await bootUntilUp(rig.dev);
     } else if (run.rebooted) {

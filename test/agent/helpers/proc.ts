@@ -23,6 +23,8 @@ export interface AgentRun {
   stderr: string;
   /** The agent asked for a reboot during this run. */
   rebooted: boolean;
+  /** The harness stopped it (after its reboot request): its signal is not a power-cut hook's. */
+  stopped: boolean;
 }
 
 /**
@@ -36,17 +38,21 @@ export async function agent(rig: Rig, args: string[], env: Record<string, string
     stdin: 'ignore',
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
     extendEnv: false,
+    // Never escalate to SIGKILL behind our back: a SIGKILL must mean the agent's own cut.
+    forceKillAfterDelay: false,
   });
   let exited = false;
   void child.finally(() => {
     exited = true;
   });
   let rebooted = false;
+  let stopped = false;
   // Only the daemon waits for the system to go down after asking for a reboot; it is stopped
   // the way systemd stops it. Technician commands exit by themselves once it was requested.
   while (!exited && args[0] === 'daemon') {
     if ((await rebootCount(rig)) > before) {
       rebooted = true;
+      stopped = true;
       child.kill('SIGTERM');
       break;
     }
@@ -54,7 +60,7 @@ export async function agent(rig: Rig, args: string[], env: Record<string, string
   }
   const r = await child;
   rebooted ||= (await rebootCount(rig)) > before;
-  return { code: r.exitCode, signal: r.signal ?? undefined, stdout: String(r.stdout), stderr: String(r.stderr), rebooted };
+  return { code: r.exitCode, signal: r.signal ?? undefined, stdout: String(r.stdout), stderr: String(r.stderr), rebooted, stopped };
 }
 
 /** Boots the device through GRUB (until a slot comes up), then runs the daemon once. */
