@@ -83,7 +83,8 @@ export class FsSlot implements SlotBackend {
     }
     await durablyAsync('slot-sync', `slot ${slot.name} syncfs`, async () => {
       try {
-        await execa('sync', ['--file-system', root], { stdin: 'ignore' });
+        // syncfs(2) of the slot's file system; -f is understood by coreutils and busybox alike.
+        await execa('sync', ['-f', root], { stdin: 'ignore' });
       } catch (cause) {
         throw wrap(slot, 'syncfs', cause);
       }

@@ -4,7 +4,9 @@
  * replaced. Nothing is followed through symlinks on either side. A file whose size and mtime
  * match is taken as equal (as rsync does); same size with another mtime is compared by content,
  * so flash is not rewritten with bytes it already holds. Records of the resulting entries come
- * from the active side, so the read-back checks the copy against the original.
+ * from the active side, so the read-back checks the copy against the original. Like
+ * `rsync -x`, it stays on the active slot's file system: a mount point (/proc, /data, ...)
+ * is copied as an empty directory, never descended into.
  */
 import { createReadStream, type Stats } from 'node:fs';
 import { copyFile, chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
@@ -69,6 +71,7 @@ function sameType(a: Stats, b: Stats): boolean {
  */
 export async function syncTree(src: string, dst: string, excludes: readonly string[], records: Map<string, string>): Promise<SyncStats> {
   const own = ownershipKept();
+  const rootDev = (await lstat(src)).dev;
   const stats: SyncStats = { copied: 0, unchanged: 0, removed: 0, bytesWritten: 0 };
   // Hard links of the active tree are kept as links: inode → first slot-relative path.
   const inodes = new Map<string, string>();
@@ -88,7 +91,8 @@ export async function syncTree(src: string, dst: string, excludes: readonly stri
       if (!dt) await mkdir(d, 0o700);
       records.set(rel, entryRecord((await metaOf(s, st))!, own));
       dirs.push({ rel, st });
-      await syncDir(rel);
+      if (st.dev === rootDev) await syncDir(rel);
+      else await emptyMountPoint(rel);
       return;
     }
     if (st.isFile() && st.nlink > 1) {
@@ -144,6 +148,16 @@ export async function syncTree(src: string, dst: string, excludes: readonly stri
     } else stats.unchanged++;
     await setMeta(d, st, own, true);
     records.set(rel, entryRecord((await metaOf(s, st))!, own));
+  };
+
+  // Another file system is mounted here on the active side: the new slot gets the bare
+  // directory, as the mount point it will be there too.
+  const emptyMountPoint = async (rel: string): Promise<void> => {
+    const ddir = posix.join(dst, rel);
+    for (const name of await readdir(ddir)) {
+      await rm(posix.join(ddir, name), { recursive: true, force: true });
+      stats.removed++;
+    }
   };
 
   const syncDir = async (rel: string): Promise<void> => {

@@ -133,6 +133,27 @@ describe('fs slot: module', () => {
     expect(result.size).toBeLessThan(20_000);
   });
 
+  it('does not descend into file systems mounted in the active slot (like rsync -x)', async (ctx) => {
+    const { a, b } = await slots('module-mounts');
+    await writeTree(a.path, { 'etc/os-release': 'x', 'proc/.keep': '' });
+    const mounted = await execa('mount', ['-t', 'tmpfs', 'none', join(a.path, 'proc')], { reject: false });
+    if (mounted.exitCode !== 0) {
+      ctx.skip();
+      return;
+    }
+    try {
+      await writeFile(join(a.path, 'proc', 'cpuinfo'), 'not part of the slot');
+      const mod = await writeTree(join(dir, 'module-mounts-src'), { 'run.sh': 'x' });
+      const { path } = await treeBundle(dir, key, mod, { version: '2.3.0', type: 'module', target: '/opt/modules/app' });
+      const r = await install(b, a, path);
+      expect(r.readBack).toEqual(r.digest);
+      expect((await stat(join(b.path, 'proc'))).isDirectory()).toBe(true);
+      expect(await readdir(join(b.path, 'proc'))).toEqual([]);
+    } finally {
+      await execa('umount', [join(a.path, 'proc')]);
+    }
+  });
+
   it('never writes through a symlink in the target path', async () => {
     const { a, b } = await slots('module-symlink');
     const outsideDir = join(dir, 'outside');
