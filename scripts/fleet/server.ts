@@ -1,0 +1,117 @@
+/**
+ * A real `ota-server` process on loopback for the demo, the end-to-end and reliability suites
+ * and the benchmarks: started on a data directory (port 0 unless given), stopped with a signal
+ * (SIGKILL for a crash), restarted on the same data and port; plus token creation and a small
+ * JSON client for the API.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { dirname, join, resolve } from 'node:path';
+
+const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..', '..', '..');
+/** The compiled server CLI. */
+export const SERVER_CLI = join(ROOT, 'dist', 'server', 'cli.js');
+
+/** How to start the server. */
+export interface ServerOptions {
+  data: string;
+  releaseKeys: string[];
+  port?: number;
+  /** Extra `ota-server start` flags, e.g. ['--poll-interval', '2']. */
+  args?: string[];
+}
+
+/** A running server process. */
+export class ServerProcess {
+  private child: ResultPromise | undefined;
+  private output = '';
+  url = '';
+
+  private constructor(private readonly opts: ServerOptions) {}
+
+  /** Starts `ota-server start` and waits for its "listening on URL" line. */
+  static async start(opts: ServerOptions): Promise<ServerProcess> {
+    const s = new ServerProcess(opts);
+    await s.launch(opts.port ?? 0);
+    return s;
+  }
+
+  private async launch(port: number): Promise<void> {
+    const args = [SERVER_CLI, 'start', '--data', this.opts.data, '--host', '127.0.0.1', '--port', String(port), ...this.opts.releaseKeys.flatMap((k) => ['--release-key', k]), ...(this.opts.args ?? [])];
+    const child = execa('node', args, { reject: false, stdin: 'ignore', all: true, buffer: false, env: { OTA_SERVER_LOG_LEVEL: 'warn' } });
+    this.child = child;
+    this.output = '';
+    this.url = await new Promise<string>((resolveUrl, reject) => {
+      child.all?.setEncoding('utf8');
+      child.all?.on('data', (d: string) => {
+        this.output += d;
+        const m = /listening on (http:\/\/[^\s]+)/.exec(this.output);
+        if (m?.[1]) resolveUrl(m[1]);
+      });
+      void child.then((r) => reject(new Error(`ota-server exited ${r.exitCode ?? r.signal} before listening:\n${this.output}`)));
+    });
+  }
+
+  /** The port it listens on. */
+  get port(): number {
+    return Number(new URL(this.url).port);
+  }
+
+  /** Everything the process printed. */
+  get log(): string {
+    return this.output;
+  }
+
+  /** Stops it with `signal` (SIGKILL is a crash) and waits for the exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const c = this.child;
+    if (!c) return;
+    c.kill(signal);
+    await c;
+    this.child = undefined;
+  }
+
+  /** Starts it again on the same data directory and port. */
+  async restart(): Promise<void> {
+    const port = this.port;
+    await this.stop();
+    await this.launch(port);
+  }
+}
+
+/** Creates a token of `role` on the server's data directory; returns the token. */
+export async function createToken(data: string, role: 'ops' | 'technician' | 'enroll', name?: string): Promise<string> {
+  const r = await execa('node', [SERVER_CLI, 'token', 'create', '--role', role, '--data', data, ...(name ? ['--name', name] : [])]);
+  return String(r.stdout).trim();
+}
+
+/** Calls the API with a bearer token; throws with the server's error code on a non-2xx answer. */
+export async function api<T = Record<string, unknown>>(url: string, token: string, method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  const json = text ? (JSON.parse(text) as T & { error?: string; message?: string }) : ({} as T & { error?: string; message?: string });
+  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${json.error ?? ''}: ${json.message ?? text}`);
+  return json;
+}
+
+/** One device as GET /v1/devices shows it. */
+export interface FleetRow {
+  id: string;
+  compatible: string;
+  channel: string;
+  lastSeen: string | null;
+  slot: string | null;
+  version: string | null;
+  state: string | null;
+  transaction: { id: string; version: string; state: string } | null;
+  lastOutcome: { outcome: string; reason: string | null; version: string; at: string } | null;
+  pendingRollback: string | null;
+}
+
+/** The fleet as the server sees it. */
+export async function fleet(url: string, token: string): Promise<FleetRow[]> {
+  return (await api<{ devices: FleetRow[] }>(url, token, 'GET', '/v1/devices')).devices;
+}
