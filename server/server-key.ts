@@ -9,7 +9,7 @@ import type { PrivateKey } from 'openpgp';
 import { OtaError, errorMessage } from '../shared/errors.js';
 import { generateSigningKey, publicArmor, readPrivateKey } from '../shared/signing.js';
 import './errors.js';
-import { syncDir } from './storage/fsync.js';
+import { fsyncPath } from '../shared/fsync.js';
 
 /** File names inside the data directory. */
 export const SERVER_KEY_FILE = 'server-key.asc';
@@ -36,7 +36,7 @@ async function writeDurably(dir: string, name: string, text: string, mode: numbe
   }
   await chmod(tmp, mode);
   await rename(tmp, join(dir, name));
-  await syncDir(dir);
+  await fsyncPath(dir);
 }
 
 async function readIfExists(path: string): Promise<Buffer | null> {

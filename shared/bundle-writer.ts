@@ -13,6 +13,7 @@ import { Transform } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import type { PrivateKey } from 'openpgp';
 import { OtaError, errorMessage } from './errors.js';
+import { fsyncPath } from './fsync.js';
 import { CHUNK, forEachChunk, hashFile, sha256Hex } from './hashing.js';
 import { isPayloadName, serializeManifest, validateManifest, type Manifest, type ModuleSpec, type ModuleType } from './manifest.js';
 import { signDetached } from './signing.js';
@@ -179,12 +180,7 @@ export async function buildBundle(input: BuildInput): Promise<BuildResult> {
       await fh.close();
     }
     await rename(partial, input.out);
-    const dir = await open(outDir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await fsyncPath(outDir);
     return { manifest, size, sha256: hash.digest('hex') };
   } finally {
     await rm(tmp, { recursive: true, force: true });

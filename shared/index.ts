@@ -16,3 +16,4 @@ export * from './protocol.js';
 export * from './cli.js';
 export * from './strict-json.js';
 export * from './inspect.js';
+export * from './fsync.js';

@@ -9,7 +9,7 @@ import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promi
 import { join } from 'node:path';
 import { OtaError, errorMessage } from '../../shared/errors.js';
 import '../errors.js';
-import { syncDir } from './fsync.js';
+import { fsyncPath } from '../../shared/fsync.js';
 
 const SHA256 = /^[0-9a-f]{64}$/;
 
@@ -57,7 +57,7 @@ export class BundleStore {
   /** Moves a complete, fsynced temporary file into place as `bundles/<sha256>`, durably. */
   async commit(tempPath: string, sha256: string): Promise<void> {
     await rename(tempPath, this.path(sha256));
-    await syncDir(this.bundlesDir);
+    await fsyncPath(this.bundlesDir);
   }
 
   /** Removes a temporary file that will not be committed. */
@@ -68,7 +68,7 @@ export class BundleStore {
   /** Removes a stored bundle (whose release could not be recorded). */
   async remove(sha256: string): Promise<void> {
     await rm(this.path(sha256), { force: true });
-    await syncDir(this.bundlesDir);
+    await fsyncPath(this.bundlesDir);
   }
 
   /** Deletes every file in bundles/ that `keep` does not name; returns what was removed. */
@@ -79,7 +79,7 @@ export class BundleStore {
       await rm(join(this.bundlesDir, name), { recursive: true, force: true });
       removed.push(name);
     }
-    if (removed.length > 0) await syncDir(this.bundlesDir);
+    if (removed.length > 0) await fsyncPath(this.bundlesDir);
     return removed;
   }
 }
