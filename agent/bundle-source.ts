@@ -1,14 +1,16 @@
 /**
  * Opens a bundle source as a byte stream: a local file (a USB stick) or an http(s) URL read
- * with got. Bytes are counted as they pass, for progress and for the durable offset, and a
- * known size caps what is read (a server cannot make the device read more than was signed).
+ * with got (download/http-source.ts: retries that resume with Range, stall timeout). Bytes
+ * are counted as they pass, for progress and for the durable offset, and a known size caps
+ * what is read (a server cannot make the device read more than was signed).
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import got from 'got';
 import { OtaError, errorMessage, isOtaError } from '../shared/errors.js';
 import { CHUNK } from '../shared/hashing.js';
+import { DEFAULTS } from './config/defaults.js';
+import { openHttpSource, type HttpSourceOptions } from './download/http-source.js';
 import './errors.js';
 
 /** An opened source. */
@@ -30,7 +32,12 @@ export interface SourceOptions {
   readonly offset?: number;
   /** The most bytes to read from `offset` on. */
   readonly maxBytes?: number;
+  /** For a URL: retries, stall timeout, the announced bundle, headers (defaults when absent). */
+  readonly http?: HttpDownload;
 }
+
+/** The options of an HTTP download besides where it starts. */
+export type HttpDownload = Omit<HttpSourceOptions, 'offset'>;
 
 /** True when `source` is an http(s) URL rather than a path. */
 export function isUrl(source: string): boolean {
@@ -69,45 +76,18 @@ async function openFile(source: string, offset: number, maxBytes?: number): Prom
   return { name: path, chunks, total: size, bytesRead: () => read, close: () => stream.destroy() };
 }
 
-/** Skips the first `n` bytes of a body whose server ignored the Range header. */
-async function* skipping(input: AsyncIterable<Buffer>, n: number): AsyncGenerator<Buffer> {
-  let left = n;
-  for await (const chunk of input) {
-    if (left >= chunk.length) {
-      left -= chunk.length;
-      continue;
-    }
-    yield left > 0 ? chunk.subarray(left) : chunk;
-    left = 0;
-  }
-}
-
-async function openUrl(url: string, offset: number, maxBytes?: number): Promise<OpenedSource> {
-  const headers = offset > 0 ? { range: `bytes=${offset}-` } : {};
-  const stream = got.stream(url, { headers, retry: { limit: 0 }, timeout: { connect: 30_000, response: 60_000 }, throwHttpErrors: false });
-  const response = await new Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined> }>((res, rej) => {
-    stream.once('response', res);
-    stream.once('error', rej);
-  }).catch((cause: unknown) => {
-    throw new OtaError('DOWNLOAD_FAILED', `bundle ${url}: ${errorMessage(cause)}`, { cause });
-  });
-  if (response.statusCode >= 400) {
-    stream.destroy();
-    const code = response.statusCode >= 500 || response.statusCode === 429 ? 'DOWNLOAD_FAILED' : 'DOWNLOAD_REFUSED';
-    throw new OtaError(code, `bundle ${url}: the server answered HTTP ${response.statusCode}`);
-  }
-  const length = Number(response.headers['content-length']);
-  // 200 to a Range request: the whole body comes; drop what the slot already holds.
-  const body = offset > 0 && response.statusCode !== 206 ? skipping(stream as AsyncIterable<Buffer>, offset) : (stream as AsyncIterable<Buffer>);
-  const total = Number.isSafeInteger(length) ? (response.statusCode === 206 ? offset + length : length) : null;
+async function openUrl(url: string, offset: number, maxBytes: number | undefined, http: HttpDownload): Promise<OpenedSource> {
+  const src = await openHttpSource(url, { ...http, offset });
   let read = 0;
   const wrap = (e: unknown): unknown => (isOtaError(e) ? e : new OtaError('DOWNLOAD_FAILED', `bundle ${url}: ${errorMessage(e)}`, { cause: e }));
-  const chunks = counted(body, url, maxBytes, (n) => (read += n), wrap);
-  return { name: url, chunks, total, bytesRead: () => read, close: () => stream.destroy() };
+  const chunks = counted(src.chunks, url, maxBytes, (n) => (read += n), wrap);
+  return { name: url, chunks, total: src.total, bytesRead: () => read, close: () => src.close() };
 }
 
 /** Opens `source` (path or URL) at `offset`; `maxBytes` caps the read when the size was announced. */
 export function openSource(source: string, opts: SourceOptions = {}): Promise<OpenedSource> {
   const offset = opts.offset ?? 0;
-  return isUrl(source) ? openUrl(source, offset, opts.maxBytes) : openFile(source, offset, opts.maxBytes);
+  if (!isUrl(source)) return openFile(source, offset, opts.maxBytes);
+  const http = opts.http ?? { stallMs: DEFAULTS.server.stallTimeoutSeconds * 1000, budget: { used: 0, limit: DEFAULTS.server.downloadRetries } };
+  return openUrl(source, offset, opts.maxBytes, http);
 }

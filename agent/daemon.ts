@@ -32,13 +32,16 @@ export async function assessBoot(dev: Device, log: (l: string) => void): Promise
   return report;
 }
 
-/** One pass: resume, then assess the boot when no transaction is waiting for a reboot. */
-export async function daemonPass(dev: Device, log: (l: string) => void): Promise<DaemonPass> {
+/**
+ * One pass: resume, then assess the boot when no transaction is waiting for a reboot.
+ * `signal` (SIGTERM) stops the machine between two states.
+ */
+export async function daemonPass(dev: Device, log: (l: string) => void, signal?: AbortSignal): Promise<DaemonPass> {
   const tx = dev.store.current();
   let transaction: RunResult | undefined;
   if (tx) {
     log(`resuming transaction ${tx.id} (${tx.kind} ${tx.version}) found in state ${tx.state}, booted from slot ${dev.booted}`);
-    transaction = await machineFor(dev, { log }).resume(tx);
+    transaction = await machineFor(dev, { log, ...(signal ? { signal } : {}) }).resume(tx);
     log(`transaction ${tx.id}: ${transaction.status === 'finished' ? `ended ${transaction.tx.state}${transaction.tx.reason ? ` (${transaction.tx.reason})` : ''}` : 'waiting for the reboot'}`);
     if (transaction.status === 'awaiting-reboot') return { transaction };
   }

@@ -7,8 +7,10 @@ import { OtaError, errorMessage } from '../shared/errors.js';
 import type { Bootloader } from './boot/bootloader.js';
 import { readBootedSlot } from './boot/cmdline.js';
 import { GrubBootloader } from './boot/grub.js';
+import { loadConnection, type ServerConnection } from './client/connection.js';
 import { configPath, loadConfig } from './config/load.js';
 import type { AgentConfig, SlotName } from './config/types.js';
+import { downloadSettings } from './download/settings.js';
 import type { LiveBundle, MachineContext } from './machine/context.js';
 import { Machine } from './machine/runner.js';
 import { Store } from './store/store.js';
@@ -20,6 +22,8 @@ export interface Device {
   readonly store: Store;
   readonly boot: Bootloader;
   readonly booted: SlotName;
+  /** The update server (config `server` section and enrollment), if the device has one. */
+  readonly server?: ServerConnection;
   close(): void;
 }
 
@@ -38,14 +42,22 @@ export async function runReboot(config: AgentConfig): Promise<void> {
 export async function openDevice(configOption?: string): Promise<Device> {
   const config = await loadConfig(configPath(configOption));
   const booted = await readBootedSlot(config.cmdlinePath);
+  const server = await loadConnection(config);
   const store = Store.open(config.dataDir);
-  return { config, store, booted, boot: new GrubBootloader(config.boot.grubenv, config.tools.grubEditenv), close: () => store.close() };
+  return {
+    config,
+    store,
+    booted,
+    boot: new GrubBootloader(config.boot.grubenv, config.tools.grubEditenv),
+    ...(server ? { server } : {}),
+    close: () => store.close(),
+  };
 }
 
 /** The state machine for a device. */
 export function machineFor(
   dev: Device,
-  opts: { live?: LiveBundle; onProgress?: (done: number, total: number | null) => void; log?: (line: string) => void } = {},
+  opts: { live?: LiveBundle; onProgress?: (done: number, total: number | null) => void; log?: (line: string) => void; signal?: AbortSignal } = {},
 ): Machine {
   const ctx: MachineContext = {
     config: dev.config,
@@ -54,8 +66,10 @@ export function machineFor(
     booted: dev.booted,
     reboot: () => runReboot(dev.config),
     log: opts.log ?? ((line) => process.stderr.write(`${line}\n`)),
+    download: downloadSettings(dev.config, dev.server),
     ...(opts.live ? { live: opts.live } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
   };
   return new Machine(ctx);
 }

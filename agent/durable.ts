@@ -1,6 +1,6 @@
 /**
  * Every durable write of the agent (store commit, slot fsync, grubenv rename, report marked
- * sent) is announced here once it has completed. That gives power-cut tests one place to
+ * sent, enrollment file renamed into place) is announced here once it has completed. That gives power-cut tests one place to
  * cut: `OTA_CRASH_AFTER_WRITE=k` makes the process SIGKILL itself right after the k-th
  * durable write, and `OTA_CRASH_AT_STATE=<state>` right after that state is persisted.
  * `OTA_DURABLE_TRACE=<file>` appends one line per write, so a harness can count the points
@@ -9,7 +9,7 @@
 import { appendFileSync } from 'node:fs';
 
 /** What kind of durable write completed. */
-export type DurableKind = 'store' | 'slot-sync' | 'grubenv' | 'report-sent';
+export type DurableKind = 'store' | 'slot-sync' | 'grubenv' | 'report-sent' | 'enrollment';
 
 let count = 0;
 

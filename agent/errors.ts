@@ -3,7 +3,7 @@
  * error leaves the transaction where it is, to be resumed later; a `fatal` one ends it.
  * docs/AGENT.md lists every code; test/agent/errors-doc.test.ts keeps the two in step.
  * Every module that raises one of these codes imports this file, so the catalogue is
- * registered whichever entry point (CLI, tests, issue 6's daemon loop) loads the agent.
+ * registered whichever entry point (CLI, tests, the daemon's server loop) loads the agent.
  */
 import { defineErrors, type ErrorSpec } from '../shared/errors.js';
 
@@ -39,6 +39,18 @@ export const AgentErrors = defineErrors({
   REBOOT_TIMEOUT: transient(500, 'The reboot was requested but the system did not go down in time: check rebootCommand.'),
   ROLLBACK_UNAVAILABLE: fatal(409, 'The other slot does not hold a committed release, so there is nothing safe to roll back to.'),
   MARK_REFUSED: fatal(409, 'The slot cannot be marked that way now: see the message and ota-agent status.'),
+  DOWNLOAD_STALLED: transient(504, 'No byte of the bundle arrived for server.stallTimeoutSeconds: the download is retried from where it stopped; check the link.'),
+  DOWNLOAD_RETRIES_EXHAUSTED: fatal(504, 'The download failed more often than server.downloadRetries allows: the update fails; check the network and the server, then publish or install again.'),
+  AGENT_STOPPED: transient(503, 'The agent was asked to stop (SIGTERM): the transaction resumes at the next start of ota-agent daemon.'),
+  SERVER_NOT_ENROLLED: fatal(409, 'No complete server connection (URL, device token, server key): run ota-agent enroll, or set server.url, server.token and server.serverKey.'),
+  ENROLLMENT_FAILED: fatal(500, 'The enrollment file server.json in dataDir cannot be read or written, or is damaged: check dataDir, then enroll again (ota-agent enroll --replace with an ops token).'),
+  SERVER_UNREACHABLE: transient(502, 'The update server cannot be reached: check server.url, the network and that the server runs; the agent tries again later.'),
+  SERVER_FAILED: transient(502, 'The update server answered with a server error (5xx or 429): the agent tries again later; the server log has the detail.'),
+  SERVER_BAD_ANSWER: transient(502, 'The update server answered something that is not an otaab answer: check that server.url points at ota-server.'),
+  SERVER_AUTH_FAILED: fatal(401, 'The server refused the token (unknown, revoked or of the wrong role): use a valid enrollment token, or enroll the device again.'),
+  SERVER_REFUSED: fatal(400, 'The server refused the request (HTTP 4xx): the message names the server\'s error code.'),
+  ENROLL_DEVICE_EXISTS: fatal(409, 'This device id is enrolled on the server already: re-enroll it with --replace and an ops token, or give the device another device.id.'),
+  SERVER_KEY_MISMATCH: fatal(409, 'The server\'s key is not the one configured in server.serverKey: the URL may lead to another server; nothing was stored.'),
 });
 
 /** One of the agent's error codes. */

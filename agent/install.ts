@@ -10,6 +10,7 @@ import { loadKeyring } from '../shared/signing.js';
 import { openSource } from './bundle-source.js';
 import { otherSlot } from './config/types.js';
 import { machineFor, type Device } from './device.js';
+import { DownloadRetries, downloadSettings } from './download/settings.js';
 import type { RunResult } from './machine/runner.js';
 import { slotConfig } from './machine/context.js';
 import { checkBundlePolicy } from './policy.js';
@@ -33,6 +34,8 @@ export interface InstallRequest {
   readonly manifest?: Buffer;
   readonly onProgress?: (done: number, total: number | null) => void;
   readonly log?: (line: string) => void;
+  /** Aborted when the agent must stop: the download ends and the machine stops between states. */
+  readonly signal?: AbortSignal;
 }
 
 /** Runs an install until it ends or waits for the reboot. */
@@ -43,7 +46,13 @@ export async function install(dev: Device, req: InstallRequest): Promise<RunResu
   }
   const target = otherSlot(dev.booted);
   const slot = slotConfig(dev.config, target);
-  const src = await openSource(req.source, req.size !== undefined ? { maxBytes: req.size } : {});
+  const log = req.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const settings = downloadSettings(dev.config, dev.server);
+  const retries = new DownloadRetries(dev.store, dev.booted, log, settings.retries);
+  const src = await openSource(req.source, {
+    ...(req.size !== undefined ? { maxBytes: req.size } : {}),
+    http: retries.http(settings, req.source, { sha256: req.sha256 ?? null, size: req.size ?? null }, req.signal),
+  });
   let reader: BundleReader;
   try {
     reader = await BundleReader.open(src.chunks, { keyring: await loadKeyring(dev.config.trustedKeys), source: src.name });
@@ -66,7 +75,8 @@ export async function install(dev: Device, req: InstallRequest): Promise<RunResu
   const machine = machineFor(dev, {
     live: { reader, bytesRead: src.bytesRead },
     ...(req.onProgress ? { onProgress: req.onProgress } : {}),
-    ...(req.log ? { log: req.log } : {}),
+    ...(req.signal ? { signal: req.signal } : {}),
+    log,
   });
   const tx = machine.start({
     id: randomUUID(),
@@ -86,5 +96,7 @@ export async function install(dev: Device, req: InstallRequest): Promise<RunResu
     payloadsOffset: reader.bundle.payloadsOffset,
     bytesTotal: req.size ?? src.total,
   });
+  // The source was opened before the transaction existed; its later retries belong to it.
+  retries.attach(tx.id);
   return machine.run(tx);
 }

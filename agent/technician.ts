@@ -17,14 +17,17 @@ function refuseInFlight(tx: Transaction | undefined, what: string): void {
 }
 
 /** Switches to the other slot if it holds a committed release, and reboots into it. */
-export async function rollback(dev: Device, opts: { origin?: 'local' | 'server'; directiveId?: string; log?: (l: string) => void } = {}): Promise<RunResult> {
+export async function rollback(
+  dev: Device,
+  opts: { origin?: 'local' | 'server'; directiveId?: string; log?: (l: string) => void; signal?: AbortSignal } = {},
+): Promise<RunResult> {
   refuseInFlight(dev.store.current(), 'roll back');
   const other = otherSlot(dev.booted);
   const info = dev.store.slots()[other];
   if (info.status !== 'committed') {
     throw new OtaError('ROLLBACK_UNAVAILABLE', `slot ${other} holds no committed release (its state is ${info.status}${info.version ? `, version ${info.version}` : ''}); staying on slot ${dev.booted}`);
   }
-  const machine = machineFor(dev, opts.log ? { log: opts.log } : {});
+  const machine = machineFor(dev, { ...(opts.log ? { log: opts.log } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
   const tx = machine.start({
     id: randomUUID(),
     kind: 'rollback',

@@ -48,13 +48,20 @@ function healthCheck(s: Section): HealthCheckConfig {
 }
 
 function server(s: Section): ServerConfig {
-  s.only(['url', 'token', 'serverKey', 'pollIntervalSeconds']);
-  const url = s.string('url');
-  if (!/^https?:\/\//.test(url)) s.invalid('url', `must be an http:// or https:// URL, not "${url}"`);
+  s.only(['url', 'token', 'serverKey', 'pollIntervalSeconds', 'stallTimeoutSeconds', 'downloadRetries']);
+  const d = DEFAULTS.server;
   const out: { -readonly [K in keyof ServerConfig]: ServerConfig[K] } = {
-    url,
-    pollIntervalSeconds: s.int('pollIntervalSeconds', 10, 7 * DAY, DEFAULTS.server.pollIntervalSeconds),
+    // 1 s is for tests and demos; a fleet sets minutes or hours (the server may ask for less).
+    pollIntervalSeconds: s.int('pollIntervalSeconds', 1, 7 * DAY, d.pollIntervalSeconds),
+    stallTimeoutSeconds: s.int('stallTimeoutSeconds', 1, 3600, d.stallTimeoutSeconds),
+    downloadRetries: s.int('downloadRetries', 0, 1_000_000, d.downloadRetries),
   };
+  // The URL may come from the enrollment file instead (ota-agent enroll stores it).
+  const url = s.optionalString('url');
+  if (url !== undefined) {
+    if (!/^https?:\/\//.test(url)) s.invalid('url', `must be an http:// or https:// URL, not "${url}"`);
+    out.url = url.replace(/\/+$/, '');
+  }
   const token = s.optionalString('token');
   if (token !== undefined) out.token = token;
   if (s.has('serverKey')) out.serverKey = s.path('serverKey');

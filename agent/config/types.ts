@@ -52,13 +52,21 @@ export interface CommandCheck {
 /** Any health check. */
 export type HealthCheckConfig = SystemdCheck | HttpCheck | CommandCheck;
 
-/** The update server, for the daemon's check-in loop (the server conversation). */
+/**
+ * The update server, for the daemon's check-in loop. Each of url, token and serverKey, when
+ * set, wins over what `ota-agent enroll` stored in `<dataDir>/server.json`.
+ */
 export interface ServerConfig {
-  readonly url: string;
+  readonly url?: string;
   readonly token?: string;
-  /** The server's public key (answers are signed with it). */
+  /** The server's public key file (answers are signed with it). */
   readonly serverKey?: string;
+  /** The longest time between two check-ins; the server may ask for shorter. */
   readonly pollIntervalSeconds: number;
+  /** A download with no byte for this long counts as a network error (and is retried). */
+  readonly stallTimeoutSeconds: number;
+  /** Network retries one transaction's download may use before it fails. */
+  readonly downloadRetries: number;
 }
 
 /** External programs the agent runs; paths are configurable for test rigs and odd images. */

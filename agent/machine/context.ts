@@ -2,6 +2,7 @@
 import type { BundleReader } from '../../shared/bundle-reader.js';
 import type { Bootloader } from '../boot/bootloader.js';
 import type { AgentConfig, SlotConfig, SlotName } from '../config/types.js';
+import type { DownloadSettings } from '../download/settings.js';
 import type { Store } from '../store/store.js';
 
 /** A bundle already opened (and its signature verified) by whoever started the transaction. */
@@ -20,6 +21,10 @@ export interface MachineContext {
   readonly booted: SlotName;
   /** The bundle of a transaction started in this process (otherwise the source is re-opened). */
   readonly live?: LiveBundle;
+  /** How a re-opened URL source is fetched: stall timeout, retries, the device token. */
+  readonly download: DownloadSettings;
+  /** Aborted when the agent must stop (SIGTERM): the machine stops before the next handler. */
+  readonly signal?: AbortSignal;
   /** Runs the configured reboot command. */
   reboot(): Promise<void>;
   /** Progress of the bundle read, for a progress bar. */

@@ -5,7 +5,7 @@
  * counts a transition; past the limit the table's `loop` exit is taken instead.
  */
 import { formatError } from '../../shared/cli.js';
-import { isOtaError } from '../../shared/errors.js';
+import { OtaError, isOtaError } from '../../shared/errors.js';
 import { stateReached } from '../durable.js';
 import type { NewTransaction } from '../store/transactions.js';
 import type { StoreWriter } from '../store/store.js';
@@ -115,6 +115,9 @@ export class Machine {
   async run(start: Transaction): Promise<RunResult> {
     let tx = start;
     for (;;) {
+      // Asked to stop (SIGTERM): the state is persisted and its handler has not run, which is
+      // exactly what start-up recovery resumes from.
+      if (this.ctx.signal?.aborted) throw new OtaError('AGENT_STOPPED', `transaction ${tx.id}: stopped before the ${tx.state} step; it resumes at the next start`);
       let result: HandlerResult;
       try {
         result = await HANDLERS[tx.state](this.ctx, tx);

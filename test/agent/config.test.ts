@@ -70,7 +70,9 @@ describe('agent config', () => {
       { name: 'web', http: 'http://127.0.0.1:8080/health', status: 200, timeoutSeconds: 10 },
       { name: 'cmd', command: ['/bin/true'], timeoutSeconds: 5 },
     ]);
-    expect(c.server).toEqual({ url: 'https://ota.example.com', token: 't', pollIntervalSeconds: 3600 });
+    expect(c.server).toEqual({ url: 'https://ota.example.com', token: 't', pollIntervalSeconds: 3600, stallTimeoutSeconds: 60, downloadRetries: 1000 });
+    // url, token and serverKey may all come from the enrollment file instead.
+    expect(parseConfig({ ...minimal, server: { pollIntervalSeconds: 1 } }, '/x/agent.json').server).toEqual({ pollIntervalSeconds: 1, stallTimeoutSeconds: 60, downloadRetries: 1000 });
   });
 
   it('resolves relative paths against the config file directory', () => {
@@ -105,7 +107,9 @@ describe('agent config', () => {
     fails({ ...minimal, healthChecks: [{ name: 'x', http: 'ftp://b' }] }, 'CONFIG_INVALID', /"healthChecks\[0\].http" must be an http/);
     fails({ ...minimal, healthChecks: [{ name: 'a b', command: ['x'] }] }, 'CONFIG_INVALID', /"healthChecks\[0\].name"/);
     fails({ ...minimal, healthChecks: [{ name: 'a', command: ['x'] }, { name: 'a', command: ['y'] }] }, 'CONFIG_INVALID', /two checks named "a"/);
-    fails({ ...minimal, server: { token: 't' } }, 'CONFIG_INVALID', /"server.url" is required/);
+    fails({ ...minimal, server: { url: 'ota.example.com' } }, 'CONFIG_INVALID', /"server.url" must be an http/);
+    fails({ ...minimal, server: { pollIntervalSeconds: 0 } }, 'CONFIG_INVALID', /"server.pollIntervalSeconds" must be a whole number from 1/);
+    fails({ ...minimal, server: { stallTimeoutSeconds: 0 } }, 'CONFIG_INVALID', /"server.stallTimeoutSeconds"/);
     fails([], 'CONFIG_INVALID', /top level must be a JSON object/);
   });
 

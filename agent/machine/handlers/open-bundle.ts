@@ -9,7 +9,8 @@ import { BundleReader } from '../../../shared/bundle-reader.js';
 import { OtaError } from '../../../shared/errors.js';
 import { CHUNK } from '../../../shared/hashing.js';
 import { loadKeyring } from '../../../shared/signing.js';
-import { openSource } from '../../bundle-source.js';
+import { openSource, type HttpDownload } from '../../bundle-source.js';
+import { DownloadRetries } from '../../download/settings.js';
 import type { SlotConfig } from '../../config/types.js';
 import type { Transaction } from '../../store/types.js';
 import type { LiveBundle, MachineContext } from '../context.js';
@@ -21,12 +22,18 @@ async function* slotPrefix(path: string, length: number): AsyncGenerator<Buffer>
   for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: CHUNK })) yield chunk as Buffer;
 }
 
+/** HTTP options for re-opening `tx`'s source: its announced bundle, its remaining retries, the device token. */
+function httpFor(ctx: MachineContext, tx: Transaction, url: string): HttpDownload {
+  const retries = new DownloadRetries(ctx.store, ctx.booted, ctx.log, ctx.download.retries, tx.id);
+  return retries.http(ctx.download, url, { sha256: tx.bundleSha256, size: tx.bundleSize }, ctx.signal);
+}
+
 async function resumed(ctx: MachineContext, tx: Transaction, target: SlotConfig): Promise<LiveBundle | undefined> {
   if (tx.resumeIndex === null || tx.resumeDataOffset === null || tx.payloadsOffset === null || tx.durableOffset <= 0) return undefined;
   if (target.kind !== 'raw' || !tx.manifest || !tx.manifestSig || !tx.source) return undefined;
   const from = tx.resumeDataOffset + tx.durableOffset;
   const remaining = tx.bundleSize !== null ? tx.bundleSize - from : undefined;
-  const src = await openSource(tx.source, { offset: from, ...(remaining !== undefined ? { maxBytes: remaining } : {}) });
+  const src = await openSource(tx.source, { offset: from, ...(remaining !== undefined ? { maxBytes: remaining } : {}), http: httpFor(ctx, tx, tx.source) });
   const reader = await BundleReader.resume(
     src.chunks,
     { keyring: await loadKeyring(ctx.config.trustedKeys), source: src.name },
@@ -44,7 +51,7 @@ export async function bundleFor(ctx: MachineContext, tx: Transaction, target: Sl
   if (!tx.source || !tx.manifest) throw new OtaError('BUNDLE_CHANGED', `transaction ${tx.id}: no bundle source was recorded`);
   const again = await resumed(ctx, tx, target);
   if (again) return again;
-  const src = await openSource(tx.source, tx.bundleSize !== null ? { maxBytes: tx.bundleSize } : {});
+  const src = await openSource(tx.source, { ...(tx.bundleSize !== null ? { maxBytes: tx.bundleSize } : {}), http: httpFor(ctx, tx, tx.source) });
   const reader = await BundleReader.open(src.chunks, { keyring: await loadKeyring(ctx.config.trustedKeys), source: src.name });
   if (!reader.bundle.manifestBytes.equals(tx.manifest)) {
     throw new OtaError('BUNDLE_CHANGED', `bundle ${src.name}: its manifest is not the one transaction ${tx.id} started with (version ${reader.manifest.version})`);

@@ -1,0 +1,350 @@
+/**
+ * A bundle download over HTTP (got) that survives a flaky link. When the connection drops,
+ * stalls (no byte for `stallMs`) or the server answers 5xx/429, it waits as retry.ts says and
+ * asks again with `Range: bytes=<first byte not yet received>-`, so the bundle reader sees one
+ * unbroken stream and no byte it already has is fetched again. Every byte received is kept
+ * until the reader takes it, even when the connection fails right after, which is what makes
+ * "resume from exactly what was consumed" true.
+ *
+ * With the bundle's sha256 (the server's strong ETag) the requests carry `If-Range`, and an
+ * answer whose ETag names another entity is refused as BUNDLE_CHANGED. The announced size
+ * caps what is read (BUNDLE_TOO_LARGE). Each retry counts against a budget shared by the whole
+ * transaction; when it is spent the download fails with DOWNLOAD_RETRIES_EXHAUSTED.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import got, { RequestError, TimeoutError, type Request } from 'got';
+import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
+import { retryDelay } from './retry.js';
+import '../errors.js';
+
+/** Retries a transaction may still make: `used` grows, `limit` stays. */
+export interface RetryBudget {
+  used: number;
+  readonly limit: number;
+}
+
+/** One retry about to happen, for the log and the transaction's history. */
+export interface RetryEvent {
+  /** Retries used by the transaction so far, this one included. */
+  readonly retry: number;
+  /** Failures in a row without a byte received in between. */
+  readonly attempt: number;
+  readonly delayMs: number;
+  /** Bundle offset the next request starts from. */
+  readonly offset: number;
+  readonly error: OtaError;
+}
+
+/** How to download. */
+export interface HttpSourceOptions {
+  /** Bundle offset of the first byte wanted. */
+  readonly offset: number;
+  /** sha256 of the whole bundle, when announced: its ETag is `"<sha256>"`. */
+  readonly sha256?: string;
+  /** Size of the whole bundle, when announced: a bigger one is refused before it is read. */
+  readonly size?: number;
+  /** Extra request headers (the device's Authorization, for its own server only). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** No byte for this long counts as a network error. */
+  readonly stallMs: number;
+  readonly budget: RetryBudget;
+  /** Aborting it ends the download with AGENT_STOPPED. */
+  readonly signal?: AbortSignal;
+  readonly onRetry?: (e: RetryEvent) => void;
+  /** The retry policy; retry.ts's by default (tests pass a faster one). */
+  readonly delay?: (attempt: number, error: unknown) => number | null;
+}
+
+/** An opened download. */
+export interface HttpSource {
+  /** The bundle's bytes from `offset` on, across as many requests as it takes. */
+  readonly chunks: AsyncIterable<Buffer>;
+  /** The whole bundle's size, when the server said. */
+  readonly total: number | null;
+  /** Stops the download and releases the connection. */
+  close(): void;
+}
+
+// Bytes kept for the reader before the connection is paused, and when it is resumed: enough
+// to ride out a slow slot write, small enough for a gateway's memory.
+const HIGH_WATER = 1 << 20;
+const LOW_WATER = 256 << 10;
+
+function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+class Download {
+  private current: Request | undefined;
+  private readonly queue: Buffer[] = [];
+  private queued = 0;
+  private paused = false;
+  /** Bytes received from `offset` on (queued or already handed to the reader). */
+  private received = 0;
+  private complete = false;
+  private failure: OtaError | undefined;
+  private waiter: (() => void) | undefined;
+  private closed = false;
+  private attempt = 0;
+  private receivedAtFailure = -1;
+  private readonly etag: string | undefined;
+  total: number | null = null;
+
+  constructor(
+    private readonly url: string,
+    private readonly opts: HttpSourceOptions,
+  ) {
+    this.etag = opts.sha256 ? `"${opts.sha256}"` : undefined;
+    opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  private readonly onAbort = (): void => this.fail(this.current, this.stopped());
+
+  private get position(): number {
+    return this.opts.offset + this.received;
+  }
+
+  private stopped(): OtaError {
+    return new OtaError('AGENT_STOPPED', `bundle ${this.url}: download stopped at byte ${this.position}`);
+  }
+
+  private networkError(err: unknown, req: Request | undefined): OtaError {
+    if (isOtaError(err)) return err;
+    if (this.opts.signal?.aborted) return this.stopped();
+    if (err instanceof TimeoutError) {
+      return new OtaError('DOWNLOAD_STALLED', `bundle ${this.url}: no answer within ${this.opts.stallMs / 1000} s (${err.event}) at byte ${this.position}`, { cause: err });
+    }
+    const code = err instanceof RequestError ? err.code : undefined;
+    const status = req?.response?.statusCode;
+    const detail = `${errorMessage(err)}${code && !errorMessage(err).includes(code) ? ` (${code})` : ''}`;
+    return new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: ${detail} at byte ${this.position}${status ? ` (HTTP ${status})` : ''}`, { cause: err });
+  }
+
+  /** Marks the current request failed (once) and wakes the reader. */
+  private fail(req: Request | undefined, err: OtaError): void {
+    if (req !== this.current || this.failure || this.complete) return;
+    this.failure = err;
+    req?.destroy();
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  /** Checks an answer's status and headers; returns how many leading body bytes to drop. */
+  private accept(req: Request, from: number): number {
+    const res = req.response!;
+    const status = res.statusCode;
+    if (status === 429 || status === 408 || status >= 500) {
+      throw new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: the server answered HTTP ${status}`);
+    }
+    if (status !== 200 && status !== 206) {
+      throw new OtaError('DOWNLOAD_REFUSED', `bundle ${this.url}: the server answered HTTP ${status}`);
+    }
+    const etag = header(res.headers, 'etag');
+    if (this.etag && etag && !etag.startsWith('W/') && etag !== this.etag) {
+      throw new OtaError('BUNDLE_CHANGED', `bundle ${this.url}: the server now serves entity ${etag}, not the announced ${this.etag}`);
+    }
+    let skip = 0;
+    let total: number | null = null;
+    if (status === 206) {
+      const m = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header(res.headers, 'content-range') ?? '');
+      if (!m || Number(m[1]) !== from) {
+        throw new OtaError('DOWNLOAD_REFUSED', `bundle ${this.url}: asked for bytes from ${from}, the server answered "${header(res.headers, 'content-range') ?? 'no Content-Range'}"`);
+      }
+      if (m[2] !== '*') total = Number(m[2]);
+    } else {
+      // A whole body to a Range request: the server ignores ranges (for a changed bundle its
+      // ETag was refused above). Drop what the reader already has; the hashes still cover it.
+      skip = from;
+      const length = Number(header(res.headers, 'content-length'));
+      if (Number.isSafeInteger(length)) total = length;
+    }
+    if (total !== null && this.opts.size !== undefined && total !== this.opts.size) {
+      if (total > this.opts.size) throw new OtaError('BUNDLE_TOO_LARGE', `bundle ${this.url}: the server serves ${total} bytes, ${this.opts.size} were announced`);
+      throw new OtaError('BUNDLE_CHANGED', `bundle ${this.url}: the server serves ${total} bytes, ${this.opts.size} were announced`);
+    }
+    if (total !== null) this.total = total;
+    return skip;
+  }
+
+  /** One request from the first byte not yet received; resolves once its answer is accepted. */
+  connect(): Promise<void> {
+    const from = this.position;
+    const headers: Record<string, string> = { ...this.opts.headers };
+    if (from > 0) {
+      headers.range = `bytes=${from}-`;
+      if (this.etag) headers['if-range'] = this.etag;
+    }
+    const stall = this.opts.stallMs;
+    const req = got.stream(this.url, {
+      headers,
+      // Retries are ours (they resume with Range); got would start over from byte 0.
+      retry: { limit: 0 },
+      throwHttpErrors: false,
+      // Offsets count the bytes as stored: never ask for a compressed transfer.
+      decompress: false,
+      timeout: { lookup: stall, connect: stall, secureConnect: stall, send: stall, response: stall },
+    });
+    this.current = req;
+    this.failure = undefined;
+    this.complete = false;
+    return new Promise<void>((resolve, reject) => {
+      let answered = false;
+      req.on('error', (err: unknown) => {
+        const e = this.networkError(err, req);
+        if (!answered) {
+          answered = true;
+          if (req === this.current) this.current = undefined;
+          reject(e);
+        } else this.fail(req, e);
+      });
+      req.once('response', () => {
+        let skip: number;
+        try {
+          skip = this.accept(req, from);
+        } catch (err) {
+          answered = true;
+          if (req === this.current) this.current = undefined;
+          req.destroy();
+          reject(this.networkError(err, req));
+          return;
+        }
+        answered = true;
+        req.on('data', (chunk: Buffer) => {
+          if (req !== this.current || this.failure) return;
+          let c = chunk;
+          if (skip > 0) {
+            if (c.length <= skip) {
+              skip -= c.length;
+              return;
+            }
+            c = c.subarray(skip);
+            skip = 0;
+          }
+          this.received += c.length;
+          this.queue.push(c);
+          this.queued += c.length;
+          if (this.queued >= HIGH_WATER && !this.paused) {
+            this.paused = true;
+            req.pause();
+          }
+          this.wake();
+        });
+        req.on('end', () => {
+          if (req !== this.current || this.failure) return;
+          if (this.total !== null && this.position < this.total) {
+            this.fail(req, new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: the connection ended at byte ${this.position} of ${this.total}`));
+            return;
+          }
+          this.complete = true;
+          this.wake();
+        });
+        resolve();
+      });
+    });
+  }
+
+  /** Waits, then asks again, until a request is answered or the policy or budget says stop. */
+  async recover(first: OtaError): Promise<void> {
+    let err = first;
+    for (;;) {
+      if (this.opts.signal?.aborted) throw this.stopped();
+      // Bytes arrived since the last failure: the link works, start the backoff over.
+      if (this.received !== this.receivedAtFailure) this.attempt = 0;
+      this.receivedAtFailure = this.received;
+      this.attempt++;
+      const delay = (this.opts.delay ?? retryDelay)(this.attempt, err);
+      if (delay === null) throw err;
+      const budget = this.opts.budget;
+      if (budget.used >= budget.limit) {
+        throw new OtaError('DOWNLOAD_RETRIES_EXHAUSTED', `bundle ${this.url}: all ${budget.limit} retries of this download are used; the last failure: ${err.message}`, { cause: err });
+      }
+      budget.used++;
+      this.opts.onRetry?.({ retry: budget.used, attempt: this.attempt, delayMs: delay, offset: this.position, error: err });
+      try {
+        await sleep(delay, undefined, this.opts.signal ? { signal: this.opts.signal } : {});
+      } catch {
+        throw this.stopped();
+      }
+      try {
+        await this.connect();
+        return;
+      } catch (e) {
+        err = this.networkError(e, undefined);
+      }
+    }
+  }
+
+  /** Waits for bytes, an end or a failure; no byte for `stallMs` fails the request as stalled. */
+  private waitForData(): Promise<void> {
+    const req = this.current;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.fail(req, new OtaError('DOWNLOAD_STALLED', `bundle ${this.url}: no byte for ${this.opts.stallMs / 1000} s at byte ${this.position}`));
+        resolve();
+      }, this.opts.stallMs);
+      this.waiter = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  async *iterate(): AsyncGenerator<Buffer> {
+    try {
+      for (;;) {
+        if (this.closed) return;
+        const chunk = this.queue.shift();
+        if (chunk) {
+          this.queued -= chunk.length;
+          if (this.paused && this.queued < LOW_WATER) {
+            this.paused = false;
+            this.current?.resume();
+          }
+          yield chunk;
+          continue;
+        }
+        if (this.complete) return;
+        if (this.failure) {
+          const err = this.failure;
+          this.failure = undefined;
+          this.paused = false;
+          await this.recover(err);
+          continue;
+        }
+        await this.waitForData();
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    const req = this.current;
+    this.current = undefined;
+    req?.destroy();
+    this.wake();
+  }
+}
+
+/**
+ * Opens a download at `opts.offset`: the first answer is awaited (and retried like any other),
+ * so a refusal such as a 404 surfaces here, before anything is written.
+ */
+export async function openHttpSource(url: string, opts: HttpSourceOptions): Promise<HttpSource> {
+  const d = new Download(url, opts);
+  try {
+    await d.connect();
+  } catch (err) {
+    await d.recover(err as OtaError);
+  }
+  return { chunks: d.iterate(), total: d.total, close: () => d.close() };
+}
