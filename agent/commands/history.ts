@@ -16,7 +16,11 @@ function eventLine(e: HistoryEvent): string {
     const label = e.type === 'boot' ? `boot of slot ${e.slot ?? '?'} assessed` : 'health checks';
     return [`  ${at}  ${label}: ${e.details?.passed ? 'passed' : 'failed'}${why}`, ...results.map((r) => `      ${r.name}: ${r.verdict} ${r.excerpt.split('\n')[0]!.slice(0, 120)}`)].join('\n');
   }
+  if (e.type === 'error' && typeof e.details?.retry === 'number') {
+    return `  ${at}  download retry ${e.details.retry} in ${(Number(e.details.delayMs) / 1000).toFixed(1)} s after: ${String(e.details.error ?? '')}`;
+  }
   if (e.type === 'error') return `  ${at}  error in ${e.fromState ?? '?'}: ${String(e.details?.error ?? '')}`;
+  if (e.type === 'server') return `  ${at}  server${why}: ${String(e.details?.error ?? '')}`;
   return `  ${at}  ${e.type}${why} slot ${e.slot ?? '?'}`;
 }
 
@@ -48,7 +52,7 @@ ${CONFIG_HELP}`,
         for (const e of t.events) process.stdout.write(`${eventLine(e)}\n`);
       }
       if (other.length > 0) {
-        process.stdout.write('boot and technician events:\n');
+        process.stdout.write('boot, technician and server events:\n');
         for (const e of other) process.stdout.write(`${eventLine(e)}\n`);
       }
     });

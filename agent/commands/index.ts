@@ -1,6 +1,8 @@
 /** Every ota-agent sub-command, in the order `--help` lists them. */
 import type { Command } from '../../shared/cli.js';
+import { checkCommand } from './check.js';
 import { daemonCommand } from './daemon.js';
+import { enrollCommand } from './enroll.js';
 import { historyCommand } from './history.js';
 import { installCommand } from './install.js';
 import { markBadCommand } from './mark-bad.js';
@@ -9,4 +11,14 @@ import { rollbackCommand } from './rollback.js';
 import { statusCommand } from './status.js';
 
 /** The commands. */
-export const commands: Command[] = [statusCommand, installCommand, rollbackCommand, markGoodCommand, markBadCommand, historyCommand, daemonCommand];
+export const commands: Command[] = [
+  statusCommand,
+  installCommand,
+  rollbackCommand,
+  markGoodCommand,
+  markBadCommand,
+  historyCommand,
+  daemonCommand,
+  enrollCommand,
+  checkCommand,
+];

@@ -47,7 +47,12 @@ export function reportsOf(db: Db, transactionId: string): OutboxEntry[] {
   return (db.prepare('SELECT * FROM outbox WHERE transaction_id = ? ORDER BY seq').all(transactionId) as Row[]).map(fromRow);
 }
 
-/** Marks a report delivered. */
-export function markReportSent(db: Db, id: string, now: string): void {
-  db.prepare('UPDATE outbox SET sent = 1, sent_at = ? WHERE id = ?').run(now, id);
+/**
+ * Marks a report delivered. With `bodyId` (the id of the body that was posted) only if the row
+ * still holds that body: a progress report coalesced into the row while it was on its way
+ * stays unsent, to go out next. Returns whether the row was marked.
+ */
+export function markReportSent(db: Db, id: string, now: string, bodyId?: string): boolean {
+  if (bodyId === undefined) return db.prepare('UPDATE outbox SET sent = 1, sent_at = ? WHERE id = ?').run(now, id).changes > 0;
+  return db.prepare("UPDATE outbox SET sent = 1, sent_at = ? WHERE id = ? AND json_extract(body, '$.id') = ?").run(now, id, bodyId).changes > 0;
 }

@@ -141,8 +141,11 @@ export class Store {
     return this.sdb.read('reading the outbox', (db) => pendingReports(db, limit));
   }
 
-  /** Marks a report delivered (a durable write of its own kind, for power-cut tests). */
-  markReportSent(id: string): void {
-    this.sdb.write(`report ${id} sent`, (db) => markReportSent(db, id, new Date().toISOString()), 'report-sent');
+  /**
+   * Marks a report delivered (a durable write of its own kind, for power-cut tests); with
+   * `bodyId`, only if the row still holds the body that was sent (see outbox.ts).
+   */
+  markReportSent(id: string, bodyId?: string): boolean {
+    return this.sdb.write(`report ${id} sent`, (db) => markReportSent(db, id, new Date().toISOString(), bodyId), 'report-sent');
   }
 }

@@ -69,8 +69,8 @@ export interface SlotInfo {
   readonly committedAt: string | null;
 }
 
-/** Kinds of history events. */
-export type EventType = 'transition' | 'health' | 'boot' | 'technician' | 'error';
+/** Kinds of history events (`server`: a check-in answer refused, a directive not carried out, a report dropped). */
+export type EventType = 'transition' | 'health' | 'boot' | 'technician' | 'error' | 'server';
 
 /** One line of history. */
 export interface HistoryEvent {

@@ -17,7 +17,7 @@ describe('ota-agent CLI', () => {
   it('lists every command of DESIGN §9 it implements', async () => {
     const r = await runCli('agent', ['--help']);
     expect(r.code).toBe(0);
-    for (const name of ['status', 'install', 'rollback', 'mark-good', 'mark-bad', 'history', 'daemon']) expect(r.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
+    for (const name of ['status', 'install', 'rollback', 'mark-good', 'mark-bad', 'history', 'daemon', 'enroll', 'check']) expect(r.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
     expect((await runCli('agent', [])).code).toBe(2);
     expect((await runCli('agent', ['frobnicate'])).code).toBe(2);
   });
