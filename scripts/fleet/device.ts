@@ -8,11 +8,13 @@
  */
 import { execa, type ResultPromise } from 'execa';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bootUntilUp, createDevice, type SimDevice } from '../sim/simulator.js';
 
-const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..', '..', '..');
+const HERE = dirname(new URL(import.meta.url).pathname);
+// The repository root, whether this runs compiled (dist/scripts/fleet) or from source (the tests).
+const ROOT = resolve(HERE, ...(basename(resolve(HERE, '..', '..')) === 'dist' ? ['..', '..', '..'] : ['..', '..']));
 /** The compiled agent CLI. */
 export const AGENT_CLI = join(ROOT, 'dist', 'agent', 'cli.js');
 

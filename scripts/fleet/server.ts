@@ -5,9 +5,11 @@
  * JSON client for the API.
  */
 import { execa, type ResultPromise } from 'execa';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
-const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..', '..', '..');
+const HERE = dirname(new URL(import.meta.url).pathname);
+// The repository root, whether this runs compiled (dist/scripts/fleet) or from source (the tests).
+const ROOT = resolve(HERE, ...(basename(resolve(HERE, '..', '..')) === 'dist' ? ['..', '..', '..'] : ['..', '..']));
 /** The compiled server CLI. */
 export const SERVER_CLI = join(ROOT, 'dist', 'server', 'cli.js');
 
