@@ -12,6 +12,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runHostile } from './reliability/hostile.js';
+import { runPowercut } from './reliability/powercut.js';
 import { PARTS, renderTable, renderText, rowHeld, writeDoc, type Part, type Row } from './reliability/results.js';
 import { ROOT } from './reliability/world.js';
 
@@ -39,7 +40,7 @@ type Runner = (o: { want: (id: string) => boolean; fast: boolean; jobs: number; 
 
 const RUNNERS: Record<Part, Runner | undefined> = {
   hostile: (o) => runHostile({ want: o.want, log: o.log, mode: o.fast ? 'fast' : 'full' }),
-  powercut: undefined,
+  powercut: (o) => runPowercut(o),
   network: undefined,
   load: undefined,
 };

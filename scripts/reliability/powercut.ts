@@ -1,0 +1,349 @@
+/**
+ * Power cuts at every durable write (issue 7, "the heart"). For each scenario, one uncut run
+ * traces the durable writes of every agent process (store commits, slot fsyncs, grubenv
+ * renames, reports marked sent); then, for every process p and every k up to its count, a
+ * fresh device runs the same scenario with process p set to SIGKILL itself right after its
+ * k-th write. The cut is a power cut: the device is inspected as the cut left it, boots through
+ * GRUB, and the agent runs to rest. The invariants of scripts/reliability/invariants.ts are
+ * checked at every boot, right after the cut and at rest; the server's history is checked for
+ * exactly one final outcome. test/e2e/agent-powercut-*.test.ts cut local installs on raw slots;
+ * these scenarios are driven by the server (and, for the technician rollback and the boot
+ * fallback that the e2e tests do not cut, also locally), on fs slots.
+ */
+import { execa } from 'execa';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Store } from '../../agent/store/store.js';
+import { api } from '../fleet/server.js';
+import { bootedSlot, setCrash } from '../sim/simulator.js';
+import { slotFingerprint, type ReleaseContent } from './digest.js';
+import { checkAtRest, checkServer, type Ending, type Expected, type ServerReport, type Slot } from './invariants.js';
+import { makeRow, type Row } from './results.js';
+import { PowerRig, readEnvFile, type CutPlan } from './rig.js';
+import { RELEASE_CLI, enrollDevice, fsRelease, makeReleaseKey, pool, since, startServer, workDir, type Release, type ReleaseKey, type Server } from './world.js';
+
+/** Options of the power-cut part. */
+export interface PowercutOptions {
+  want: (id: string) => boolean;
+  fast: boolean;
+  jobs: number;
+  log: (line: string) => void;
+}
+
+/** What a sweep shares: keys, releases, the server. */
+interface World {
+  dir: string;
+  key: ReleaseKey;
+  good: Release;
+  bad: Release;
+  known: Map<string, ReleaseContent>;
+  server: Server | undefined;
+  seq: number;
+}
+
+/** One device of a point, with what the trigger needs. */
+interface Point {
+  rig: PowerRig;
+  world: World;
+  id: string;
+  channel: string;
+}
+
+/** A scenario: a baseline, a trigger, and how it ends without a cut. */
+interface Scenario {
+  name: string;
+  what: string;
+  server: boolean;
+  /** `committed`: slot B holds a committed 1.0.0 before the trigger (a rollback has somewhere to go). */
+  baseline: 'factory' | 'committed';
+  /** The new slot's kernel panics at every boot: GRUB must fall back. */
+  crashB?: boolean;
+  expected: Expected;
+  trigger(p: Point): Promise<void>;
+}
+
+const publish = (version: string) => async (p: Point): Promise<void> => {
+  await api(p.world.server!.proc.url, p.world.server!.tokens.ops, 'PUT', `/v1/channels/${p.channel}`, { version });
+};
+
+const techInstall = (which: 'good' | 'bad') => async (p: Point): Promise<void> => {
+  await p.rig.tech(['install', p.world[which].path]);
+};
+
+/** The scenarios, by row id suffix. */
+export const SCENARIOS: readonly Scenario[] = [
+  { name: 'server-update', what: 'a full update from the server (check-in, download, install, reboot, commit, report)', server: true, baseline: 'factory', expected: { state: 'committed', booted: 'B' }, trigger: publish('1.0.0') },
+  {
+    name: 'server-health-rollback',
+    what: 'an update from the server whose health check fails, rolled back',
+    server: true,
+    baseline: 'factory',
+    expected: { state: 'rolled-back', reason: 'health-check:app', booted: 'A' },
+    trigger: publish('1.1.0'),
+  },
+  {
+    name: 'server-technician-rollback',
+    what: 'a technician rollback requested from the server',
+    server: true,
+    baseline: 'committed',
+    expected: { state: 'rolled-back', reason: 'technician', booted: 'A' },
+    trigger: async (p) => {
+      await api(p.world.server!.proc.url, p.world.server!.tokens.technician, 'POST', `/v1/devices/${p.id}/rollback`, { note: 'reliability power cut' });
+    },
+  },
+  {
+    name: 'server-boot-fallback',
+    what: 'an update from the server whose new slot panics at boot: GRUB falls back',
+    server: true,
+    baseline: 'factory',
+    crashB: true,
+    expected: { state: 'rolled-back', reason: 'boot-failed', booted: 'A' },
+    trigger: publish('1.0.0'),
+  },
+  {
+    name: 'local-technician-rollback',
+    what: 'a technician rollback on the device (ota-agent rollback)',
+    server: false,
+    baseline: 'committed',
+    expected: { state: 'rolled-back', reason: 'technician', booted: 'A' },
+    trigger: async (p) => {
+      await p.rig.tech(['rollback']);
+    },
+  },
+  {
+    name: 'local-boot-fallback',
+    what: 'a local install (ota-agent install FILE) whose new slot panics at boot',
+    server: false,
+    baseline: 'factory',
+    crashB: true,
+    expected: { state: 'rolled-back', reason: 'boot-failed', booted: 'A' },
+    trigger: techInstall('good'),
+  },
+];
+
+/** What one run of a scenario showed. */
+interface PointResult {
+  plan: CutPlan | undefined;
+  cut: PowerRig['cut'];
+  problems: string[];
+  traces: string[][];
+  boots: number;
+  seconds: number;
+  root: string;
+}
+
+const REST_TIMEOUT_MS = 240_000;
+
+async function waitUntil(what: string, rig: PowerRig, ok: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let stable = 0;
+  while (stable < 2) {
+    if (Date.now() > deadline) throw new Error(`${what}: not reached in ${timeoutMs / 1000} s; the device said:\n  ${rig.logTail.slice(-25).join('\n  ')}`);
+    await sleep(250);
+    stable = !rig.cycleInProgress && (await ok()) ? stable + 1 : 0;
+  }
+}
+
+/** Waits until the boot was assessed: slot `slot` up with its try counter reset. */
+async function waitBooted(rig: PowerRig, slot: Slot): Promise<void> {
+  await waitUntil(`slot ${slot} up and assessed`, rig, async () => (await bootedSlot(rig.device.dev)) === slot && (await readEnvFile(rig.device.dev.grubenvPath))[`${slot}_TRY`] === '0', 60_000);
+}
+
+/**
+ * Waits for rest: a transaction newer than the first `txBefore` ended, none in flight, the
+ * booted slot assessed (its try counter back to 0) and, with a server, every report sent and
+ * the outcome on the server. Returns the transaction's id.
+ */
+async function waitRest(p: Point, txBefore: number, server: boolean): Promise<string> {
+  let txId = '';
+  await waitUntil('rest', p.rig, async () => {
+    const st = p.rig.peek((db) => ({
+      n: (db.prepare('SELECT count(*) AS n FROM transactions').get() as { n: number }).n,
+      inflight: (db.prepare('SELECT count(*) AS n FROM transactions WHERE finished_at IS NULL').get() as { n: number }).n,
+      newest: db.prepare('SELECT id, finished_at FROM transactions ORDER BY created_at DESC, rowid DESC LIMIT 1').get() as { id: string; finished_at: string | null } | undefined,
+      unsent: (db.prepare('SELECT count(*) AS n FROM outbox WHERE sent = 0').get() as { n: number }).n,
+    }));
+    if (!st || st.n <= txBefore || st.inflight > 0 || !st.newest?.finished_at) return false;
+    const booted = await bootedSlot(p.rig.device.dev);
+    if (!booted || (await readEnvFile(p.rig.device.dev.grubenvPath))[`${booted}_TRY`] !== '0') return false;
+    txId = st.newest.id;
+    if (!server) return true;
+    if (st.unsent > 0) return false;
+    const reports = await deviceReports(p);
+    return reports.some((r) => r.transaction === txId && r.outcome !== null);
+  }, REST_TIMEOUT_MS);
+  return txId;
+}
+
+async function deviceReports(p: Point): Promise<ServerReport[]> {
+  const s = p.world.server!;
+  const h = await api<{ reports: ServerReport[] }>(s.proc.url, s.tokens.ops, 'GET', `/v1/devices/${encodeURIComponent(p.id)}`);
+  return h.reports;
+}
+
+/** Runs a scenario once on a fresh device, cut per `plan` (or not), and checks every invariant. */
+async function runPoint(world: World, sc: Scenario, plan: CutPlan | undefined): Promise<PointResult> {
+  const t0 = Date.now();
+  const n = ++world.seq;
+  const id = `pc-${n}-${sc.name}`;
+  const channel = `pc-${n}`;
+  const root = join(world.dir, id);
+  let rigServer;
+  if (sc.server) {
+    const s = world.server!;
+    rigServer = { url: s.proc.url, token: await enrollDevice(s, id, channel), serverKey: s.serverKey, pollSeconds: 10 };
+  }
+  const rig = await PowerRig.create({ root, id, kind: 'fs', trustedKeys: [world.key.pubPath], known: world.known, ...(rigServer ? { server: rigServer } : {}) });
+  const point: Point = { rig, world, id, channel };
+  const problems: string[] = [];
+  try {
+    // Baseline: the factory system booted and marked good, and for a rollback a committed 1.0.0 on B.
+    rig.start();
+    await waitBooted(rig, 'A');
+    const mg = await rig.tech(['mark-good']);
+    if (mg.code !== 0) throw new Error(`baseline: ota-agent mark-good exited ${mg.code}: ${mg.stderr}`);
+    if (sc.baseline === 'committed') {
+      if (sc.server) {
+        await publish('1.0.0')(point);
+        await waitRest(point, 0, true);
+      } else {
+        await rig.stop();
+        const r = await rig.tech(['install', world.good.path]);
+        if (r.code !== 0) throw new Error(`baseline: ota-agent install exited ${r.code}: ${r.stderr}`);
+        rig.start();
+        await waitRest(point, 0, false);
+      }
+    }
+    await rig.stop();
+    if (sc.crashB) await setCrash(rig.device.dev, 'B', true);
+    const source = (await bootedSlot(rig.device.dev))!;
+    const before = { A: await slotFingerprint(rig.device.dev.slots.A), B: await slotFingerprint(rig.device.dev.slots.B) };
+    const txBefore = rig.peek((db) => (db.prepare('SELECT count(*) AS n FROM transactions').get() as { n: number }).n) ?? 0;
+
+    rig.arm(plan);
+    await sc.trigger(point);
+    rig.start();
+    const txId = await waitRest(point, txBefore, sc.server);
+    await rig.stop();
+
+    problems.push(...rig.problems);
+    if (plan && !rig.cut) problems.push(`the planned cut after write ${plan.k} of process ${plan.process} did not happen (that process made fewer writes this time)`);
+    const seen = await rig.seen();
+    const s = Store.open(rig.dataDir);
+    let end: (Ending & { finished: boolean }) | undefined;
+    try {
+      const tx = s.transaction(txId);
+      end = tx ? { state: tx.state, reason: tx.reason, finished: tx.finishedAt !== null } : undefined;
+      problems.push(...checkAtRest(seen, end, s.current() !== undefined, sc.expected));
+    } finally {
+      s.close();
+    }
+    if (sc.server && end) problems.push(...checkServer(await deviceReports(point), txId, end));
+    // The slot that ran when the update started is never written; a rollback writes no slot at all.
+    const after = { A: await slotFingerprint(rig.device.dev.slots.A), B: await slotFingerprint(rig.device.dev.slots.B) };
+    if (after[source] !== before[source]) problems.push(`the running slot ${source} changed during the update`);
+    const other: Slot = source === 'A' ? 'B' : 'A';
+    if (sc.baseline === 'committed' && after[other] !== before[other]) problems.push(`slot ${other} changed during a rollback, which writes no slot`);
+  } catch (err) {
+    problems.push(err instanceof Error ? err.message : String(err));
+    await rig.stop().catch(() => undefined);
+  }
+  return { plan, cut: rig.cut, problems, traces: await rig.traces(), boots: rig.boots.length, seconds: since(t0), root };
+}
+
+/** The points of a sweep: every (process, k) of the uncut run's traces. */
+export function allPoints(traces: readonly (readonly string[])[]): (CutPlan & { write: string })[] {
+  return traces.flatMap((lines, process) => lines.map((write, i) => ({ process, k: i + 1, write })));
+}
+
+/** The CI subset: every `stride`-th point, and always the first and last write of each process. */
+export function stridePoints<T extends CutPlan>(points: readonly T[], stride: number): T[] {
+  return points.filter((p, i) => i % stride === 0 || p.k === 1 || points[i + 1]?.process !== p.process);
+}
+
+async function makeWorld(dir: string, needServer: boolean): Promise<World> {
+  const key = await makeReleaseKey(join(dir, 'keys'));
+  const good = await fsRelease(join(dir, 'releases'), key, { version: '1.0.0', healthy: true, bulk: 512 * 1024 });
+  const bad = await fsRelease(join(dir, 'releases'), key, { version: '1.1.0', healthy: false, bulk: 512 * 1024 });
+  const known = new Map<string, ReleaseContent>([
+    ['1.0.0', good.content],
+    ['1.1.0', bad.content],
+  ]);
+  let server: Server | undefined;
+  if (needServer) {
+    server = await startServer(dir, [key.pubPath], ['--poll-interval', '1']);
+    for (const r of [good, bad]) {
+      const up = await execa('node', [RELEASE_CLI, 'upload', r.path, '--server', server.proc.url], { env: { OTA_TOKEN: server.tokens.ops }, reject: false });
+      if (up.exitCode !== 0) throw new Error(`power cut set-up: uploading ${r.version} failed: ${String(up.stderr)}`);
+    }
+  }
+  return { dir, key, good, bad, known, server, seq: 0 };
+}
+
+/** Which scenario runs every point in the CI subset. */
+export const FAST_FULL = 'server-update';
+const FAST_STRIDE = 4;
+
+/** The whole part: one row per scenario. */
+export async function runPowercut(opts: PowercutOptions): Promise<Row[]> {
+  const chosen = SCENARIOS.filter((s) => opts.want(`powercut:${s.name}`));
+  if (!chosen.length) return [];
+  const { dir, cleanup } = await workDir('powercut');
+  const rows: Row[] = [];
+  let keep = false;
+  const world = await makeWorld(dir, chosen.some((s) => s.server));
+  try {
+    for (const sc of chosen) {
+      const t0 = Date.now();
+      const id = `powercut:${sc.name}`;
+      opts.log(`${id}: uncut run to count the durable writes`);
+      const traced = await runPoint(world, sc, undefined);
+      const failures = traced.problems.map((p) => `uncut run: ${p}`);
+      const points = allPoints(traced.traces);
+      const mode = opts.fast && sc.name !== FAST_FULL ? 'fast' : 'full';
+      const chosenPoints = mode === 'fast' ? stridePoints(points, FAST_STRIDE) : points;
+      const kinds = new Map<string, number>();
+      for (const p of points) kinds.set(p.write.split(' ')[0]!, (kinds.get(p.write.split(' ')[0]!) ?? 0) + 1);
+      opts.log(`${id}: ${points.length} durable writes in ${traced.traces.length} agent processes; cutting at ${chosenPoints.length} of them, ${opts.jobs} at a time`);
+      let done = 0;
+      const results = await pool(chosenPoints, opts.jobs, async (pt) => {
+        const r = await runPoint(world, sc, { process: pt.process, k: pt.k });
+        done++;
+        if (r.problems.length || done % 10 === 0 || done === chosenPoints.length) {
+          opts.log(`${id}: ${done}/${chosenPoints.length}${r.problems.length ? ` ✗ process ${pt.process} write ${pt.k} (${pt.write}): ${r.problems[0]}` : ''}`);
+        }
+        return { pt, r };
+      });
+      let held = 0;
+      let boots = 0;
+      for (const { pt, r } of results) {
+        boots += r.boots;
+        if (r.problems.length === 0) held++;
+        else {
+          keep = true;
+          failures.push(`process ${pt.process} write ${pt.k} (${pt.write}): ${r.problems.join('; ')} [device kept in ${r.root}]`);
+        }
+      }
+      const perPoint = results.length ? results.reduce((a, x) => a + x.r.seconds, 0) / results.length : 0;
+      const writeKinds = [...kinds.entries()].map(([k, n]) => `${k} ${n}`).join(', ');
+      rows.push(
+        makeRow({
+          id,
+          part: 'powercut',
+          what: sc.what,
+          tried: results.length,
+          held,
+          figures: `${points.length} durable writes in ${traced.traces.length} agent processes (${writeKinds})${mode === 'fast' ? `; every ${FAST_STRIDE}th cut in this run` : '; a cut after every one'}; all invariants after every cut; ended ${sc.expected.state}${sc.expected.reason ? ` (${sc.expected.reason})` : ''} on slot ${sc.expected.booted} as uncut; ${boots} boots through GRUB; ${perPoint.toFixed(1)} s per point`,
+          failures,
+          seconds: since(t0),
+          mode,
+        }),
+      );
+    }
+  } finally {
+    await world.server?.proc.stop();
+    if (keep) opts.log(`power cut devices that did not hold are kept in ${dir}`);
+    else await cleanup();
+  }
+  return rows;
+}
