@@ -124,6 +124,8 @@ export const SCENARIOS: readonly Scenario[] = [
 /** What one run of a scenario showed. */
 interface PointResult {
   plan: CutPlan | undefined;
+  /** The planned process made fewer writes this time (reports go out on a timer): no cut happened. */
+  notReached: boolean;
   cut: PowerRig['cut'];
   problems: string[];
   traces: string[][];
@@ -191,7 +193,7 @@ async function runPoint(world: World, sc: Scenario, plan: CutPlan | undefined): 
   let rigServer;
   if (sc.server) {
     const s = world.server!;
-    rigServer = { url: s.proc.url, token: await enrollDevice(s, id, channel), serverKey: s.serverKey, pollSeconds: 10 };
+    rigServer = { url: s.proc.url, token: await enrollDevice(s, id, channel), serverKey: s.serverKey, pollSeconds: 2 };
   }
   const rig = await PowerRig.create({ root, id, kind: 'fs', trustedKeys: [world.key.pubPath], known: world.known, ...(rigServer ? { server: rigServer } : {}) });
   const point: Point = { rig, world, id, channel };
@@ -227,7 +229,6 @@ async function runPoint(world: World, sc: Scenario, plan: CutPlan | undefined): 
     await rig.stop();
 
     problems.push(...rig.problems);
-    if (plan && !rig.cut) problems.push(`the planned cut after write ${plan.k} of process ${plan.process} did not happen (that process made fewer writes this time)`);
     const seen = await rig.seen();
     const s = Store.open(rig.dataDir);
     let end: (Ending & { finished: boolean }) | undefined;
@@ -248,7 +249,7 @@ async function runPoint(world: World, sc: Scenario, plan: CutPlan | undefined): 
     problems.push(err instanceof Error ? err.message : String(err));
     await rig.stop().catch(() => undefined);
   }
-  return { plan, cut: rig.cut, problems, traces: await rig.traces(), boots: rig.boots.length, seconds: since(t0), root };
+  return { plan, notReached: plan !== undefined && rig.cut === undefined, cut: rig.cut, problems, traces: await rig.traces(), boots: rig.boots.length, seconds: since(t0), root };
 }
 
 /** The points of a sweep: every (process, k) of the uncut run's traces. */
@@ -271,7 +272,7 @@ async function makeWorld(dir: string, needServer: boolean): Promise<World> {
   ]);
   let server: Server | undefined;
   if (needServer) {
-    server = await startServer(dir, [key.pubPath], ['--poll-interval', '1']);
+    server = await startServer(dir, [key.pubPath], ['--poll-interval', '5']);
     for (const r of [good, bad]) {
       const up = await execa('node', [RELEASE_CLI, 'upload', r.path, '--server', server.proc.url], { env: { OTA_TOKEN: server.tokens.ops }, reject: false });
       if (up.exitCode !== 0) throw new Error(`power cut set-up: uploading ${r.version} failed: ${String(up.stderr)}`);
@@ -283,6 +284,8 @@ async function makeWorld(dir: string, needServer: boolean): Promise<World> {
 /** Which scenario runs every point in the CI subset. */
 export const FAST_FULL = 'server-update';
 const FAST_STRIDE = 4;
+/** Runs of one point before a cut that never comes is given up (it is noted, not hidden). */
+const MAX_ATTEMPTS = 4;
 
 /** The whole part: one row per scenario. */
 export async function runPowercut(opts: PowercutOptions): Promise<Row[]> {
@@ -306,8 +309,17 @@ export async function runPowercut(opts: PowercutOptions): Promise<Row[]> {
       for (const p of points) kinds.set(p.write.split(' ')[0]!, (kinds.get(p.write.split(' ')[0]!) ?? 0) + 1);
       opts.log(`${id}: ${points.length} durable writes in ${traced.traces.length} agent processes; cutting at ${chosenPoints.length} of them, ${opts.jobs} at a time`);
       let done = 0;
+      let retried = 0;
       const results = await pool(chosenPoints, opts.jobs, async (pt) => {
-        const r = await runPoint(world, sc, { process: pt.process, k: pt.k });
+        let r = await runPoint(world, sc, { process: pt.process, k: pt.k });
+        // The number of report-sent writes depends on when the sender's timer fires: a process
+        // may make fewer writes than in the uncut run. Such a run is checked like any other;
+        // the point is tried again on a fresh device until the cut happens.
+        for (let attempt = 1; r.notReached && attempt < MAX_ATTEMPTS; attempt++) {
+          if (r.problems.length) break;
+          retried++;
+          r = await runPoint(world, sc, { process: pt.process, k: pt.k });
+        }
         done++;
         if (r.problems.length || done % 10 === 0 || done === chosenPoints.length) {
           opts.log(`${id}: ${done}/${chosenPoints.length}${r.problems.length ? ` ✗ process ${pt.process} write ${pt.k} (${pt.write}): ${r.problems[0]}` : ''}`);
@@ -316,14 +328,21 @@ export async function runPowercut(opts: PowercutOptions): Promise<Row[]> {
       });
       let held = 0;
       let boots = 0;
+      const notes: string[] = [];
+      const cutKinds = new Map<string, number>();
       for (const { pt, r } of results) {
         boots += r.boots;
-        if (r.problems.length === 0) held++;
-        else {
+        if (r.cut) cutKinds.set(r.cut.write.split(' ')[0]!, (cutKinds.get(r.cut.write.split(' ')[0]!) ?? 0) + 1);
+        if (r.problems.length) {
           keep = true;
           failures.push(`process ${pt.process} write ${pt.k} (${pt.write}): ${r.problems.join('; ')} [device kept in ${r.root}]`);
+        } else if (r.notReached) {
+          notes.push(`process ${pt.process} write ${pt.k} (${pt.write}): that process made fewer writes in ${MAX_ATTEMPTS} runs; each ran to rest uncut with every invariant holding`);
+        } else {
+          held++;
         }
       }
+      if (retried) notes.push(`${retried} run(s) repeated because the planned process made fewer writes (report timing)`);
       const perPoint = results.length ? results.reduce((a, x) => a + x.r.seconds, 0) / results.length : 0;
       const writeKinds = [...kinds.entries()].map(([k, n]) => `${k} ${n}`).join(', ');
       rows.push(
@@ -331,10 +350,11 @@ export async function runPowercut(opts: PowercutOptions): Promise<Row[]> {
           id,
           part: 'powercut',
           what: sc.what,
-          tried: results.length,
+          tried: results.filter((x) => !x.r.notReached || x.r.problems.length).length,
           held,
-          figures: `${points.length} durable writes in ${traced.traces.length} agent processes (${writeKinds})${mode === 'fast' ? `; every ${FAST_STRIDE}th cut in this run` : '; a cut after every one'}; all invariants after every cut; ended ${sc.expected.state}${sc.expected.reason ? ` (${sc.expected.reason})` : ''} on slot ${sc.expected.booted} as uncut; ${boots} boots through GRUB; ${perPoint.toFixed(1)} s per point`,
+          figures: `${points.length} durable writes in ${traced.traces.length} agent processes (${writeKinds})${mode === 'fast' ? `; every ${FAST_STRIDE}th cut in this run` : '; a cut after every one'} (cuts made after: ${[...cutKinds.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}); invariants checked at every boot, after every cut and at rest; ended ${sc.expected.state}${sc.expected.reason ? ` (${sc.expected.reason})` : ''} on slot ${sc.expected.booted} as uncut; ${boots} boots through GRUB; ${perPoint.toFixed(1)} s per point`,
           failures,
+          notes,
           seconds: since(t0),
           mode,
         }),

@@ -99,6 +99,10 @@ export class PowerRig {
     const config: Record<string, unknown> = {
       // Raw slots are fsynced at checkpoints: small ones, so that downloads have several.
       checkpointBytes: 64 * 1024,
+      // A reboot takes a moment, as `systemctl reboot` does: the command returns at once and the
+      // system goes down a second later (FleetDevice's log line), so what the agent writes in
+      // between (the reports it sends) happens in every run, and gets its own cuts.
+      rebootCommand: ['sh', '-c', `(sleep 1; echo reboot >> '${join(opts.root, 'reboots')}') >/dev/null 2>&1 &`],
       ...(opts.server ? { server: { url: opts.server.url, token: opts.server.token, serverKey: opts.server.serverKey, pollIntervalSeconds: opts.server.pollSeconds } } : {}),
     };
     const device = await FleetDevice.create({ root: opts.root, id: opts.id, compatible: 'x86-gw', kind: opts.kind, slotSize: 4 << 20, trustedKeys: opts.trustedKeys, config });
