@@ -1,0 +1,42 @@
+/** A simulated device booted through real GRUB, its boot-time daemon pass done: ready for an install. */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FleetDevice } from '../fleet/device.js';
+import { COMPATIBLE } from './fixture.js';
+
+/** What the benchmark device looks like. */
+export interface BenchDeviceOptions {
+  root: string;
+  id: string;
+  kind: 'raw' | 'fs';
+  /** Bytes per raw slot (sparse); ignored for fs slots. */
+  slotSize?: number;
+  trustedKeys: string[];
+  /** Runs after the device is laid out and before it is powered on (e.g. to fill slot A). */
+  beforeBoot?: (dev: FleetDevice) => Promise<unknown>;
+}
+
+// The daemon's last word on a fresh device's first boot (agent/daemon.ts assessBoot).
+const BOOT_DONE = /healthy, marked good|not healthy/;
+
+/** Creates the device, powers it on and waits until its daemon has assessed the boot and exited. */
+export async function bootedDevice(opts: BenchDeviceOptions): Promise<FleetDevice> {
+  const dev = await FleetDevice.create({ root: opts.root, id: opts.id, compatible: COMPATIBLE, kind: opts.kind, ...(opts.slotSize ? { slotSize: opts.slotSize } : {}), trustedKeys: opts.trustedKeys });
+  await opts.beforeBoot?.(dev);
+  let done = false;
+  const said: string[] = [];
+  dev.onLog((l) => {
+    said.push(`${l.source}: ${l.text}`);
+    if (l.source === 'agent' && BOOT_DONE.test(l.text)) done = true;
+  });
+  dev.start();
+  for (let waited = 0; !done; waited += 50) {
+    if (waited > 120_000) {
+      await dev.stop();
+      throw new Error(`${opts.id}: no boot assessment within 120 s:\n${said.join('\n')}`);
+    }
+    await sleep(50);
+  }
+  // The daemon prints its verdict just before it exits; let it go before an install starts.
+  await sleep(300);
+  return dev;
+}
