@@ -50,7 +50,12 @@ export interface SessionOptions {
   /** SIGTERM: ends the wait, the download and the machine (between states). */
   readonly signal?: AbortSignal;
   readonly onProgress?: (done: number, total: number | null) => void;
-  /** Resume a transaction in flight (the daemon); `ota-agent check` leaves it to the daemon. */
+  /**
+   * Resume a transaction this session started when a transient failure stopped it (the
+   * daemon). A transaction another process runs (a technician's install, `ota-agent check`) is
+   * never resumed here: two processes must not write one slot; a process that died leaves it
+   * to the daemon's next start.
+   */
   readonly resumeInFlight: boolean;
 }
 
@@ -65,6 +70,10 @@ export class ServerSession {
   private readonly target: ApiTarget;
   private readonly timeoutMs: number;
   private readonly refusedReleases = new Set<string>();
+  /** Transactions this session started and may resume. */
+  private readonly own = new Set<string>();
+  /** Transactions of other processes already logged as such. */
+  private readonly foreign = new Set<string>();
   private keyring: Keyring | undefined;
 
   constructor(
@@ -139,8 +148,14 @@ export class ServerSession {
     const directive = checkin?.ok ? checkin.answer.directive : undefined;
     const tx = dev.store.current();
     if (tx) {
-      if (!opts.resumeInFlight) return { ...base, inFlight: tx };
       if (directive && directive.type !== 'none') opts.log(`server: ${directive.type} directive ignored: transaction ${tx.id} (${tx.kind} ${tx.version}) is in flight`);
+      if (!opts.resumeInFlight || !this.own.has(tx.id)) {
+        if (opts.resumeInFlight && !this.foreign.has(tx.id)) {
+          this.foreign.add(tx.id);
+          opts.log(`transaction ${tx.id} (${tx.kind} ${tx.version}) is run by another process; left to it`);
+        }
+        return { ...base, inFlight: tx };
+      }
       opts.log(`resuming transaction ${tx.id} (${tx.kind} ${tx.version}) in state ${tx.state}`);
       const machine = machineFor(dev, { log: opts.log, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
       const resumed = await this.tolerant(`transaction ${tx.id}`, () => machine.resume(tx));
@@ -155,6 +170,9 @@ export class ServerSession {
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       }),
     );
+    // A transient failure left the transaction it started in flight: resumed at the next check.
+    const left = dev.store.current();
+    if (!action && left) this.own.add(left.id);
     return { ...base, ...(action ? { action } : {}) };
   }
 
