@@ -12,14 +12,14 @@
  */
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Store } from '../../agent/store/store.js';
 import { api } from '../fleet/server.js';
 import { bootedSlot, setCrash } from '../sim/simulator.js';
+import { deviceReports, factoryBaseline, transactionCount, waitRest } from './drive.js';
 import { slotFingerprint, type ReleaseContent } from './digest.js';
-import { checkAtRest, checkServer, type Ending, type Expected, type ServerReport, type Slot } from './invariants.js';
+import { checkAtRest, checkServer, type Ending, type Expected, type Slot } from './invariants.js';
 import { makeRow, type Row } from './results.js';
-import { PowerRig, readEnvFile, type CutPlan } from './rig.js';
+import { PowerRig, type CutPlan } from './rig.js';
 import { RELEASE_CLI, enrollDevice, fsRelease, makeReleaseKey, pool, since, startServer, workDir, type Release, type ReleaseKey, type Server } from './world.js';
 
 /** Options of the power-cut part. */
@@ -136,53 +136,6 @@ interface PointResult {
 
 const REST_TIMEOUT_MS = 240_000;
 
-async function waitUntil(what: string, rig: PowerRig, ok: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let stable = 0;
-  while (stable < 2) {
-    if (Date.now() > deadline) throw new Error(`${what}: not reached in ${timeoutMs / 1000} s; the device said:\n  ${rig.logTail.slice(-25).join('\n  ')}`);
-    await sleep(250);
-    stable = !rig.cycleInProgress && (await ok()) ? stable + 1 : 0;
-  }
-}
-
-/** Waits until the boot was assessed: slot `slot` up with its try counter reset. */
-async function waitBooted(rig: PowerRig, slot: Slot): Promise<void> {
-  await waitUntil(`slot ${slot} up and assessed`, rig, async () => (await bootedSlot(rig.device.dev)) === slot && (await readEnvFile(rig.device.dev.grubenvPath))[`${slot}_TRY`] === '0', 60_000);
-}
-
-/**
- * Waits for rest: a transaction newer than the first `txBefore` ended, none in flight, the
- * booted slot assessed (its try counter back to 0) and, with a server, every report sent and
- * the outcome on the server. Returns the transaction's id.
- */
-async function waitRest(p: Point, txBefore: number, server: boolean): Promise<string> {
-  let txId = '';
-  await waitUntil('rest', p.rig, async () => {
-    const st = p.rig.peek((db) => ({
-      n: (db.prepare('SELECT count(*) AS n FROM transactions').get() as { n: number }).n,
-      inflight: (db.prepare('SELECT count(*) AS n FROM transactions WHERE finished_at IS NULL').get() as { n: number }).n,
-      newest: db.prepare('SELECT id, finished_at FROM transactions ORDER BY created_at DESC, rowid DESC LIMIT 1').get() as { id: string; finished_at: string | null } | undefined,
-      unsent: (db.prepare('SELECT count(*) AS n FROM outbox WHERE sent = 0').get() as { n: number }).n,
-    }));
-    if (!st || st.n <= txBefore || st.inflight > 0 || !st.newest?.finished_at) return false;
-    const booted = await bootedSlot(p.rig.device.dev);
-    if (!booted || (await readEnvFile(p.rig.device.dev.grubenvPath))[`${booted}_TRY`] !== '0') return false;
-    txId = st.newest.id;
-    if (!server) return true;
-    if (st.unsent > 0) return false;
-    const reports = await deviceReports(p);
-    return reports.some((r) => r.transaction === txId && r.outcome !== null);
-  }, REST_TIMEOUT_MS);
-  return txId;
-}
-
-async function deviceReports(p: Point): Promise<ServerReport[]> {
-  const s = p.world.server!;
-  const h = await api<{ reports: ServerReport[] }>(s.proc.url, s.tokens.ops, 'GET', `/v1/devices/${encodeURIComponent(p.id)}`);
-  return h.reports;
-}
-
 /** Runs a scenario once on a fresh device, cut per `plan` (or not), and checks every invariant. */
 async function runPoint(world: World, sc: Scenario, plan: CutPlan | undefined): Promise<PointResult> {
   const t0 = Date.now();
@@ -197,35 +150,33 @@ async function runPoint(world: World, sc: Scenario, plan: CutPlan | undefined): 
   }
   const rig = await PowerRig.create({ root, id, kind: 'fs', trustedKeys: [world.key.pubPath], known: world.known, ...(rigServer ? { server: rigServer } : {}) });
   const point: Point = { rig, world, id, channel };
+  const view = sc.server ? { url: world.server!.proc.url, ops: world.server!.tokens.ops, device: id } : undefined;
   const problems: string[] = [];
   try {
     // Baseline: the factory system booted and marked good, and for a rollback a committed 1.0.0 on B.
-    rig.start();
-    await waitBooted(rig, 'A');
-    const mg = await rig.tech(['mark-good']);
-    if (mg.code !== 0) throw new Error(`baseline: ota-agent mark-good exited ${mg.code}: ${mg.stderr}`);
+    await factoryBaseline(rig);
     if (sc.baseline === 'committed') {
       if (sc.server) {
         await publish('1.0.0')(point);
-        await waitRest(point, 0, true);
+        await waitRest(rig, 0, view, REST_TIMEOUT_MS);
       } else {
         await rig.stop();
         const r = await rig.tech(['install', world.good.path]);
         if (r.code !== 0) throw new Error(`baseline: ota-agent install exited ${r.code}: ${r.stderr}`);
         rig.start();
-        await waitRest(point, 0, false);
+        await waitRest(rig, 0, undefined, REST_TIMEOUT_MS);
       }
     }
     await rig.stop();
     if (sc.crashB) await setCrash(rig.device.dev, 'B', true);
     const source = (await bootedSlot(rig.device.dev))!;
     const before = { A: await slotFingerprint(rig.device.dev.slots.A), B: await slotFingerprint(rig.device.dev.slots.B) };
-    const txBefore = rig.peek((db) => (db.prepare('SELECT count(*) AS n FROM transactions').get() as { n: number }).n) ?? 0;
+    const txBefore = transactionCount(rig);
 
     rig.arm(plan);
     await sc.trigger(point);
     rig.start();
-    const txId = await waitRest(point, txBefore, sc.server);
+    const txId = await waitRest(rig, txBefore, view, REST_TIMEOUT_MS);
     await rig.stop();
 
     problems.push(...rig.problems);
@@ -239,7 +190,7 @@ async function runPoint(world: World, sc: Scenario, plan: CutPlan | undefined): 
     } finally {
       s.close();
     }
-    if (sc.server && end) problems.push(...checkServer(await deviceReports(point), txId, end));
+    if (view && end) problems.push(...checkServer(await deviceReports(view), txId, end));
     // The slot that ran when the update started is never written; a rollback writes no slot at all.
     const after = { A: await slotFingerprint(rig.device.dev.slots.A), B: await slotFingerprint(rig.device.dev.slots.B) };
     if (after[source] !== before[source]) problems.push(`the running slot ${source} changed during the update`);
