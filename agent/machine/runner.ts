@@ -111,24 +111,28 @@ export class Machine {
     });
   }
 
+  /** Records `err` in the transaction's history, the state left as it is; returns `err` to throw. */
+  private recordError(tx: Transaction, err: unknown): unknown {
+    this.store.write(`transaction ${tx.id}: error in ${tx.state}`, (w) =>
+      w.event({ transactionId: tx.id, type: 'error', fromState: tx.state, slot: this.ctx.booted, details: { error: formatError(err) } }),
+    );
+    return err;
+  }
+
   /** Runs handlers from the transaction's current state until it ends or waits for a reboot. */
   async run(start: Transaction): Promise<RunResult> {
     let tx = start;
     for (;;) {
       // Asked to stop (SIGTERM): the state is persisted and its handler has not run, which is
       // exactly what start-up recovery resumes from.
-      if (this.ctx.signal?.aborted) throw new OtaError('AGENT_STOPPED', `transaction ${tx.id}: stopped before the ${tx.state} step; it resumes at the next start`);
+      // Recorded like a stop inside a handler, so the history says why the transaction waits.
+      if (this.ctx.signal?.aborted) throw this.recordError(tx, new OtaError('AGENT_STOPPED', `transaction ${tx.id}: stopped before the ${tx.state} step; it resumes at the next start`));
       let result: HandlerResult;
       try {
         result = await HANDLERS[tx.state](this.ctx, tx);
       } catch (err) {
         // Transient: leave the state as it is; the next start of the agent resumes it.
-        if ((isOtaError(err) && err.kind === 'transient') || isFinal(tx.state)) {
-          this.store.write(`transaction ${tx.id}: error in ${tx.state}`, (w) =>
-            w.event({ transactionId: tx.id, type: 'error', fromState: tx.state, slot: this.ctx.booted, details: { error: formatError(err) } }),
-          );
-          throw err;
-        }
+        if ((isOtaError(err) && err.kind === 'transient') || isFinal(tx.state)) throw this.recordError(tx, err);
         result = { outcome: 'fatal', reason: fatalReason(err, tx.state), details: { error: formatError(err) } };
       }
       tx = this.store.transaction(tx.id)!;
