@@ -15,7 +15,7 @@ export const ApiErrors = defineErrors({
   AUTH_FORBIDDEN: fatal(403, 'The token\'s role may not use this route: see the roles table in docs/SERVER.md.'),
   AUTH_WRONG_DEVICE: fatal(403, 'A device token may act only on its own device id.'),
   REQUEST_INVALID: fatal(400, 'The request does not match the route\'s JSON schema: fix the named field.'),
-  REQUEST_MALFORMED: fatal(400, 'The request body is not valid JSON: send a JSON object.'),
+  REQUEST_MALFORMED: fatal(400, 'The request body is not valid JSON, not valid UTF-8, or nests objects and arrays more than 32 levels deep: send a plain JSON object.'),
   REQUEST_TOO_LARGE: fatal(413, 'The JSON body is larger than the server accepts.'),
   REQUEST_MEDIA_TYPE: fatal(415, 'Wrong Content-Type: JSON routes take application/json, uploads application/octet-stream.'),
   ROUTE_NOT_FOUND: fatal(404, 'No such route: every route lives under /v1; see /v1/openapi.json.'),

@@ -19,24 +19,6 @@ export interface KnownIssue {
 /** The defects found so far (see "Known issues" in docs/RELIABILITY.md). */
 export const KNOWN_ISSUES: readonly KnownIssue[] = [
   {
-    id: 'K1',
-    row: 'hostile:huge',
-    match: /reports with details nested \d+ deep .*: got 500/,
-    summary: 'a report whose free-form details nest a few thousand levels deep gets 500 (JSON.stringify overflows its stack in server/db/reports.ts)',
-  },
-  {
-    id: 'K2',
-    row: 'hostile:types',
-    match: /\/reports with progress\.(bytes|total)=\d+: got 500/,
-    summary: 'a report with progress.bytes or progress.total beyond 2^63 gets 500 (SQLite refuses the REAL in an INTEGER column; the schema has no maximum)',
-  },
-  {
-    id: 'K3',
-    row: 'hostile:malformed',
-    match: /: invalid UTF-8: (got 2\d\d|stored)/,
-    summary: 'JSON bodies with invalid UTF-8 are accepted, the bad bytes replaced by U+FFFD, and stored (a rollback note), instead of 400',
-  },
-  {
     id: 'K4',
     row: 'hostile:huge',
     match: / MiB JSON body \((Content-Length|chunked)\): got no answer/,

@@ -47,7 +47,8 @@ export const reportSchema: Schema = {
       state: STATE,
       outcome: { type: 'string', enum: ['success', 'failure'] },
       reason: text(1024),
-      progress: object({ bytes: { type: 'integer', minimum: 0 }, total: { type: 'integer', minimum: 0 } }),
+      // Byte counts: a JavaScript number stays exact up to 2^53, and SQLite's INTEGER holds it.
+      progress: object({ bytes: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER }, total: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } }),
       // Free-form by contract (health-check results, output excerpts); bounded by the body limit.
       details: { type: 'object' },
       at: TIME,
