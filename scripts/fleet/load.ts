@@ -5,21 +5,27 @@
  * closed loop (a fixed number of check-ins in flight) or an open loop (check-ins started at a
  * fixed rate whatever the answers' latency, latency counted from the scheduled start so a slow
  * server cannot hide its queue). Records every latency and status; verifies a sample of the
- * signed answers after the measured window so verification does not steal its CPU.
+ * signed answers after the measured window so verification does not steal its CPU. Alongside,
+ * it can post the devices' transaction reports (each with its own id, some sent twice on
+ * purpose as a device retrying a lost answer would), recording every post and its answer.
  *
- * Library: `enrollDevices()` and `runCheckinLoad()`. CLI (its own process, so it does not share
- * an event loop with the server or the caller):
+ * Library: `enrollDevices()`, `runCheckinLoad()` and `runReportLoad()`. CLI (its own process, so
+ * it does not share an event loop with the server or the caller):
  *
  *   node dist/scripts/fleet/load.js enroll --url URL --enroll-token T --count 1000 --out devices.json
  *   node dist/scripts/fleet/load.js run --url URL --devices devices.json [--rate 2000 | --concurrency 32]
- *        [--seconds 10] [--count N] [--warmup-seconds 2] [--verify-every 100] [--json]
+ *        [--seconds 10] [--count N] [--warmup-seconds 2] [--verify-every 100] [--keep-answers]
+ *        [--reports-per-device 3 [--report-duplicate-every 10] [--report-spread-seconds 5]] [--json]
+ *
+ * SIGTERM or SIGINT ends a run early: no new check-in starts, reports still due go out at once,
+ * and the stats are printed as usual.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { newNonce, verifyAnswer, type CheckinRequest } from '../../shared/protocol.js';
+import { newNonce, verifyAnswer, type CheckinRequest, type DeviceState, type Directive, type Report } from '../../shared/protocol.js';
 import { keyringFromArmored } from '../../shared/signing.js';
 
 /** One simulated device: its id and its own device token. */
@@ -68,8 +74,8 @@ export interface CheckinLoadOptions {
   sockets?: number;
   /** A check-in without an answer after this long counts as an error, ms (default 10 000). */
   timeoutMs?: number;
-  /** Verify every `every`-th answer against the armored `serverKey` once the run is over. */
-  verify?: { serverKey: string; every: number };
+  /** Verify every `every`-th answer against the armored `serverKey` once the run is over; `keep` lists what each said. */
+  verify?: { serverKey: string; every: number; keep?: boolean };
   /** What every device reports (default slot A, no committed version, idle). */
   checkin?: { slot?: string; version?: string | null };
   /** Stops the run early. */
@@ -96,13 +102,26 @@ export interface CheckinLoadStats {
   lateStarts: number;
   /** Most check-ins in flight at once. */
   maxInFlight: number;
-  /** Sampled answers verified with shared/protocol verifyAnswer. */
-  verified: { checked: number; failed: number; firstError?: string };
+  /** Sampled answers verified with shared/protocol verifyAnswer; `answers` (with `verify.keep`) the ones that passed. */
+  verified: { checked: number; failed: number; firstError?: string; answers?: VerifiedAnswer[] };
+}
+
+/** A sampled answer that verified, and what it told the device (with `verify.keep`). */
+export interface VerifiedAnswer {
+  device: string;
+  /** When the check-in was sent and answered, ms since the epoch (so another process can line them up with its own events). */
+  sentAt: number;
+  answeredAt: number;
+  directive: Directive['type'];
+  /** The release offered, for an `update`. */
+  version?: string;
+  sha256?: string;
 }
 
 interface Sample {
   device: string;
   nonce: string;
+  sentAt: number;
   at: Date;
   body: string;
 }
@@ -217,13 +236,14 @@ export async function runCheckinLoad(opts: CheckinLoadOptions): Promise<CheckinL
     maxInFlight = Math.max(maxInFlight, inFlight);
     const nonce = newNonce();
     const body: CheckinRequest = { nonce, slot, version, state: 'idle' };
+    const sentAt = Date.now();
     let status: string;
     try {
       const r = await postJson(agent, url, `/v1/devices/${encodeURIComponent(dev.id)}/checkin`, dev.token, JSON.stringify(body), timeoutMs);
       status = String(r.status);
       if (r.status === 200 && r.text.length > 0) {
         if (record) answered++;
-        if (record && opts.verify && answered % opts.verify.every === 0) samples.push({ device: dev.id, nonce, at: new Date(), body: r.text });
+        if (record && opts.verify && answered % opts.verify.every === 0) samples.push({ device: dev.id, nonce, sentAt, at: new Date(), body: r.text });
       }
     } catch (err) {
       status = `error:${(err as { code?: string }).code ?? 'unknown'}`;
@@ -295,13 +315,14 @@ export async function runCheckinLoad(opts: CheckinLoadOptions): Promise<CheckinL
   await Promise.all(running);
   agent.destroy();
 
-  const verified: CheckinLoadStats['verified'] = { checked: 0, failed: 0 };
+  const verified: CheckinLoadStats['verified'] = { checked: 0, failed: 0, ...(opts.verify?.keep ? { answers: [] } : {}) };
   if (opts.verify && samples.length > 0) {
     const keyring = await keyringFromArmored([opts.verify.serverKey]);
     for (const s of samples) {
       verified.checked++;
       try {
-        await verifyAnswer(JSON.parse(s.body) as unknown, keyring, { device: s.device, nonce: s.nonce, now: s.at });
+        const a = await verifyAnswer(JSON.parse(s.body) as unknown, keyring, { device: s.device, nonce: s.nonce, now: s.at });
+        verified.answers?.push(answerSeen(s, a.directive));
       } catch (err) {
         verified.failed++;
         verified.firstError ??= err instanceof Error ? err.message : String(err);
@@ -326,6 +347,165 @@ export async function runCheckinLoad(opts: CheckinLoadOptions): Promise<CheckinL
   };
 }
 
+/** What a verified sample told its device. */
+function answerSeen(s: Sample, d: Directive): VerifiedAnswer {
+  const seen: VerifiedAnswer = { device: s.device, sentAt: s.sentAt, answeredAt: s.at.getTime(), directive: d.type };
+  return d.type === 'update' ? { ...seen, version: d.release.version, sha256: d.release.sha256 } : seen;
+}
+
+/** Options of {@link runReportLoad}. */
+export interface ReportLoadOptions {
+  /** Server base URL (http). */
+  url: string;
+  devices: readonly LoadDevice[];
+  /** Reports each device sends, in order, for one transaction: download progress, then `installed`. */
+  perDevice: number;
+  /** The release version the reports are about (default 1.0.0). */
+  version?: string;
+  /** Every `duplicateEvery`-th report is sent again once answered, as a device retrying after a lost answer would (default 0: none). */
+  duplicateEvery?: number;
+  /** Reports in flight at once (default 8). */
+  concurrency?: number;
+  /** Spread the first sends evenly over this long, ms (default 0: each as soon as a lane is free). */
+  spreadMs?: number;
+  /** A report without an answer after this long counts as an error, ms (default 10 000). */
+  timeoutMs?: number;
+  /** Once aborted, reports still due go out at once: they are never dropped, their count bounds the run. */
+  signal?: AbortSignal;
+}
+
+/** One report post and its answer. */
+export interface ReportPost {
+  device: string;
+  id: string;
+  transaction: string;
+  state: DeviceState;
+  /** True for the second send of a report id. */
+  resend: boolean;
+  /** HTTP status, or `error:<code>` for a network failure. */
+  status: string;
+  /** The answer's `duplicate` flag, on a 200. */
+  duplicate?: boolean;
+  ms: number;
+}
+
+/** What a report run did. */
+export interface ReportLoadStats {
+  /** Distinct report ids sent. */
+  sent: number;
+  /** Of those, sent a second time. */
+  resent: number;
+  /** HTTP status (or `error:<code>`) → count, over every post. */
+  statuses: Record<string, number>;
+  /** First sends answered 200, not a duplicate. */
+  acknowledged: number;
+  /** Resends answered 200 as a duplicate. */
+  deduplicated: number;
+  /** 200 answers with the wrong `duplicate` flag: a first send called a duplicate, or a resend of an acknowledged report called new. */
+  wrongFlag: number;
+  /** From the first post to the last answer, s. */
+  seconds: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  /** Every post, in the order answered. */
+  posts: ReportPost[];
+}
+
+/** Bytes a simulated download reports per progress step. */
+const PROGRESS_STEP = 1 << 20;
+
+/** Report `k` of `of` of a device's transaction: progress reports, the last one `installed`. */
+function reportBody(tag: string, device: string, k: number, of: number, version: string): Report {
+  const last = k === of - 1;
+  return {
+    id: `${tag}-${device}-${k}`,
+    transaction: `${tag}-tx-${device}`,
+    version,
+    state: last ? 'installed' : 'downloading',
+    ...(last ? {} : { progress: { bytes: (k + 1) * PROGRESS_STEP, total: of * PROGRESS_STEP } }),
+    at: new Date().toISOString(),
+  };
+}
+
+/** Waits until `due` (performance.now() ms), at once when `signal` is aborted. */
+async function waitDue(due: number, signal: AbortSignal | undefined): Promise<void> {
+  // Short sleeps rather than one long one, so an abort is noticed without a listener per wait.
+  while (!signal?.aborted && performance.now() < due) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(50, due - performance.now())));
+  }
+}
+
+/** Posts every device's reports (round by round, so each device's go in order); returns every post and its answer. */
+export async function runReportLoad(opts: ReportLoadOptions): Promise<ReportLoadStats> {
+  const url = new URL(opts.url);
+  const agent = new Agent({ keepAlive: true });
+  // Ids unique to this run, so several runs can report into one server.
+  const tag = randomBytes(3).toString('hex');
+  const version = opts.version ?? '1.0.0';
+  const n = opts.devices.length;
+  const total = n * opts.perDevice;
+  const gap = total > 0 ? (opts.spreadMs ?? 0) / total : 0;
+  const dup = opts.duplicateEvery ?? 0;
+  const posts: ReportPost[] = [];
+  const t0 = performance.now();
+  let next = 0;
+
+  const post = async (dev: LoadDevice, report: Report, resend: boolean): Promise<void> => {
+    const start = performance.now();
+    const seen: Omit<ReportPost, 'status' | 'ms'> = { device: dev.id, id: report.id, transaction: report.transaction, state: report.state, resend };
+    let status: string;
+    let duplicate: boolean | undefined;
+    try {
+      const r = await postJson(agent, url, `/v1/devices/${encodeURIComponent(dev.id)}/reports`, dev.token, JSON.stringify(report), opts.timeoutMs ?? 10_000);
+      status = String(r.status);
+      if (r.status === 200) duplicate = (JSON.parse(r.text) as { duplicate?: boolean }).duplicate;
+    } catch (err) {
+      status = `error:${(err as { code?: string }).code ?? 'unknown'}`;
+    }
+    // Tenths of a millisecond: thousands of posts stay a small JSON document.
+    posts.push({ ...seen, status, ...(duplicate !== undefined ? { duplicate } : {}), ms: Math.round((performance.now() - start) * 10) / 10 });
+  };
+  const lane = async (): Promise<void> => {
+    while (next < total) {
+      const i = next++;
+      const dev = opts.devices[i % n]!;
+      await waitDue(t0 + i * gap, opts.signal);
+      const report = reportBody(tag, dev.id, Math.floor(i / n), opts.perDevice, version);
+      await post(dev, report, false);
+      if (dup > 0 && i % dup === 0) await post(dev, report, true);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 8, total)) }, lane));
+  } finally {
+    agent.destroy();
+  }
+  return reportStats(posts, (performance.now() - t0) / 1000);
+}
+
+/** Tallies report posts. */
+function reportStats(posts: ReportPost[], seconds: number): ReportLoadStats {
+  const statuses: Record<string, number> = {};
+  for (const p of posts) statuses[p.status] = (statuses[p.status] ?? 0) + 1;
+  const ok = posts.filter((p) => p.status === '200');
+  // A resend whose first send got no answer may rightly be the one that stores the report.
+  const acked = new Set(ok.filter((p) => !p.resend).map((p) => p.id));
+  const sorted = Float64Array.from(posts.map((p) => p.ms)).sort();
+  return {
+    sent: posts.filter((p) => !p.resend).length,
+    resent: posts.filter((p) => p.resend).length,
+    statuses,
+    acknowledged: ok.filter((p) => !p.resend && p.duplicate === false).length,
+    deduplicated: ok.filter((p) => p.resend && p.duplicate === true).length,
+    wrongFlag: ok.filter((p) => (p.resend ? acked.has(p.id) && p.duplicate === false : p.duplicate === true)).length,
+    seconds,
+    latencyMs: { p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted[sorted.length - 1] ?? NaN },
+    posts,
+  };
+}
+
+/** What the CLI's `run --json` prints: the check-in stats, and the report stats when it posted reports. */
+export type LoadRunOutput = CheckinLoadStats & { reports?: ReportLoadStats };
+
 /** A random device-id prefix, so several runs can enroll into one server. */
 export function randomPrefix(): string {
   return `load-${randomBytes(3).toString('hex')}-`;
@@ -334,11 +514,22 @@ export function randomPrefix(): string {
 const USAGE = `Usage:
   load.js enroll --url URL --enroll-token T --count N --out FILE [--prefix P] [--compatible C] [--channel CH]
   load.js run --url URL --devices FILE [--rate R | --concurrency C] [--seconds S] [--count N]
-              [--warmup-seconds W] [--sockets K] [--verify-every K] [--json]
+              [--warmup-seconds W] [--sockets K] [--verify-every K] [--keep-answers]
+              [--reports-per-device R [--report-version V] [--report-duplicate-every D]
+               [--report-spread-seconds S] [--report-concurrency C]] [--json]
 
 enroll writes {devices: [{id, token}], serverKey} to FILE; run reads it, checks in, and prints
 signed answers per second, latency percentiles and status counts (--json: the stats object).
+--keep-answers lists each verified sample's directive and times; --reports-per-device also
+posts R transaction reports per device meanwhile (every D-th sent twice), spread over S
+seconds, and adds their tally and every post as "reports". SIGTERM or SIGINT ends the run
+early: no new check-in starts, reports still due go out at once, the stats are printed.
 `;
+
+/** One line on a report run, for the CLI. */
+function describeReports(r: ReportLoadStats): string {
+  return `reports: ${r.sent} sent, ${r.resent} resent; ${r.acknowledged} acknowledged, ${r.deduplicated} de-duplicated, ${r.wrongFlag} wrong duplicate flags; statuses ${JSON.stringify(r.statuses)}; p50 ${r.latencyMs.p50.toFixed(1)} / p99 ${r.latencyMs.p99.toFixed(1)} ms`;
+}
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -359,6 +550,12 @@ async function main(argv: string[]): Promise<number> {
       'warmup-seconds': { type: 'string' },
       sockets: { type: 'string' },
       'verify-every': { type: 'string' },
+      'keep-answers': { type: 'boolean' },
+      'reports-per-device': { type: 'string' },
+      'report-version': { type: 'string' },
+      'report-duplicate-every': { type: 'string' },
+      'report-spread-seconds': { type: 'string' },
+      'report-concurrency': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -405,7 +602,13 @@ async function main(argv: string[]): Promise<number> {
   const seconds = num('seconds');
   const count = num('count');
   const every = num('verify-every');
-  const stats = await runCheckinLoad({
+  const perDevice = num('reports-per-device');
+  // A signal ends the run early but still prints what it measured (a caller stops it when done).
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  const checkins = runCheckinLoad({
     url: values.url,
     devices: fleet.devices,
     ...(num('rate') !== undefined ? { rate: num('rate')! } : {}),
@@ -414,8 +617,25 @@ async function main(argv: string[]): Promise<number> {
     ...(count !== undefined ? { count } : {}),
     ...(num('warmup-seconds') !== undefined ? { warmupMs: num('warmup-seconds')! * 1000 } : {}),
     ...(num('sockets') !== undefined ? { sockets: num('sockets')! } : {}),
-    ...(every ? { verify: { serverKey: fleet.serverKey, every } } : {}),
+    ...(every ? { verify: { serverKey: fleet.serverKey, every, keep: values['keep-answers'] === true } } : {}),
+    signal: stop.signal,
   });
+  const reports = perDevice
+    ? runReportLoad({
+        url: values.url,
+        devices: fleet.devices,
+        perDevice,
+        ...(values['report-version'] ? { version: values['report-version'] } : {}),
+        ...(num('report-duplicate-every') !== undefined ? { duplicateEvery: num('report-duplicate-every')! } : {}),
+        ...(num('report-spread-seconds') !== undefined ? { spreadMs: num('report-spread-seconds')! * 1000 } : {}),
+        ...(num('report-concurrency') !== undefined ? { concurrency: num('report-concurrency')! } : {}),
+        signal: stop.signal,
+      })
+    : undefined;
+  const [c, r] = await Promise.all([checkins, reports]);
+  const stats: LoadRunOutput = { ...c, ...(r ? { reports: r } : {}) };
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
   if (values.json) {
     process.stdout.write(`${JSON.stringify(stats)}\n`);
   } else {
@@ -426,6 +646,7 @@ async function main(argv: string[]): Promise<number> {
         `latency ms: mean ${l.mean.toFixed(1)}  p50 ${l.p50.toFixed(1)}  p90 ${l.p90.toFixed(1)}  p99 ${l.p99.toFixed(1)}  max ${l.max.toFixed(1)}`,
         `statuses: ${JSON.stringify(stats.statuses)}; most in flight ${stats.maxInFlight}; late starts ${stats.lateStarts}`,
         `verified: ${stats.verified.checked} sampled answers, ${stats.verified.failed} failed${stats.verified.firstError ? ` (${stats.verified.firstError})` : ''}`,
+        ...(stats.reports ? [describeReports(stats.reports)] : []),
       ].join('\n') + '\n',
     );
   }
