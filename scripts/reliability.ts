@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runHostile } from './reliability/hostile.js';
 import { runLoad } from './reliability/load.js';
+import { runNetwork } from './reliability/network.js';
 import { runPowercut } from './reliability/powercut.js';
 import { PARTS, renderTable, renderText, rowHeld, writeDoc, type Part, type Row } from './reliability/results.js';
 import { ROOT } from './reliability/world.js';
@@ -42,7 +43,7 @@ type Runner = (o: { want: (id: string) => boolean; fast: boolean; jobs: number; 
 const RUNNERS: Record<Part, Runner | undefined> = {
   hostile: (o) => runHostile({ want: o.want, log: o.log, mode: o.fast ? 'fast' : 'full' }),
   powercut: (o) => runPowercut(o),
-  network: undefined,
+  network: (o) => runNetwork(o),
   load: (o) => runLoad(o),
 };
 
