@@ -38,6 +38,11 @@ export class RollbackQueries {
     return row;
   }
 
+  /** Whether a request waits for the device (so its next check-in will take it). */
+  waiting(device: string): boolean {
+    return this.pendingStmt.get(device) !== undefined;
+  }
+
   /**
    * Takes the waiting request of a device, marking it delivered, or returns null. Delivered
    * once even if the answer is lost on the way: a rollback repeated later could leave a release

@@ -170,6 +170,51 @@ describe('the directive', () => {
   });
 });
 
+describe('durability of check-ins', () => {
+  // A temporary trigger notes the synchronous mode (1 NORMAL, 2 FULL) in force when a check-in
+  // writes the device row and when it marks a rollback request delivered.
+  const modes = (): Array<{ what: string; mode: number }> => s.app.store.db.prepare('SELECT what, mode FROM sync_seen ORDER BY rowid').all() as Array<{ what: string; mode: number }>;
+  beforeAll(() => {
+    s.app.store.db.exec(`
+      CREATE TEMP TABLE sync_seen (what TEXT, mode INTEGER);
+      CREATE TEMP TRIGGER sync_seen_device AFTER UPDATE ON main.devices BEGIN
+        INSERT INTO sync_seen SELECT 'device', synchronous FROM pragma_synchronous();
+      END;
+      CREATE TEMP TRIGGER sync_seen_rollback AFTER UPDATE OF delivered ON main.rollbacks BEGIN
+        INSERT INTO sync_seen SELECT 'rollback', synchronous FROM pragma_synchronous();
+      END;`);
+  });
+  afterAll(() => {
+    s.app.store.db.exec('DROP TRIGGER sync_seen_device; DROP TRIGGER sync_seen_rollback; DROP TABLE sync_seen;');
+  });
+
+  it('a plain check-in commits without an fsync of its own (NORMAL); one delivering a rollback with FULL; FULL is back after either', async () => {
+    s.app.store.db.exec('DELETE FROM sync_seen');
+    await checkin('gw2');
+    expect(modes()).toEqual([{ what: 'device', mode: 1 }]);
+    expect(s.app.store.db.pragma('synchronous', { simple: true })).toBe(2);
+
+    s.app.store.db.exec('DELETE FROM sync_seen');
+    const req = await s.app.inject({ method: 'POST', url: '/v1/devices/gw2/rollback', headers: bearer(s.tokens.technician), payload: {} });
+    expect(req.statusCode, req.body).toBe(202);
+    expect((await checkin('gw2')).answer.directive).toEqual({ type: 'rollback', id: req.json().id });
+    expect(modes()).toEqual([{ what: 'device', mode: 2 }, { what: 'rollback', mode: 2 }]);
+    expect(s.app.store.db.pragma('synchronous', { simple: true })).toBe(2);
+  });
+
+  it('FULL is back after a check-in whose transaction fails', async () => {
+    s.app.store.db.exec(`CREATE TEMP TRIGGER fail_pi1 BEFORE UPDATE ON main.devices WHEN OLD.id = 'pi1' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;`);
+    try {
+      const res = await s.app.inject({ method: 'POST', url: '/v1/devices/pi1/checkin', headers: bearer(devices.pi1!), payload: { nonce: newNonce(), slot: 'A', version: null, state: 'idle' } });
+      expect(res.statusCode).toBe(500);
+      expect(s.app.store.db.pragma('synchronous', { simple: true })).toBe(2);
+    } finally {
+      s.app.store.db.exec('DROP TRIGGER fail_pi1');
+    }
+    await checkin('pi1');
+  });
+});
+
 describe('with a public URL configured', () => {
   it('bundle URLs use it, whatever Host the device used', async () => {
     const k = await releaseKey('pub');
