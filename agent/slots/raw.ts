@@ -66,20 +66,41 @@ export class RawSlot implements SlotBackend {
         const hash = gzip ? createHash('sha256') : undefined;
         const point = (at: number): DurablePoint => ({ slotBytes: at, ...(gzip ? {} : { resume: { index: p.index, dataOffset: p.dataOffset, offset: at } }) });
         const data = gzip ? gunzipLimited(p.chunks, m.unpackedSize ?? 0, `payload "${m.name}"`) : p.chunks;
-        for await (const chunk of data) {
-          try {
-            await fh.write(chunk, 0, chunk.length, pos);
-          } catch (cause) {
-            throw ioError(slot, `writing at offset ${pos}`, cause);
+        // A checkpoint's fsync runs while the next bytes stream in: every byte below `at` was
+        // written before the fsync began, so once it returns `at` is a durable resume point,
+        // whatever was written meanwhile. Its point is recorded when it is awaited (at the next
+        // checkpoint or the end), one checkpoint in flight at a time. Waiting for each fsync
+        // instead stalled the download for the flush of every checkpointBytes of dirty pages.
+        // `done` settles to the fsync's error, if any, so a failure is never an unhandled rejection.
+        let flushing: { at: number; done: Promise<unknown> } | undefined;
+        const settle = async (): Promise<void> => {
+          if (!flushing) return;
+          const f = flushing;
+          flushing = undefined;
+          const failed = await f.done;
+          if (failed) throw failed;
+          opts.onDurable?.(point(f.at));
+        };
+        try {
+          for await (const chunk of data) {
+            try {
+              await fh.write(chunk, 0, chunk.length, pos);
+            } catch (cause) {
+              throw ioError(slot, `writing at offset ${pos}`, cause);
+            }
+            hash?.update(chunk);
+            pos += chunk.length;
+            written += chunk.length;
+            if (pos - synced >= opts.checkpointBytes) {
+              await settle();
+              synced = pos;
+              flushing = { at: pos, done: sync(pos).then(() => undefined, (err: unknown) => err ?? new Error('fsync failed')) };
+            }
           }
-          hash?.update(chunk);
-          pos += chunk.length;
-          written += chunk.length;
-          if (pos - synced >= opts.checkpointBytes) {
-            await sync(pos);
-            synced = pos;
-            opts.onDurable?.(point(pos));
-          }
+          await settle();
+        } finally {
+          // Never leave an fsync behind unobserved (the handle closes after it).
+          await flushing?.done;
         }
         // The chunks iteration ended without throwing: the reader matched the payload's signed
         // sha256 over every byte, so for a plain image that hash is what the slot must hold.
