@@ -10,7 +10,7 @@
  * for no fsync of its own. In WAL mode that loses at most the last such commits in a power cut
  * and never corrupts: the WAL is a sequence, and the next FULL commit (a report, a delivery,
  * an enrollment) makes everything before it durable too. Measured: this lifts check-ins from
- * about 590/s to 1,760/s on the 2-core benchmark machine (docs/PERFORMANCE.md).
+ * about 590/s to about 1,700/s on the 2-core benchmark machine (docs/PERFORMANCE.md).
  */
 import type Database from 'better-sqlite3';
 import { OtaError } from '../shared/errors.js';
