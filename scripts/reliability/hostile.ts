@@ -132,7 +132,7 @@ export async function runHostile(opts: HostileOptions): Promise<Row[]> {
       if (opts.want('hostile:corpus-install')) {
         const t0 = Date.now();
         opts.log('hostile:corpus-install: the bundle corpus through ota-agent install');
-        rows.push(await corpusInstall(dir, corpus, await streamingCases(join(dir, 'streaming-in'), key), t0, opts.mode));
+        rows.push(await corpusInstall(dir, corpus, await streamingCases(join(dir, 'streaming-in'), key), key, t0, opts.mode));
       }
       if (!(await alive(ctx))) {
         for (const r of rows) r.failures.push('the server was no longer answering at the end of the hostile part');
@@ -637,10 +637,16 @@ function treeCase(c: CorpusCase | OwnCase): boolean {
   return c.name.startsWith('tree-') || c.name === 'tar-bomb';
 }
 
-async function corpusInstall(dir: string, corpus: Corpus, own: OwnCase[], t0: number, mode: Row['mode']): Promise<Row> {
+/**
+ * The corpus and the bundles broken while streaming through `ota-agent install`. The devices
+ * trust the corpus's keys and `key`, which signs the streaming cases: without it those are
+ * refused at the signature and never reach the streaming verifier they are made for.
+ */
+async function corpusInstall(dir: string, corpus: Corpus, own: OwnCase[], key: ReleaseKey, t0: number, mode: Row['mode']): Promise<Row> {
+  const trustedKeys = [...corpus.keyring, key.pubPath];
   const devices: Record<'raw' | 'fs', FleetDevice> = {
-    raw: await FleetDevice.create({ root: join(dir, 'dev-raw'), id: 'hostile-raw', compatible: COMPATIBLE, kind: 'raw', slotSize: 4 << 20, trustedKeys: corpus.keyring }),
-    fs: await FleetDevice.create({ root: join(dir, 'dev-fs'), id: 'hostile-fs', compatible: COMPATIBLE, kind: 'fs', trustedKeys: corpus.keyring }),
+    raw: await FleetDevice.create({ root: join(dir, 'dev-raw'), id: 'hostile-raw', compatible: COMPATIBLE, kind: 'raw', slotSize: 4 << 20, trustedKeys }),
+    fs: await FleetDevice.create({ root: join(dir, 'dev-fs'), id: 'hostile-fs', compatible: COMPATIBLE, kind: 'fs', trustedKeys }),
   };
   // Something recognisable in the inactive slot B, so that any byte written to it shows.
   await fillPattern(devices.raw.dev.slots.B, 7);
