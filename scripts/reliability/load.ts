@@ -154,7 +154,9 @@ function startGenerator(url: string, devicesFile: string, plan: Plan): ResultPro
     ...['--reports-per-device', String(plan.reportsPerDevice), '--report-version', REPORTED, '--report-duplicate-every', String(plan.duplicateEvery)],
     ...['--report-spread-seconds', String(plan.reportSpreadS), '--report-concurrency', String(plan.reportLanes), '--json'],
   ];
-  return execa('node', [LOAD_CLI, ...args], { reject: false, stdin: 'ignore' });
+  // After SIGTERM the generator still verifies its sample of signed answers (thousands, with
+  // openpgp.js) before it prints its stats: give it time instead of execa's default 5 s.
+  return execa('node', [LOAD_CLI, ...args], { reject: false, stdin: 'ignore', forceKillAfterDelay: 120_000 });
 }
 
 /** Polls the fleet (ops token) until `count` devices were seen after `after` (ms since the epoch); returns how many were. */
