@@ -24,7 +24,7 @@ import type { AnswerSigner } from './signer.js';
 
 /** Answers check-ins. */
 export class CheckinService {
-  private readonly step: (device: string, c: CheckinRequest, now: Date, base: string) => Directive;
+  private readonly step: (device: string, c: CheckinRequest, now: Date, base: string, waiting: string | null) => Directive;
   private readonly relaxed: Database.Statement;
   private readonly strict: Database.Statement;
 
@@ -33,7 +33,7 @@ export class CheckinService {
     this.strict = store.db.prepare('PRAGMA synchronous = FULL');
     // IMMEDIATE: take the write lock up front, so `ota-server token` writing at the same time
     // makes this wait (busy_timeout) instead of failing on a lock upgrade.
-    this.step = store.db.transaction((device: string, c: CheckinRequest, now: Date, base: string): Directive => {
+    this.step = store.db.transaction((device: string, c: CheckinRequest, now: Date, base: string, waiting: string | null): Directive => {
       const routing = store.devices.routing(device);
       if (!routing) throw new OtaError('DEVICE_NOT_FOUND', `device ${device}: not enrolled`);
       store.devices.recordCheckin(device, c, now);
@@ -41,7 +41,7 @@ export class CheckinService {
       const d = decide({
         checkin: c,
         compatible: routing.compatible,
-        rollback: store.rollbacks.take(device, now),
+        rollback: waiting === null ? null : store.rollbacks.deliver(waiting, now),
         offer,
         offerFailed: offer !== null && store.reports.failed(device, offer.version),
       });
@@ -68,13 +68,15 @@ export class CheckinService {
     if (c.transaction && !isVersion(c.transaction.version)) {
       throw new OtaError('REQUEST_INVALID', `body field "transaction.version" must be a semantic version, not "${c.transaction.version}"`);
     }
-    // Rollback requests are only created by this process, and nothing runs between this read
-    // and the transaction (both synchronous), so the read tells exactly whether it delivers one.
-    const relax = !this.store.rollbacks.waiting(device);
+    // The waiting rollback request is read once, before the transaction: it chooses the commit
+    // mode and is what the transaction delivers. Requests are only created by this process,
+    // and nothing runs between this read and the transaction (both synchronous).
+    const waiting = this.store.rollbacks.waiting(device);
+    const relax = waiting === null;
     if (relax) this.relaxed.run();
     let directive: Directive;
     try {
-      directive = this.step(device, c, now, this.config.publicUrl ?? requestBase);
+      directive = this.step(device, c, now, this.config.publicUrl ?? requestBase, waiting);
     } finally {
       if (relax) this.strict.run();
     }

@@ -23,7 +23,7 @@ export class RollbackQueries {
   constructor(db: Db) {
     this.pendingStmt = db.prepare('SELECT id FROM rollbacks WHERE device = ? AND delivered IS NULL ORDER BY requested LIMIT 1').pluck();
     this.insertStmt = db.prepare('INSERT INTO rollbacks (id, device, requested_by, note, requested) VALUES (?, ?, ?, ?, ?)');
-    this.deliverStmt = db.prepare('UPDATE rollbacks SET delivered = ? WHERE id = ?');
+    this.deliverStmt = db.prepare('UPDATE rollbacks SET delivered = ? WHERE id = ? AND delivered IS NULL');
     this.listStmt = db.prepare(
       'SELECT id, device, requested_by AS requestedBy, note, requested, delivered FROM rollbacks WHERE device = ? ORDER BY requested DESC LIMIT ?',
     );
@@ -38,21 +38,19 @@ export class RollbackQueries {
     return row;
   }
 
-  /** Whether a request waits for the device (so its next check-in will take it). */
-  waiting(device: string): boolean {
-    return this.pendingStmt.get(device) !== undefined;
+  /** The id of the request waiting for the device (its next check-in delivers it), or null. */
+  waiting(device: string): string | null {
+    return (this.pendingStmt.get(device) as string | undefined) ?? null;
   }
 
   /**
-   * Takes the waiting request of a device, marking it delivered, or returns null. Delivered
-   * once even if the answer is lost on the way: a rollback repeated later could leave a release
-   * the technician meanwhile accepted, so a lost one is requested again by hand.
+   * Marks a waiting request delivered; returns its id, or null when it was not waiting (any
+   * more). Delivered once even if the answer is lost on the way: a rollback repeated later
+   * could leave a release the technician meanwhile accepted, so a lost one is requested again
+   * by hand.
    */
-  take(device: string, now: Date): string | null {
-    const id = this.pendingStmt.get(device) as string | undefined;
-    if (id === undefined) return null;
-    this.deliverStmt.run(now.toISOString(), id);
-    return id;
+  deliver(id: string, now: Date): string | null {
+    return this.deliverStmt.run(now.toISOString(), id).changes === 1 ? id : null;
   }
 
   /** A device's requests, newest first. */

@@ -51,7 +51,7 @@ describe('raw slot', () => {
     // A checkpoint every 64 KiB, each naming where the bundle can be read on from.
     expect(points.length).toBeGreaterThanOrEqual(4);
     // Each checkpoint's fsync overlaps the next writes, but the points still come in order,
-    // each at least 64 KiB past the one before, each naming bytes that were synced.
+    // each at least 64 KiB past the one before.
     for (let i = 1; i < points.length - 1; i++) expect(points[i]!.slotBytes - points[i - 1]!.slotBytes).toBeGreaterThanOrEqual(64 * 1024);
     expect(points.at(-1)).toMatchObject({ slotBytes: image.length, resume: { index: 0, offset: image.length } });
     expect(await backend.capacity()).toBe(1 << 20);
