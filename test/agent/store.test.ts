@@ -122,6 +122,22 @@ describe('agent store', () => {
     store.close();
   });
 
+  it('keeps a progress report that was replaced while on its way unsent, to go out next', async () => {
+    const { store } = await fresh();
+    const progress = (id: string, bytes: number) => ({ id, transaction: 't', version: '1.0.0', state: 'downloading' as const, at: 'now', progress: { bytes, total: 10 } });
+    store.write('r', (w) => w.report(progress('p1', 1), 'progress'));
+    const [onItsWay] = store.pendingReports();
+    store.write('r', (w) => w.report(progress('p2', 5), 'progress'));
+    // The server acknowledges p1; the row holds p2 now, which it has not seen.
+    expect(store.markReportSent(onItsWay!.id, String(onItsWay!.body.id))).toBe(false);
+    expect(store.pendingReports().map((p) => p.body.id)).toEqual(['p2']);
+    expect(store.markReportSent(onItsWay!.id, 'p2')).toBe(true);
+    expect(store.pendingReports()).toEqual([]);
+    // The device keeps the last body only: the server holds p1 and p2, the device p2.
+    expect(store.reports('t').map((r) => r.body.id)).toEqual(['p2']);
+    store.close();
+  });
+
   it('keeps history events in order, per transaction', async () => {
     const { store } = await fresh();
     store.write('e', (w) => {

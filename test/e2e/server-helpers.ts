@@ -116,7 +116,16 @@ export interface DeviceView {
     pendingRollback: string | null;
   };
   transactions: { id: string; version: string; state: string; outcome: string | null; reason: string | null }[];
-  reports: { id: string; transaction: string; version: string; state: string; outcome: string | null; reason: string | null; details: Record<string, unknown> | null }[];
+  reports: {
+    id: string;
+    transaction: string;
+    version: string;
+    state: string;
+    outcome: string | null;
+    reason: string | null;
+    progress: { bytes: number; total: number } | null;
+    details: Record<string, unknown> | null;
+  }[];
   rollbacks: { id: string; delivered: string | null }[];
 }
 
