@@ -11,6 +11,7 @@ import { OtaError, errorMessage, isOtaError } from '../shared/errors.js';
 import { CHUNK } from '../shared/hashing.js';
 import { DEFAULTS } from './config/defaults.js';
 import { openHttpSource, type HttpSourceOptions } from './download/http-source.js';
+import { reclaimer } from './reclaim.js';
 import './errors.js';
 
 /** An opened source. */
@@ -46,11 +47,14 @@ export function isUrl(source: string): boolean {
 
 async function* counted(input: AsyncIterable<Buffer>, name: string, max: number | undefined, onChunk: (n: number) => void, wrapError: (e: unknown) => unknown): AsyncGenerator<Buffer> {
   let n = 0;
+  // Frees the chunks already handed on as the stream goes (reclaim.ts).
+  const reclaim = reclaimer();
   try {
     for await (const chunk of input) {
       n += chunk.length;
       if (max !== undefined && n > max) throw new OtaError('BUNDLE_TOO_LARGE', `bundle ${name}: more than the ${max} bytes announced`);
       onChunk(chunk.length);
+      reclaim(chunk.length);
       yield chunk;
     }
   } catch (err) {
