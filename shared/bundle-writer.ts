@@ -74,7 +74,7 @@ async function stageGzip(path: string, out: string): Promise<{ sha256: string; s
   });
   const writing = pipeline(gz, tap, createWriteStream(out));
   // zlib keeps a reference to each input chunk until it has compressed it; waiting for the
-  // write callback lets forEachChunk reuse its single buffer safely.
+  // write callback lets forEachChunk reuse its buffers safely.
   const unpackedSize = await forEachChunk(path, (chunk) => new Promise<void>((resolve, reject) => gz.write(chunk, (err) => (err ? reject(err) : resolve()))));
   gz.end();
   await writing;

@@ -6,23 +6,39 @@ import { open } from 'node:fs/promises';
 export const CHUNK = 1024 * 1024;
 
 /**
- * Calls `fn` with successive chunks of a file (from `start` up to `end`), reading into ONE
- * reused buffer: memory stays flat and no garbage piles up between collections. `fn` must be
+ * Calls `fn` with successive chunks of a file (from `start` up to `end`), reading into two
+ * reused buffers: the next read runs while `fn` works on the chunk before it (hashing and
+ * reading overlap), memory stays flat and no garbage piles up between collections. `fn` must be
  * done with the chunk when it returns (or its promise settles); it must not keep a reference.
  */
 export async function forEachChunk(path: string, fn: (chunk: Buffer) => unknown, start = 0, end = Infinity): Promise<number> {
   const fh = await open(path, 'r');
-  const buf = Buffer.allocUnsafe(CHUNK);
+  const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)] as const;
+  // A read settles to its byte count or its error, so one failing while `fn` runs is never an
+  // unhandled rejection.
+  const readAt = (k: 0 | 1, at: number): Promise<{ n: number; error?: unknown }> =>
+    at >= end
+      ? Promise.resolve({ n: 0 })
+      : fh.read(bufs[k], 0, Math.min(CHUNK, end - at), at).then(
+          (r) => ({ n: r.bytesRead }),
+          (error: unknown) => ({ n: 0, error }),
+        );
+  let k: 0 | 1 = 0;
   let pos = start;
+  let pending = readAt(k, pos);
   try {
-    while (pos < end) {
-      const want = Math.min(CHUNK, end - pos);
-      const { bytesRead } = await fh.read(buf, 0, want, pos);
-      if (bytesRead === 0) break;
-      await fn(buf.subarray(0, bytesRead));
-      pos += bytesRead;
+    for (;;) {
+      const { n, error } = await pending;
+      if (error !== undefined) throw error;
+      if (n === 0) break;
+      const chunk = bufs[k].subarray(0, n);
+      k = k === 0 ? 1 : 0;
+      pending = readAt(k, pos + n);
+      await fn(chunk);
+      pos += n;
     }
   } finally {
+    await pending;
     await fh.close();
   }
   return pos - start;
