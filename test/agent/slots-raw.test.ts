@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BundleReader } from '../../shared/bundle-reader.js';
 import { sha256Hex } from '../../shared/hashing.js';
 import { loadKeyring, type Keyring } from '../../shared/signing.js';
-import { RawSlot } from '../../agent/slots/raw.js';
+import { RawSlot, WRITE_BATCH } from '../../agent/slots/raw.js';
 import type { DurablePoint } from '../../agent/slots/types.js';
 import type { SlotConfig } from '../../agent/config/types.js';
 import { imageBundle, pseudoRandom } from './helpers/bundles.js';
@@ -55,6 +55,33 @@ describe('raw slot', () => {
     for (let i = 1; i < points.length - 1; i++) expect(points[i]!.slotBytes - points[i - 1]!.slotBytes).toBeGreaterThanOrEqual(64 * 1024);
     expect(points.at(-1)).toMatchObject({ slotBytes: image.length, resume: { index: 0, offset: image.length } });
     expect(await backend.capacity()).toBe(1 << 20);
+  });
+
+  it('gathers chunks into batched writes, one in flight, and lands every byte in order', async () => {
+    // Larger than a few write batches, in the 64 KiB chunks of a file stream, with checkpoints
+    // that fall inside batches.
+    const image = pseudoRandom(5 * WRITE_BATCH + 12_345, 11);
+    const { path } = await imageBundle(dir, key, image, { version: '1.0.9' });
+    const slot = await slotFile('batched.img', 8 * WRITE_BATCH);
+    const reader = await BundleReader.open(createReadStream(path), { keyring });
+    const points: DurablePoint[] = [];
+    const r = await new RawSlot(slot).write(reader.payloads(), { modules: reader.manifest.modules, active, checkpointBytes: 1_500_000, onDurable: (p) => points.push(p) });
+    expect(r.digest).toEqual({ kind: 'raw', length: image.length, sha256: sha256Hex(image) });
+    expect((await readFile(slot.path)).subarray(0, image.length).equals(image)).toBe(true);
+    expect(points.map((p) => p.slotBytes)).toEqual([...points.map((p) => p.slotBytes)].sort((a, b) => a - b));
+    expect(points.at(-1)!.slotBytes).toBe(image.length);
+  });
+
+  it('fails with SLOT_WRITE_FAILED naming the offset when the storage refuses a write', async () => {
+    // /dev/full answers every write with ENOSPC, as a slot smaller than its image would.
+    const image = pseudoRandom(3 * WRITE_BATCH, 12);
+    const { path } = await imageBundle(dir, key, image, { version: '1.0.10' });
+    const reader = await BundleReader.open(createReadStream(path), { keyring });
+    const full: SlotConfig = { name: 'B', kind: 'raw', path: '/dev/full' };
+    await expect(new RawSlot(full).write(reader.payloads(), { modules: reader.manifest.modules, active, checkpointBytes: 1 << 30 })).rejects.toMatchObject({
+      code: 'SLOT_WRITE_FAILED',
+      message: expect.stringMatching(/^slot B \(\/dev\/full\): writing at offset 0 failed \(.*ENOSPC/),
+    });
   });
 
   it('inflates a gzip image and compares against the inflated bytes', async () => {
