@@ -153,10 +153,12 @@ try {
 
 machine.load.end = loadavg()[0] ?? 0;
 const cell = (n: number | undefined, unit: string): string => (n === undefined ? '-' : `${n >= 100 ? n.toFixed(0) : n.toFixed(n >= 10 ? 1 : 2)} ${unit}`);
+// A pipe inside a cell (curl|tee) would end the cell in Markdown.
+const md = (text: string): string => text.replaceAll('|', '\\|');
 const table = [
   '| benchmark | ours | baseline | ratio | goal | note |',
   '|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.metric} | ${cell(r.ours, r.unit)} | ${cell(r.baseline, r.unit)} | ${r.ratio?.toFixed(2) ?? '-'} | ${r.goal ?? '-'}${r.met === undefined ? '' : r.met ? ' (met)' : ' (missed)'} | ${r.note ?? ''} |`),
+  ...rows.map((r) => `| ${md(r.metric)} | ${cell(r.ours, r.unit)} | ${cell(r.baseline, r.unit)} | ${r.ratio?.toFixed(2) ?? '-'} | ${md(r.goal ?? '-')}${r.met === undefined ? '' : r.met ? ' (met)' : ' (missed)'} | ${md(r.note ?? '')} |`),
 ].join('\n');
 process.stdout.write(`${table}\n`);
 for (const [name, text] of Object.entries(profiles)) process.stdout.write(`\nprofile (${name}): ${text}\n`);
