@@ -11,6 +11,7 @@ import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { CHUNK, hashFile } from '../../shared/hashing.js';
 import { gunzipLimited } from '../../shared/inflate.js';
 import type { SlotConfig } from '../config/types.js';
+import { WriteBehind } from '../../shared/write-behind.js';
 import { durablyAsync } from '../durable.js';
 import type { DurablePoint, SlotBackend, SlotDigest, WriteOptions, WriteResult } from './types.js';
 import '../errors.js';
@@ -18,90 +19,6 @@ import '../errors.js';
 function ioError(slot: SlotConfig, what: string, cause: unknown): OtaError {
   if (isOtaError(cause)) return cause;
   return new OtaError('SLOT_WRITE_FAILED', `slot ${slot.name} (${slot.path}): ${what} failed (${errorMessage(cause)})`, { cause });
-}
-
-/** Bytes gathered into one write of a raw slot. */
-export const WRITE_BATCH = 1 << 20;
-
-/**
- * Writes a stream of chunks at consecutive offsets, gathered into writes of about
- * `WRITE_BATCH` bytes, with one write in flight while the next batch gathers: the main thread
- * goes on receiving and hashing while a thread of libuv's pool copies the batch before into the
- * page cache. Awaiting the write of each 64 KiB socket chunk instead left the main thread idle
- * most of a download (docs/PERFORMANCE.md). Chunks are kept, not copied, until written: the
- * bundle reader hands out slices of buffers it never reuses.
- */
-class WriteBehind {
-  private batch: Buffer[] = [];
-  private batched = 0;
-  /** The write in flight; settles to its error, if any, so it is never an unhandled rejection. */
-  private inFlight: Promise<OtaError | undefined> | undefined;
-
-  constructor(
-    private readonly fh: FileHandle,
-    private pos: number,
-    private readonly failed: (at: number, cause: unknown) => OtaError,
-  ) {}
-
-  /** Queues `chunk`; waits only when a full batch finds the write before still running. */
-  async add(chunk: Buffer): Promise<void> {
-    this.batch.push(chunk);
-    this.batched += chunk.length;
-    if (this.batched >= WRITE_BATCH) await this.send();
-  }
-
-  /** Resolves once every chunk added so far is written (not yet fsynced). */
-  async drain(): Promise<void> {
-    await this.send();
-    await this.settle();
-  }
-
-  /** Waits for a write still in flight, its outcome already lost to an earlier error. */
-  async abandon(): Promise<void> {
-    await this.inFlight;
-  }
-
-  private async send(): Promise<void> {
-    await this.settle();
-    if (this.batched === 0) return;
-    const bufs = this.batch;
-    const at = this.pos;
-    this.batch = [];
-    this.pos += this.batched;
-    this.batched = 0;
-    this.inFlight = writeAll(this.fh, bufs, at).then(
-      () => undefined,
-      (cause: unknown) => this.failed(at, cause),
-    );
-  }
-
-  private async settle(): Promise<void> {
-    const f = this.inFlight;
-    this.inFlight = undefined;
-    const err = await f;
-    if (err) throw err;
-  }
-}
-
-/** Writes `bufs` at `at`, going on after a short write. */
-async function writeAll(fh: FileHandle, bufs: Buffer[], at: number): Promise<void> {
-  let rest = bufs;
-  let pos = at;
-  while (rest.length > 0) {
-    const { bytesWritten } = await fh.writev(rest, pos);
-    if (bytesWritten <= 0) throw new Error(`no byte written at offset ${pos}`);
-    pos += bytesWritten;
-    let n = bytesWritten;
-    const left: Buffer[] = [];
-    for (const b of rest) {
-      if (n >= b.length) n -= b.length;
-      else {
-        left.push(n > 0 ? b.subarray(n) : b);
-        n = 0;
-      }
-    }
-    rest = left;
-  }
 }
 
 /** The raw slot backend. */

@@ -1,0 +1,97 @@
+/**
+ * Writes a stream of chunks to a file at consecutive offsets, gathered into writes of about
+ * `WRITE_BATCH` bytes, with one write in flight while the next batch gathers: the main thread
+ * goes on receiving and hashing while a thread of libuv's pool copies the batch before into the
+ * page cache. Awaiting the write of each 64 KiB socket chunk instead costs a round trip through
+ * the pool per chunk, each waiting for a turn of the event loop: it left the agent's main
+ * thread idle most of a download (docs/PERFORMANCE.md) and starved uploads on a busy server.
+ *
+ * Chunks are kept, not copied, until written: the caller must not change a chunk after handing
+ * it over (socket and file streams, and the bundle reader's slices of them, never do).
+ */
+import type { FileHandle } from 'node:fs/promises';
+
+/** Bytes gathered into one write. */
+export const WRITE_BATCH = 1 << 20;
+
+/** A write's failure, held until the writer is next awaited (never an unhandled rejection). */
+interface Failed {
+  error: unknown;
+}
+
+/** See the module comment. */
+export class WriteBehind {
+  private batch: Buffer[] = [];
+  private batched = 0;
+  private inFlight: Promise<Failed | undefined> | undefined;
+
+  /**
+   * Writes to `fh` from offset `pos` on; a failed write is reported as `failed(offset, cause)`
+   * returns it, from the `add` or `drain` after it.
+   */
+  constructor(
+    private readonly fh: FileHandle,
+    private pos: number,
+    private readonly failed: (at: number, cause: unknown) => unknown = (_at, cause) => cause,
+  ) {}
+
+  /** Queues `chunk`; waits only when a full batch finds the write before still running. */
+  async add(chunk: Buffer): Promise<void> {
+    this.batch.push(chunk);
+    this.batched += chunk.length;
+    if (this.batched >= WRITE_BATCH) await this.send();
+  }
+
+  /** Resolves once every chunk added so far is written (not yet fsynced). */
+  async drain(): Promise<void> {
+    await this.send();
+    await this.settle();
+  }
+
+  /** Waits for a write still in flight, its outcome already lost to an earlier error. */
+  async abandon(): Promise<void> {
+    await this.inFlight;
+  }
+
+  private async send(): Promise<void> {
+    await this.settle();
+    if (this.batched === 0) return;
+    const bufs = this.batch;
+    const at = this.pos;
+    this.batch = [];
+    this.pos += this.batched;
+    this.batched = 0;
+    this.inFlight = writeAll(this.fh, bufs, at).then(
+      () => undefined,
+      (cause: unknown) => ({ error: this.failed(at, cause) }),
+    );
+  }
+
+  private async settle(): Promise<void> {
+    const f = this.inFlight;
+    this.inFlight = undefined;
+    const failure = await f;
+    if (failure) throw failure.error;
+  }
+}
+
+/** Writes `bufs` at `at`, going on after a short write. */
+async function writeAll(fh: FileHandle, bufs: Buffer[], at: number): Promise<void> {
+  let rest = bufs;
+  let pos = at;
+  while (rest.length > 0) {
+    const { bytesWritten } = await fh.writev(rest, pos);
+    if (bytesWritten <= 0) throw new Error(`no byte written at offset ${pos}`);
+    pos += bytesWritten;
+    let n = bytesWritten;
+    const left: Buffer[] = [];
+    for (const b of rest) {
+      if (n >= b.length) n -= b.length;
+      else {
+        left.push(n > 0 ? b.subarray(n) : b);
+        n = 0;
+      }
+    }
+    rest = left;
+  }
+}
