@@ -9,6 +9,7 @@ import { rm } from 'node:fs/promises';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import type { Keyring } from '../../shared/signing.js';
 import { verifyBundleStream, type VerifyReport } from '../../shared/verify.js';
+import { WriteBehind } from '../../shared/write-behind.js';
 import '../errors.js';
 import type { BundleStore, TempFile } from './bundle-store.js';
 
@@ -33,11 +34,14 @@ export interface ReceiveOptions {
 class Tee {
   private readonly it: AsyncIterator<Uint8Array>;
   private readonly hash = createHash('sha256');
+  /** Writes to the new, empty temporary file in batches, one in flight (shared/write-behind.ts). */
+  readonly out: WriteBehind;
   size = 0;
   ended = false;
 
-  constructor(body: AsyncIterable<Uint8Array>, private readonly file: TempFile, private readonly opts: ReceiveOptions) {
+  constructor(body: AsyncIterable<Uint8Array>, file: TempFile, private readonly opts: ReceiveOptions) {
     this.it = body[Symbol.asyncIterator]();
+    this.out = new WriteBehind(file.handle, 0);
   }
 
   private async pull(): Promise<Buffer | null> {
@@ -65,8 +69,8 @@ class Tee {
       const chunk = await this.pull();
       if (chunk === null) return;
       this.hash.update(chunk);
-      // write() may take less than asked; what is hashed must be exactly what is on disk.
-      for (let off = 0; off < chunk.length; ) off += (await this.file.handle.write(chunk, off)).bytesWritten;
+      // Hashed as handed to the writer, which writes every byte (short writes go on) in order.
+      await this.out.add(chunk);
       yield chunk;
     }
   }
@@ -96,11 +100,13 @@ export async function receiveBundle(body: AsyncIterable<Uint8Array>, opts: Recei
     if (!tee.ended && (await tee.chunks().next()).done !== true) {
       throw new OtaError('BUNDLE_TRAILING_DATA', `${opts.source}: bytes follow the end of the archive`);
     }
+    await tee.out.drain();
     await file.handle.sync();
     await file.handle.close();
     closed = true;
     return { tempPath: file.path, sha256: tee.digest(), size: tee.size, report };
   } catch (err) {
+    await tee.out.abandon();
     if (!closed) await file.handle.close().catch(() => undefined);
     await rm(file.path, { force: true });
     if (!isOtaError(err, 'UPLOAD_TOO_LARGE')) await tee.discard().catch(() => undefined);
