@@ -17,14 +17,9 @@ export interface KnownIssue {
 }
 
 /** The defects found so far (see "Known issues" in docs/RELIABILITY.md). */
-export const KNOWN_ISSUES: readonly KnownIssue[] = [
-  {
-    id: 'K4',
-    row: 'hostile:huge',
-    match: / MiB JSON body \((Content-Length|chunked)\): got no answer/,
-    summary: 'a JSON body over maxJsonBody gets its 413 with Connection: close before the body is read (fastify), so a client still sending often sees a reset instead of the 413 (uploads drain and answer cleanly)',
-  },
-];
+// None open. K4 (a JSON body over maxJsonBody answered 413 with Connection: close before it was
+// read, so a client still sending met a reset) was fixed by server/http/drain.ts on 2026-12-02.
+export const KNOWN_ISSUES: readonly KnownIssue[] = [];
 
 /** Splits a row's failure lines into unexpected ones and those of a known issue (prefixed with its id). */
 export function sortFailures(row: string, failures: readonly string[]): { failures: string[]; known: string[] } {
