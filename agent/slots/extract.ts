@@ -12,6 +12,7 @@ import { posix } from 'node:path';
 import { execa } from 'execa';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { walkTree, type TreeEntry, type TreeLimits, type TreeSummary } from '../../shared/tree.js';
+import { WriteBehind } from '../../shared/write-behind.js';
 import { entryRecord, ownershipKept } from './tree-digest.js';
 import '../errors.js';
 
@@ -89,17 +90,21 @@ async function clear(abs: string, rel: string, records: Map<string, string>, par
 async function writeFile(abs: string, entry: TreeEntry, body: AsyncIterable<Buffer>, own: boolean, onBytes?: (n: number) => void): Promise<string> {
   const fh = await open(abs, O_NEW_FILE, 0o600);
   const hash = createHash('sha256');
+  // Batched writes, one in flight, every byte written even after a short write (write-behind.ts).
+  const out = new WriteBehind(fh, 0);
   try {
     for await (const chunk of body) {
-      await fh.write(chunk);
+      await out.add(chunk);
       hash.update(chunk);
       onBytes?.(chunk.length);
     }
+    await out.drain();
     // chown before chmod: chown clears set-id bits.
     if (own) await fh.chown(entry.uid, entry.gid);
     await fh.chmod(entry.mode & 0o7777);
     await fh.utimes(entry.mtime, entry.mtime);
   } finally {
+    await out.abandon();
     await fh.close();
   }
   return hash.digest('hex');
