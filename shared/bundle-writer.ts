@@ -145,10 +145,12 @@ export async function buildBundle(input: BuildInput): Promise<BuildResult> {
     const fh = await open(partial, 'w');
     const hash = createHash('sha256');
     let size = 0;
+    // Every byte hashed is on disk: a short write goes on from where it stopped. Each write is
+    // awaited, which also lets forEachChunk reuse its buffers.
     const write = async (b: Buffer): Promise<void> => {
       hash.update(b);
       size += b.length;
-      await fh.write(b);
+      for (let off = 0; off < b.length; ) off += (await fh.write(b, off)).bytesWritten;
     };
     try {
       await write(entryHeader('manifest.json', manifestBytes.length, mtime));
