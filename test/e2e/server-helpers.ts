@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { FleetDevice, type LogLine } from '../../scripts/fleet/device.js';
 import { ServerProcess, api, createToken } from '../../scripts/fleet/server.js';
+import type { ReportView } from '../../server/db/reports.js';
 import { COMPATIBLE } from '../agent/helpers/bundles.js';
 import { makeKey, type TestKey } from '../agent/helpers/keys.js';
 import { ROOT } from '../helpers/cli.js';
@@ -116,16 +117,7 @@ export interface DeviceView {
     pendingRollback: string | null;
   };
   transactions: { id: string; version: string; state: string; outcome: string | null; reason: string | null }[];
-  reports: {
-    id: string;
-    transaction: string;
-    version: string;
-    state: string;
-    outcome: string | null;
-    reason: string | null;
-    progress: { bytes: number; total: number } | null;
-    details: Record<string, unknown> | null;
-  }[];
+  reports: ReportView[];
   rollbacks: { id: string; delivered: string | null }[];
 }
 
