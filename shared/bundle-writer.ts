@@ -20,6 +20,7 @@ import { signDetached } from './signing.js';
 import { END_OF_ARCHIVE, entryHeader, pad, padding } from './tar-writer.js';
 import { packTree } from './tree-pack.js';
 import { walkTree } from './tree.js';
+import { writeAll } from './write-behind.js';
 
 /** One payload to put into a bundle. */
 export interface PayloadInput {
@@ -145,12 +146,13 @@ export async function buildBundle(input: BuildInput): Promise<BuildResult> {
     const fh = await open(partial, 'w');
     const hash = createHash('sha256');
     let size = 0;
-    // Every byte hashed is on disk: a short write goes on from where it stopped. Each write is
+    // Every byte hashed is on disk (writeAll goes on after a short write). Each write is
     // awaited, which also lets forEachChunk reuse its buffers.
     const write = async (b: Buffer): Promise<void> => {
       hash.update(b);
+      const at = size;
       size += b.length;
-      for (let off = 0; off < b.length; ) off += (await fh.write(b, off)).bytesWritten;
+      await writeAll(fh, [b], at);
     };
     try {
       await write(entryHeader('manifest.json', manifestBytes.length, mtime));

@@ -76,8 +76,9 @@ export class WriteBehind {
 }
 
 /** Writes `bufs` at `at`, going on after a short write. */
-async function writeAll(fh: FileHandle, bufs: Buffer[], at: number): Promise<void> {
-  let rest = bufs;
+export async function writeAll(fh: FileHandle, bufs: Buffer[], at: number): Promise<void> {
+  // An empty buffer has nothing to write (and a write of nothing returns 0).
+  let rest = bufs.filter((b) => b.length > 0);
   let pos = at;
   while (rest.length > 0) {
     const { bytesWritten } = await fh.writev(rest, pos);

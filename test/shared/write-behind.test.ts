@@ -12,9 +12,9 @@ beforeAll(async () => {
 });
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 
-/** Chunks of uneven sizes, some larger than a batch, with recognisable bytes. */
+/** Chunks of uneven sizes, some empty, some larger than a batch, with recognisable bytes. */
 function chunks(): Buffer[] {
-  const sizes = [1, 65_536, 3, WRITE_BATCH + 17, 65_536, 500_000, 2 * WRITE_BATCH, 4096, 77];
+  const sizes = [1, 65_536, 0, 3, WRITE_BATCH + 17, 65_536, 500_000, 2 * WRITE_BATCH, 4096, 0, 77];
   let v = 0;
   return sizes.map((n) => {
     const b = Buffer.alloc(n);
