@@ -12,7 +12,7 @@ export const errorsPlugin = unencapsulated('otaab-errors', async (app) => {
     // A JSON body refused for its size was not read: read and drop the rest, so the client
     // still sending gets this answer rather than a reset (drain.ts). When it ended, the
     // connection can stay open.
-    if (e.code === 'REQUEST_TOO_LARGE' && !req.raw.complete && (await drainBody(req.raw))) reply.removeHeader('connection');
+    if (e.code === 'REQUEST_TOO_LARGE' && (await drainBody(req.raw))) reply.removeHeader('connection');
     return reply.code(e.status).send({ error: e.code, message: e.message });
   });
   app.setNotFoundHandler((req, reply) =>
