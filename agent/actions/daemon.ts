@@ -4,9 +4,9 @@
  * not only the first after an update, and only a healthy boot gets its try counter reset.
  */
 import { machineFor, type Device } from './device.js';
-import { runHealthChecks } from './health/run.js';
-import type { HealthReport } from './health/types.js';
-import type { RunResult } from './machine/runner.js';
+import { runHealthChecks } from '../health/run.js';
+import type { HealthReport } from '../health/types.js';
+import type { RunResult } from '../machine/runner.js';
 
 /** What one daemon pass did. */
 export interface DaemonPass {

@@ -3,18 +3,18 @@
  * the state machine context built from them. Commands open it once and close it at the end.
  */
 import { execa } from 'execa';
-import { OtaError, errorMessage } from '../shared/errors.js';
-import type { Bootloader } from './boot/bootloader.js';
-import { readBootedSlot } from './boot/cmdline.js';
-import { GrubBootloader } from './boot/grub.js';
-import { loadConnection, type ServerConnection } from './client/connection.js';
-import { configPath, loadConfig } from './config/load.js';
-import type { AgentConfig, SlotName } from './config/types.js';
-import { downloadSettings } from './download/settings.js';
-import type { LiveBundle, MachineContext } from './machine/context.js';
-import { Machine } from './machine/runner.js';
-import { Store } from './store/store.js';
-import './errors.js';
+import { OtaError, errorMessage } from '../../shared/errors.js';
+import type { Bootloader } from '../boot/bootloader.js';
+import { readBootedSlot } from '../boot/cmdline.js';
+import { GrubBootloader } from '../boot/grub.js';
+import { loadConnection, type ServerConnection } from '../client/connection.js';
+import { configPath, loadConfig } from '../config/load.js';
+import type { AgentConfig, SlotName } from '../config/types.js';
+import { downloadSettings } from '../download/settings.js';
+import type { LiveBundle, MachineContext } from '../machine/context.js';
+import { Machine } from '../machine/runner.js';
+import { Store } from '../store/store.js';
+import '../errors.js';
 
 /** An opened device. */
 export interface Device {

@@ -4,18 +4,18 @@
  * refusal here happens before any slot or bootloader variable is touched.
  */
 import { randomUUID } from 'node:crypto';
-import { BundleReader } from '../shared/bundle-reader.js';
-import { OtaError } from '../shared/errors.js';
-import { loadKeyring } from '../shared/signing.js';
-import { openSource } from './bundle-source.js';
-import { otherSlot } from './config/types.js';
+import { BundleReader } from '../../shared/bundle-reader.js';
+import { OtaError } from '../../shared/errors.js';
+import { loadKeyring } from '../../shared/signing.js';
+import { openSource } from '../infra/bundle-source.js';
+import { otherSlot } from '../config/types.js';
 import { machineFor, type Device } from './device.js';
-import { DownloadRetries, downloadSettings } from './download/settings.js';
-import type { RunResult } from './machine/runner.js';
-import { slotConfig } from './machine/context.js';
+import { DownloadRetries, downloadSettings } from '../download/settings.js';
+import type { RunResult } from '../machine/runner.js';
+import { slotConfig } from '../machine/context.js';
 import { checkBundlePolicy } from './policy.js';
-import { slotBackend } from './slots/backend.js';
-import './errors.js';
+import { slotBackend } from '../boot/slots/backend.js';
+import '../errors.js';
 
 /** How an install was asked for. */
 export interface InstallRequest {

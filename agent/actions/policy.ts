@@ -4,10 +4,10 @@
  * explicitly allows a downgrade), payloads that fit the slot kind and size. All of it is
  * decided before any slot is touched.
  */
-import { OtaError } from '../shared/errors.js';
-import type { Manifest } from '../shared/manifest.js';
-import { compareVersions } from '../shared/version.js';
-import './errors.js';
+import { OtaError } from '../../shared/errors.js';
+import type { Manifest } from '../../shared/manifest.js';
+import { compareVersions } from '../../shared/version.js';
+import '../errors.js';
 
 /** What the device knows when it judges a bundle. */
 export interface DeviceFacts {

@@ -1,8 +1,8 @@
 /** The device's state for `ota-agent status`: slots, boot environment, transaction in flight. */
-import type { SlotName } from './config/types.js';
+import type { SlotName } from '../config/types.js';
 import type { Device } from './device.js';
-import { slotState } from './boot/grubenv.js';
-import type { SlotStatus, Transaction } from './store/types.js';
+import { slotState } from '../boot/grubenv.js';
+import type { SlotStatus, Transaction } from '../store/types.js';
 
 /** One slot as status shows it. */
 export interface SlotView {

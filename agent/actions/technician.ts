@@ -5,12 +5,12 @@
  * the health checks would have decided; in any other state they are refused.
  */
 import { randomUUID } from 'node:crypto';
-import { OtaError } from '../shared/errors.js';
-import { otherSlot } from './config/types.js';
+import { OtaError } from '../../shared/errors.js';
+import { otherSlot } from '../config/types.js';
 import { machineFor, type Device } from './device.js';
-import type { RunResult } from './machine/runner.js';
-import type { Transaction } from './store/types.js';
-import './errors.js';
+import type { RunResult } from '../machine/runner.js';
+import type { Transaction } from '../store/types.js';
+import '../errors.js';
 
 function refuseInFlight(tx: Transaction | undefined, what: string): void {
   if (tx) throw new OtaError('TRANSACTION_IN_PROGRESS', `cannot ${what}: transaction ${tx.id} (${tx.kind} ${tx.version}) is in state ${tx.state}`);

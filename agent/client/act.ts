@@ -9,10 +9,10 @@
 import { formatError } from '../../shared/cli.js';
 import { isOtaError, type OtaError } from '../../shared/errors.js';
 import type { Directive, UpdateRelease } from '../../shared/protocol.js';
-import type { Device } from '../device.js';
-import { install } from '../install.js';
+import type { Device } from '../actions/device.js';
+import { install } from '../actions/install.js';
 import type { RunResult } from '../machine/runner.js';
-import { rollback } from '../technician.js';
+import { rollback } from '../actions/technician.js';
 import '../errors.js';
 
 /** What the device did about a directive. */

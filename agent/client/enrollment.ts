@@ -8,8 +8,8 @@ import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OtaError, errorMessage } from '../../shared/errors.js';
 import { parseStrictJson } from '../../shared/strict-json.js';
-import { durablyAsync } from '../durable.js';
-import { fsyncPath } from '../fsync.js';
+import { durablyAsync } from '../infra/durable.js';
+import { fsyncPath } from '../../shared/fsync.js';
 import '../errors.js';
 
 /** The file's name inside dataDir. */

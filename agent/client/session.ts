@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { formatError } from '../../shared/cli.js';
 import { isOtaError, type OtaError } from '../../shared/errors.js';
 import type { Keyring } from '../../shared/signing.js';
-import { machineFor, type Device } from '../device.js';
+import { machineFor, type Device } from '../actions/device.js';
 import { downloadSettings } from '../download/settings.js';
 import type { RunResult } from '../machine/runner.js';
 import type { Transaction } from '../store/types.js';

@@ -5,7 +5,7 @@ import type { Directive } from '../../shared/protocol.js';
 import { requireConnection } from '../client/connection.js';
 import { pollIntervalSeconds } from '../client/poll.js';
 import { ServerSession, runOf, type CheckReport } from '../client/session.js';
-import { transactionView } from '../status.js';
+import { transactionView } from '../actions/status.js';
 import { CONFIG_HELP, configOption, log, withDevice } from './common.js';
 import { reportRun } from './outcome.js';
 

@@ -1,5 +1,5 @@
 /** What every ota-agent command shares: the --config option and opening the device. */
-import { openDevice, type Device } from '../device.js';
+import { openDevice, type Device } from '../actions/device.js';
 
 /** The --config option every command takes. */
 export const configOption = { config: { type: 'string', short: 'c' } } as const;

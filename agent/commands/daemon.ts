@@ -11,8 +11,8 @@ import { EXIT, defineCommand } from '../../shared/cli.js';
 import { OtaError, isOtaError } from '../../shared/errors.js';
 import { requireConnection } from '../client/connection.js';
 import { ServerSession } from '../client/session.js';
-import { daemonPass } from '../daemon.js';
-import type { Device } from '../device.js';
+import { daemonPass } from '../actions/daemon.js';
+import type { Device } from '../actions/device.js';
 import { CONFIG_HELP, configOption, log, withDevice } from './common.js';
 import '../errors.js';
 

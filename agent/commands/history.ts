@@ -1,7 +1,7 @@
 /** `ota-agent history`: every transaction with its transitions, health checks and reasons. */
 import { defineCommand, intOption, printJson } from '../../shared/cli.js';
 import type { HistoryEvent } from '../store/types.js';
-import { transactionView } from '../status.js';
+import { transactionView } from '../actions/status.js';
 import { CONFIG_HELP, configOption, withDevice } from './common.js';
 
 function eventLine(e: HistoryEvent): string {

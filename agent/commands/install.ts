@@ -1,6 +1,6 @@
 /** `ota-agent install FILE|URL`: install a bundle into the inactive slot and reboot into it. */
 import { defineCommand, formatBytes, progressBar } from '../../shared/cli.js';
-import { install } from '../install.js';
+import { install } from '../actions/install.js';
 import { CONFIG_HELP, configOption, log, withDevice } from './common.js';
 import { reportRun } from './outcome.js';
 

@@ -1,7 +1,7 @@
 /** `ota-agent mark-bad`: mark the running slot bad (rolls back an update being verified on it). */
 import { defineCommand } from '../../shared/cli.js';
 import { otherSlot } from '../config/types.js';
-import { markBad } from '../technician.js';
+import { markBad } from '../actions/technician.js';
 import { CONFIG_HELP, configOption, log, withDevice } from './common.js';
 import { reportRun } from './outcome.js';
 

@@ -1,6 +1,6 @@
 /** `ota-agent mark-good`: mark the running slot good (commits a transaction being verified on it). */
 import { defineCommand } from '../../shared/cli.js';
-import { markGood } from '../technician.js';
+import { markGood } from '../actions/technician.js';
 import { CONFIG_HELP, configOption, log, withDevice } from './common.js';
 import { reportRun } from './outcome.js';
 

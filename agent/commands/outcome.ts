@@ -1,6 +1,6 @@
 /** How install, rollback and the mark commands report where a transaction stopped. */
 import { EXIT } from '../../shared/cli.js';
-import type { Device } from '../device.js';
+import type { Device } from '../actions/device.js';
 import type { RunResult } from '../machine/runner.js';
 
 /** Prints the stop point of a run; exit 1 when the transaction failed or rolled back. */

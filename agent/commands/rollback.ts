@@ -1,6 +1,6 @@
 /** `ota-agent rollback`: switch to the other slot if it holds a committed release, and reboot. */
 import { defineCommand } from '../../shared/cli.js';
-import { rollback } from '../technician.js';
+import { rollback } from '../actions/technician.js';
 import { CONFIG_HELP, configOption, log, withDevice } from './common.js';
 import { reportRun } from './outcome.js';
 

@@ -1,6 +1,6 @@
 /** `ota-agent status`: the booted slot, each slot's state and version, the transaction in flight, grubenv. */
 import { defineCommand, printJson } from '../../shared/cli.js';
-import { collectStatus, formatStatus } from '../status.js';
+import { collectStatus, formatStatus } from '../actions/status.js';
 import { CONFIG_HELP, configOption, withDevice } from './common.js';
 
 /** The status command. */

@@ -9,7 +9,7 @@ import type { Store } from '../store/store.js';
 import { authFor, type ServerConnection } from '../client/connection.js';
 import { DEFAULTS } from '../config/defaults.js';
 import type { AgentConfig, SlotName } from '../config/types.js';
-import type { HttpDownload } from '../bundle-source.js';
+import type { HttpDownload } from '../infra/bundle-source.js';
 import type { RetryBudget, RetryEvent } from './http-source.js';
 
 /** How this device fetches bundles over HTTP. */

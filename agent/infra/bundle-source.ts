@@ -7,12 +7,12 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { OtaError, errorMessage, isOtaError } from '../shared/errors.js';
-import { CHUNK } from '../shared/hashing.js';
-import { DEFAULTS } from './config/defaults.js';
-import { openHttpSource, type HttpSourceOptions } from './download/http-source.js';
+import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
+import { CHUNK } from '../../shared/hashing.js';
+import { DEFAULTS } from '../config/defaults.js';
+import { openHttpSource, type HttpSourceOptions } from '../download/http-source.js';
 import { reclaimer } from './reclaim.js';
-import './errors.js';
+import '../errors.js';
 
 /** An opened source. */
 export interface OpenedSource {

@@ -6,7 +6,7 @@
  */
 import { formatError } from '../../shared/cli.js';
 import { OtaError, isOtaError } from '../../shared/errors.js';
-import { stateReached } from '../durable.js';
+import { stateReached } from '../infra/durable.js';
 import type { NewTransaction } from '../store/transactions.js';
 import type { StoreWriter } from '../store/store.js';
 import type { Transaction } from '../store/types.js';

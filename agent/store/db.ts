@@ -1,13 +1,13 @@
 /**
  * Opens the agent's SQLite store: WAL with synchronous=FULL, so a committed write survives a
  * power cut, and migrations up to the schema this agent knows. Every write goes through
- * `write`, one SQLite transaction each, announced as a durable write (agent/durable.ts).
+ * `write`, one SQLite transaction each, announced as a durable write (agent/infra/durable.ts).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
-import { durably, type DurableKind } from '../durable.js';
+import { durably, type DurableKind } from '../infra/durable.js';
 import { MIGRATIONS } from './migrations.js';
 import '../errors.js';
 

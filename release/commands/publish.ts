@@ -1,6 +1,6 @@
 /** `ota-release publish`: point a server channel at an uploaded release. */
 import { defineCommand, printJson, required } from '../../shared/cli.js';
-import { clientFromEnv } from '../../server/client.js';
+import { clientFromEnv } from '../client.js';
 
 /** The publish command. */
 export const publishCommand = defineCommand({

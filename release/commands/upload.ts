@@ -1,6 +1,6 @@
 /** `ota-release upload`: stream a bundle to the server, then optionally publish it. */
 import { defineCommand, formatBytes, printJson, progressBar } from '../../shared/cli.js';
-import { clientFromEnv } from '../../server/client.js';
+import { clientFromEnv } from '../client.js';
 
 /** The upload command. */
 export const uploadCommand = defineCommand({

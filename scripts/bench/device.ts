@@ -15,7 +15,7 @@ export interface BenchDeviceOptions {
   beforeBoot?: (dev: FleetDevice) => Promise<unknown>;
 }
 
-// The daemon's last word on a fresh device's first boot (agent/daemon.ts assessBoot).
+// The daemon's last word on a fresh device's first boot (agent/actions/daemon.ts assessBoot).
 const BOOT_DONE = /healthy, marked good|not healthy/;
 
 /** Creates the device, powers it on and waits until its daemon has assessed the boot and exited. */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { durableCount, durably } from '../../agent/durable.js';
+import { durableCount, durably } from '../../agent/infra/durable.js';
 import { ROOT } from '../helpers/cli.js';
 
 let dir: string;
@@ -19,7 +19,7 @@ async function child(env: Record<string, string>) {
   const script = join(dir, 'child.mjs');
   await writeFile(
     script,
-    `import { durably, stateReached } from ${JSON.stringify(join(ROOT, 'dist/agent/durable.js'))};
+    `import { durably, stateReached } from ${JSON.stringify(join(ROOT, 'dist/agent/infra/durable.js'))};
 for (let k = 1; k <= 5; k++) {
   durably('store', 'write ' + k, () => process.stdout.write('did ' + k + '\\n'));
   if (k === 3) stateReached('armed');

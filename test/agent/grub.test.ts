@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { GrubBootloader } from '../../agent/boot/grub.js';
 import { maxTries, nextBoot, slotOrder, slotState } from '../../agent/boot/grubenv.js';
 import { parseBootedSlot, readBootedSlot } from '../../agent/boot/cmdline.js';
-import { durableCount } from '../../agent/durable.js';
+import { durableCount } from '../../agent/infra/durable.js';
 import { createEnv, readEnv } from '../../scripts/sim/grubenv.js';
 import '../../agent/errors.js';
 

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withMounted } from '../../agent/slots/mount.js';
+import { withMounted } from '../../agent/boot/slots/mount.js';
 import type { SlotConfig } from '../../agent/config/types.js';
 import '../../agent/errors.js';
 

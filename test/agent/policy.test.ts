@@ -1,6 +1,6 @@
 // What a device accepts, as pure decisions: compatible, newer, payloads that fit the slot.
 import { describe, expect, it } from 'vitest';
-import { checkBundlePolicy, type DeviceFacts } from '../../agent/policy.js';
+import { checkBundlePolicy, type DeviceFacts } from '../../agent/actions/policy.js';
 import type { Manifest, ModuleSpec } from '../../shared/manifest.js';
 import '../../agent/errors.js';
 

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { reclaimer, type Gc } from '../../agent/reclaim.js';
+import { reclaimer, type Gc } from '../../agent/infra/reclaim.js';
 
 const MIB = 1 << 20;
 

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BundleReader } from '../../shared/bundle-reader.js';
 import { loadKeyring, type Keyring } from '../../shared/signing.js';
-import { FsSlot } from '../../agent/slots/fs.js';
+import { FsSlot } from '../../agent/boot/slots/fs.js';
 import type { SlotConfig } from '../../agent/config/types.js';
 import { treeBundle, writeTree } from './helpers/bundles.js';
 import { makeKey, type TestKey } from './helpers/keys.js';

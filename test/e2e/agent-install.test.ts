@@ -9,7 +9,7 @@ import { sha256Hex } from '../../shared/hashing.js';
 import { imageBundle } from '../agent/helpers/bundles.js';
 import { agent, bootAndDaemon, json, withStore } from '../agent/helpers/proc.js';
 import { makeRig, rebootCount, releaseImage, type Rig } from '../agent/helpers/rig.js';
-import type { StatusView } from '../../agent/status.js';
+import type { StatusView } from '../../agent/actions/status.js';
 
 let rig: Rig;
 beforeAll(async () => {

@@ -8,7 +8,7 @@ import { pseudoRandom, treeBundle, writeTree } from '../agent/helpers/bundles.js
 import { agent, bootAndDaemon, json, withStore } from '../agent/helpers/proc.js';
 import { makeRig, type Rig } from '../agent/helpers/rig.js';
 import { comparable, snapshot } from '../agent/helpers/tree.js';
-import type { StatusView } from '../../agent/status.js';
+import type { StatusView } from '../../agent/actions/status.js';
 
 let rig: Rig;
 const TARGET = 'opt/modules/app';

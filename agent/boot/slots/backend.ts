@@ -1,5 +1,5 @@
 /** The slot backend for a configured slot. */
-import type { SlotConfig } from '../config/types.js';
+import type { SlotConfig } from '../../config/types.js';
 import { FsSlot } from './fs.js';
 import { RawSlot } from './raw.js';
 import type { SlotBackend } from './types.js';

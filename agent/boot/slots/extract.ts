@@ -10,11 +10,11 @@ import { constants } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { execa } from 'execa';
-import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
-import { walkTree, type TreeEntry, type TreeLimits, type TreeSummary } from '../../shared/tree.js';
-import { WriteBehind } from '../../shared/write-behind.js';
+import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
+import { walkTree, type TreeEntry, type TreeLimits, type TreeSummary } from '../../../shared/tree.js';
+import { WriteBehind } from '../../../shared/write-behind.js';
 import { entryRecord, ownershipKept } from './tree-digest.js';
-import '../errors.js';
+import '../../errors.js';
 
 /** Where and how a tree is extracted. */
 export interface ExtractOptions {

@@ -7,15 +7,15 @@
 import { chmod, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { execa } from 'execa';
-import type { PayloadEntry } from '../../shared/bundle-reader.js';
-import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
-import type { SlotConfig } from '../config/types.js';
-import { durablyAsync } from '../durable.js';
+import type { PayloadEntry } from '../../../shared/bundle-reader.js';
+import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
+import type { SlotConfig } from '../../config/types.js';
+import { durablyAsync } from '../../infra/durable.js';
 import { extractTree, ParentMaker } from './extract.js';
 import { syncTree } from './sync.js';
 import { combineRecords, entryRecord, ownershipKept, treeDigest } from './tree-digest.js';
 import type { SlotBackend, SlotDigest, WriteOptions, WriteResult, WriteStats } from './types.js';
-import '../errors.js';
+import '../../errors.js';
 
 function wrap(slot: SlotConfig, what: string, cause: unknown): OtaError {
   if (isOtaError(cause)) return cause;

@@ -1,8 +1,8 @@
 /** Runs a slot's mount command before and its unmount command after using it. */
 import { execa } from 'execa';
-import { OtaError, errorMessage } from '../../shared/errors.js';
-import type { SlotConfig } from '../config/types.js';
-import '../errors.js';
+import { OtaError, errorMessage } from '../../../shared/errors.js';
+import type { SlotConfig } from '../../config/types.js';
+import '../../errors.js';
 
 async function runCommand(argv: readonly string[], what: string): Promise<void> {
   try {

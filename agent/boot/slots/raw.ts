@@ -6,15 +6,15 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { execa } from 'execa';
-import type { PayloadEntry } from '../../shared/bundle-reader.js';
-import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
-import { CHUNK, hashFile } from '../../shared/hashing.js';
-import { gunzipLimited } from '../../shared/inflate.js';
-import type { SlotConfig } from '../config/types.js';
-import { WriteBehind } from '../../shared/write-behind.js';
-import { durablyAsync } from '../durable.js';
+import type { PayloadEntry } from '../../../shared/bundle-reader.js';
+import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
+import { CHUNK, hashFile } from '../../../shared/hashing.js';
+import { gunzipLimited } from '../../../shared/inflate.js';
+import type { SlotConfig } from '../../config/types.js';
+import { WriteBehind } from '../../../shared/write-behind.js';
+import { durablyAsync } from '../../infra/durable.js';
 import type { DurablePoint, SlotBackend, SlotDigest, WriteOptions, WriteResult } from './types.js';
-import '../errors.js';
+import '../../errors.js';
 
 function ioError(slot: SlotConfig, what: string, cause: unknown): OtaError {
   if (isOtaError(cause)) return cause;

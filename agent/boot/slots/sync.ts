@@ -13,10 +13,10 @@ import { copyFile, chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink
 import { posix } from 'node:path';
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
-import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
-import { CHUNK } from '../../shared/hashing.js';
+import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
+import { CHUNK } from '../../../shared/hashing.js';
 import { entryRecord, hashContent, metaOf, ownershipKept } from './tree-digest.js';
-import '../errors.js';
+import '../../errors.js';
 
 /** What a sync did. */
 export interface SyncStats {

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CHUNK } from '../../shared/hashing.js';
+import { CHUNK } from '../../../shared/hashing.js';
 
 /** The metadata a record covers. */
 export interface EntryMeta {

@@ -1,7 +1,7 @@
 /** What the slot backends share: the digest a slot must read back as, and the writer surface. */
-import type { PayloadEntry } from '../../shared/bundle-reader.js';
-import type { ModuleSpec } from '../../shared/manifest.js';
-import type { SlotConfig } from '../config/types.js';
+import type { PayloadEntry } from '../../../shared/bundle-reader.js';
+import type { ModuleSpec } from '../../../shared/manifest.js';
+import type { SlotConfig } from '../../config/types.js';
 
 /** What a written slot must read back as: the raw bytes written, or the tree's digest. */
 export type SlotDigest =

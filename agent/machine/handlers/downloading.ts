@@ -5,9 +5,9 @@
  * from there. Records what the slot must read back as before moving on.
  */
 import { OtaError } from '../../../shared/errors.js';
-import { slotBackend } from '../../slots/backend.js';
-import { withMounted } from '../../slots/mount.js';
-import type { DurablePoint } from '../../slots/types.js';
+import { slotBackend } from '../../boot/slots/backend.js';
+import { withMounted } from '../../boot/slots/mount.js';
+import type { DurablePoint } from '../../boot/slots/types.js';
 import type { Transaction } from '../../store/types.js';
 import { slotConfig, type LiveBundle, type MachineContext } from '../context.js';
 import { progressReport } from '../reports.js';

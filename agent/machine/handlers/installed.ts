@@ -4,9 +4,9 @@
  * silently drops writes is caught here, before the slot can ever be booted.
  */
 import { OtaError } from '../../../shared/errors.js';
-import { slotBackend } from '../../slots/backend.js';
-import { withMounted } from '../../slots/mount.js';
-import type { SlotDigest } from '../../slots/types.js';
+import { slotBackend } from '../../boot/slots/backend.js';
+import { withMounted } from '../../boot/slots/mount.js';
+import type { SlotDigest } from '../../boot/slots/types.js';
 import { slotConfig } from '../context.js';
 import type { Handler } from '../runner.js';
 import { assertInactiveTarget } from './guard.js';

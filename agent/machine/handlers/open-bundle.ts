@@ -9,7 +9,7 @@ import { BundleReader } from '../../../shared/bundle-reader.js';
 import { OtaError } from '../../../shared/errors.js';
 import { CHUNK } from '../../../shared/hashing.js';
 import { loadKeyring } from '../../../shared/signing.js';
-import { openSource, type HttpDownload } from '../../bundle-source.js';
+import { openSource, type HttpDownload } from '../../infra/bundle-source.js';
 import { DownloadRetries } from '../../download/settings.js';
 import type { SlotConfig } from '../../config/types.js';
 import type { Transaction } from '../../store/types.js';

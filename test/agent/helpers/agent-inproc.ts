@@ -1,5 +1,5 @@
 /** Drives the agent in this process against a rig: open the device as booted, and read back. */
-import { openDevice, type Device } from '../../../agent/device.js';
+import { openDevice, type Device } from '../../../agent/actions/device.js';
 import type { Transaction } from '../../../agent/store/types.js';
 import type { Rig } from './rig.js';
 
