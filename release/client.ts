@@ -9,7 +9,6 @@ import got, { RequestError, type Response } from 'got';
 import { UsageError } from '../shared/cli.js';
 import { OtaError, errorMessage } from '../shared/errors.js';
 import { CHUNK } from '../shared/hashing.js';
-import '../server/errors.js';
 
 /** The server refused a request: carries its stable code, message and HTTP status. */
 export class ServerAnswerError extends Error {

@@ -18,7 +18,6 @@ import type { CheckinAnswer, CheckinRequest, Directive, SignedEnvelope } from '.
 import { isVersion } from '../shared/version.js';
 import type { ServerConfig } from './config.js';
 import type { Store } from './db/store.js';
-import './errors.js';
 import { decide } from './policy/directive.js';
 import type { AnswerSigner } from './signer.js';
 

@@ -8,7 +8,6 @@ import { dirname, resolve } from 'node:path';
 import { UsageError } from '../shared/cli.js';
 import { OtaError, errorMessage } from '../shared/errors.js';
 import { parseStrictJson } from '../shared/strict-json.js';
-import './errors.js';
 
 /** Everything the server reads at start; frozen after validation. */
 export interface ServerConfig {

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import type { PrivateKey } from 'openpgp';
 import { OtaError, errorMessage } from '../shared/errors.js';
 import { generateSigningKey, publicArmor, readPrivateKey } from '../shared/signing.js';
-import './errors.js';
 import { fsyncPath } from '../shared/fsync.js';
 
 /** File names inside the data directory. */

@@ -7,7 +7,6 @@ import { OtaError, errorMessage } from '../shared/errors.js';
 import { loadKeyring, type Keyring } from '../shared/signing.js';
 import type { ServerConfig } from './config.js';
 import { Store } from './db/store.js';
-import './errors.js';
 import { loadOrCreateServerKey } from './server-key.js';
 import { keySigner, type AnswerSigner } from './signer.js';
 import { BundleStore } from './storage/bundle-store.js';

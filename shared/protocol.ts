@@ -5,17 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { PrivateKey } from 'openpgp';
-import { OtaError, defineErrors } from './errors.js';
+import { OtaError } from './errors.js';
 import { parseStrictJson } from './strict-json.js';
 import { signDetached, verifyDetached, type Keyring } from './signing.js';
-
-/** Errors of the agent–server protocol. */
-export const ProtocolErrors = defineErrors({
-  ANSWER_MALFORMED: { status: 502, kind: 'transient', hint: 'The check-in answer is not a signed envelope: check the server URL and version.' },
-  ANSWER_WRONG_DEVICE: { status: 502, kind: 'transient', hint: 'The answer names another device: the server or a proxy mixed up answers.' },
-  ANSWER_WRONG_NONCE: { status: 502, kind: 'transient', hint: 'The answer does not echo this check-in\'s nonce: it is a replay or a stale cache.' },
-  ANSWER_EXPIRED: { status: 502, kind: 'transient', hint: 'The answer has expired: check the clocks of device and server, or a proxy that delays answers.' },
-});
 
 /** Device transaction states as reported (DESIGN §6), plus `idle` between transactions. */
 export type DeviceState =

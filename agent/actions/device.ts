@@ -14,7 +14,6 @@ import { downloadSettings } from '../download/settings.js';
 import type { LiveBundle, MachineContext } from '../machine/context.js';
 import { Machine } from '../machine/runner.js';
 import { Store } from '../store/store.js';
-import '../errors.js';
 
 /** An opened device. */
 export interface Device {

@@ -15,7 +15,6 @@ import type { RunResult } from '../machine/runner.js';
 import { slotConfig } from '../machine/context.js';
 import { checkBundlePolicy } from './policy.js';
 import { slotBackend } from '../boot/slots/backend.js';
-import '../errors.js';
 
 /** How an install was asked for. */
 export interface InstallRequest {

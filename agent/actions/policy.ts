@@ -7,7 +7,6 @@
 import { OtaError } from '../../shared/errors.js';
 import type { Manifest } from '../../shared/manifest.js';
 import { compareVersions } from '../../shared/version.js';
-import '../errors.js';
 
 /** What the device knows when it judges a bundle. */
 export interface DeviceFacts {

@@ -10,7 +10,6 @@ import { otherSlot } from '../config/types.js';
 import { machineFor, type Device } from './device.js';
 import type { RunResult } from '../machine/runner.js';
 import type { Transaction } from '../store/types.js';
-import '../errors.js';
 
 function refuseInFlight(tx: Transaction | undefined, what: string): void {
   if (tx) throw new OtaError('TRANSACTION_IN_PROGRESS', `cannot ${what}: transaction ${tx.id} (${tx.kind} ${tx.version}) is in state ${tx.state}`);

@@ -2,7 +2,6 @@
 import { readFile } from 'node:fs/promises';
 import { OtaError, errorMessage } from '../../shared/errors.js';
 import type { SlotName } from '../config/types.js';
-import '../errors.js';
 
 /** Parses a command line; the last `ota.slot=` wins, as the kernel's own parameters do. */
 export function parseBootedSlot(cmdline: string): SlotName | undefined {

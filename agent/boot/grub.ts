@@ -13,7 +13,6 @@ import { durablyAsync } from '../infra/durable.js';
 import { fsyncPath } from '../../shared/fsync.js';
 import type { Bootloader, SlotBootState } from './bootloader.js';
 import { nextBoot, parseEnvList, slotState } from './grubenv.js';
-import '../errors.js';
 
 /** Bootloader over a grubenv file. */
 export class GrubBootloader implements Bootloader {

@@ -13,7 +13,6 @@ import type { Device } from '../actions/device.js';
 import { install } from '../actions/install.js';
 import type { RunResult } from '../machine/runner.js';
 import { rollback } from '../actions/technician.js';
-import '../errors.js';
 
 /** What the device did about a directive. */
 export type Action =

@@ -6,7 +6,6 @@
  */
 import got, { RequestError, TimeoutError } from 'got';
 import { OtaError, errorMessage } from '../../shared/errors.js';
-import '../errors.js';
 
 /** Where a request goes and with which token. */
 export interface ApiTarget {

@@ -11,7 +11,6 @@ import type { Keyring } from '../../shared/signing.js';
 import { isVersion } from '../../shared/version.js';
 import type { Transaction } from '../store/types.js';
 import { postJson, type ApiOptions, type ApiTarget } from './api.js';
-import '../errors.js';
 
 /** A check-in's result: a verified answer, or the reason it was refused. */
 export type CheckinResult =

@@ -9,7 +9,6 @@ import { keyringFromArmored, loadKeyring, type Keyring } from '../../shared/sign
 import { DEFAULTS } from '../config/defaults.js';
 import type { AgentConfig } from '../config/types.js';
 import { enrollmentPath, readEnrollment } from './enrollment.js';
-import '../errors.js';
 
 /** The server's public key: a file named by the config, or the armored key enrollment stored. */
 export type ServerKeySource = { readonly path: string } | { readonly armored: string; readonly from: string };

@@ -9,7 +9,6 @@ import { loadKeyring, parsePublicKeys } from '../../shared/signing.js';
 import type { AgentConfig } from '../config/types.js';
 import { postJson } from './api.js';
 import { writeEnrollment, type Enrollment } from './enrollment.js';
-import '../errors.js';
 
 /** What `ota-agent enroll` asks for. */
 export interface EnrollRequest {

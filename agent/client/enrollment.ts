@@ -10,7 +10,6 @@ import { OtaError, errorMessage } from '../../shared/errors.js';
 import { parseStrictJson } from '../../shared/strict-json.js';
 import { durablyAsync } from '../infra/durable.js';
 import { fsyncPath } from '../../shared/fsync.js';
-import '../errors.js';
 
 /** The file's name inside dataDir. */
 export const ENROLLMENT_FILE = 'server.json';

@@ -9,7 +9,6 @@ import { OtaError } from '../../shared/errors.js';
 import type { Store } from '../store/store.js';
 import type { SlotName } from '../config/types.js';
 import { postJson, type ApiTarget } from './api.js';
-import '../errors.js';
 
 /** What one flush did. */
 export interface FlushResult {

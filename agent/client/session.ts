@@ -21,7 +21,6 @@ import { checkIn, checkinState, type CheckinResult } from './checkin.js';
 import { serverKeyring, type CompleteConnection } from './connection.js';
 import { pollDelayMs } from './poll.js';
 import { ReportSender, type FlushResult } from './reports.js';
-import '../errors.js';
 
 /** How often the outbox is sent while a transaction runs (progress reports). */
 const BACKGROUND_FLUSH_MS = 5000;

@@ -14,7 +14,6 @@ import { ServerSession } from '../client/session.js';
 import { daemonPass } from '../actions/daemon.js';
 import type { Device } from '../actions/device.js';
 import { CONFIG_HELP, configOption, log, withDevice } from './common.js';
-import '../errors.js';
 
 /** Waits for the reboot the machine asked for; SIGTERM (the system going down) ends the wait. */
 async function awaitReboot(dev: Device, signal: AbortSignal): Promise<number> {

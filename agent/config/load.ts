@@ -10,7 +10,6 @@ import { parseStrictJson } from '../../shared/strict-json.js';
 import { DEFAULTS, DEFAULT_CONFIG_PATH } from './defaults.js';
 import { Section } from './section.js';
 import type { AgentConfig, HealthCheckConfig, ServerConfig, SlotConfig, SlotName } from './types.js';
-import '../errors.js';
 
 const DAY = 86_400;
 

@@ -4,7 +4,6 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { OtaError } from '../../shared/errors.js';
-import '../errors.js';
 
 function typeOf(v: unknown): string {
   if (v === null) return 'null';

@@ -15,7 +15,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import got, { RequestError, TimeoutError, type Request } from 'got';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { retryDelay } from './retry.js';
-import '../errors.js';
 
 /** Retries a transaction may still make: `used` grows, `limit` stays. */
 export interface RetryBudget {

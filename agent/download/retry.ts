@@ -5,7 +5,6 @@
  * in lockstep. No I/O here: the download and the daemon loop apply it, tests call it directly.
  */
 import { isOtaError } from '../../shared/errors.js';
-import '../errors.js';
 
 /** The cap of the first retry's wait. */
 export const RETRY_BASE_MS = 1000;

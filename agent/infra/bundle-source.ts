@@ -12,7 +12,6 @@ import { CHUNK } from '../../shared/hashing.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { openHttpSource, type HttpSourceOptions } from '../download/http-source.js';
 import { reclaimer } from './reclaim.js';
-import '../errors.js';
 
 /** An opened source. */
 export interface OpenedSource {

@@ -16,7 +16,6 @@ import { finalReport, stateReport } from './reports.js';
 import { resumePoint } from './resume.js';
 import { isFinal, type State } from './states.js';
 import { nextState, transitionLimit, type Outcome } from './table.js';
-import '../errors.js';
 
 /** What a state's handler returns. */
 export interface HandlerResult {

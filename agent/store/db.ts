@@ -9,7 +9,6 @@ import Database from 'better-sqlite3';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { durably, type DurableKind } from '../infra/durable.js';
 import { MIGRATIONS } from './migrations.js';
-import '../errors.js';
 
 /** The database handle type used by the query modules. */
 export type Db = Database.Database;

@@ -4,7 +4,6 @@ import type { SlotName } from '../config/types.js';
 import type { State } from '../machine/states.js';
 import type { Db } from './db.js';
 import type { Transaction, TransactionKind } from './types.js';
-import '../errors.js';
 
 interface Row {
   id: string;

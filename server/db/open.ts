@@ -5,7 +5,6 @@
  */
 import Database from 'better-sqlite3';
 import { OtaError, errorMessage } from '../../shared/errors.js';
-import '../errors.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
 
 /** The database handle every query module takes. */

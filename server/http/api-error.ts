@@ -4,13 +4,12 @@
  * content type, body size) mapped onto our catalogue, and anything else as SERVER_INTERNAL
  * without leaking its detail.
  */
-import { isOtaError } from '../../shared/errors.js';
-import '../errors.js';
+import { ERRORS, isOtaError, type ErrorCode } from '../../shared/errors.js';
 
 /** An error answer. */
 export interface ApiError {
   status: number;
-  code: string;
+  code: ErrorCode;
   message: string;
 }
 
@@ -49,7 +48,7 @@ export function describeValidation(context: string, issue: AjvIssue | undefined)
   }
 }
 
-const BY_FASTIFY_CODE: Readonly<Record<string, string>> = {
+const BY_FASTIFY_CODE: Readonly<Record<string, ErrorCode>> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'REQUEST_MEDIA_TYPE',
   FST_ERR_CTP_BODY_TOO_LARGE: 'REQUEST_TOO_LARGE',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'REQUEST_MALFORMED',
@@ -57,20 +56,25 @@ const BY_FASTIFY_CODE: Readonly<Record<string, string>> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'REQUEST_MALFORMED',
 };
 
-const BY_STATUS: Readonly<Record<number, string>> = { 404: 'ROUTE_NOT_FOUND', 413: 'REQUEST_TOO_LARGE', 415: 'REQUEST_MEDIA_TYPE' };
+const BY_STATUS: Readonly<Record<number, ErrorCode>> = { 404: 'ROUTE_NOT_FOUND', 413: 'REQUEST_TOO_LARGE', 415: 'REQUEST_MEDIA_TYPE' };
+
+/** The answer for `code`, with the catalogue's status. */
+export function apiError(code: ErrorCode, message: string): ApiError {
+  return { status: ERRORS[code].status, code, message };
+}
 
 /** The answer for `err`. */
 export function toApiError(err: unknown): ApiError {
   if (isOtaError(err)) return { status: err.status, code: err.code, message: err.message };
   const e = (err ?? {}) as FastifyishError;
   if (Array.isArray(e.validation)) {
-    return { status: 400, code: 'REQUEST_INVALID', message: describeValidation(e.validationContext ?? 'request', e.validation[0]) };
+    return apiError('REQUEST_INVALID', describeValidation(e.validationContext ?? 'request', e.validation[0]));
   }
   const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status >= 400 && status < 500) {
-    const code = (e.code && BY_FASTIFY_CODE[e.code]) ?? BY_STATUS[status] ?? 'REQUEST_MALFORMED';
+    const code = (e.code ? BY_FASTIFY_CODE[e.code] : undefined) ?? BY_STATUS[status] ?? 'REQUEST_MALFORMED';
     const statusOut = code === 'REQUEST_MALFORMED' ? 400 : status;
     return { status: statusOut, code, message: e.message ?? 'the request is malformed' };
   }
-  return { status: 500, code: 'SERVER_INTERNAL', message: 'the server failed while handling the request; its log has the detail' };
+  return apiError('SERVER_INTERNAL', 'the server failed while handling the request; its log has the detail');
 }

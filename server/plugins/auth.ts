@@ -4,7 +4,6 @@
  */
 import { OtaError } from '../../shared/errors.js';
 import type { TokenIdentity } from '../db/tokens.js';
-import '../errors.js';
 import { unencapsulated } from '../plugin.js';
 import type { Role } from '../tokens.js';
 

@@ -1,5 +1,5 @@
 /** Answers every error, and every unknown route, as `{ error, message }` (DESIGN §8). */
-import { toApiError } from '../http/api-error.js';
+import { apiError, toApiError } from '../http/api-error.js';
 import { drainBody } from '../http/drain.js';
 import { unencapsulated } from '../plugin.js';
 
@@ -15,7 +15,8 @@ export const errorsPlugin = unencapsulated('otaab-errors', async (app) => {
     if (e.code === 'REQUEST_TOO_LARGE' && (await drainBody(req.raw))) reply.removeHeader('connection');
     return reply.code(e.status).send({ error: e.code, message: e.message });
   });
-  app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: 'ROUTE_NOT_FOUND', message: `${req.method} ${req.url}: no such route (see /v1/openapi.json)` }),
-  );
+  app.setNotFoundHandler((req, reply) => {
+    const e = apiError('ROUTE_NOT_FOUND', `${req.method} ${req.url}: no such route (see /v1/openapi.json)`);
+    return reply.code(e.status).send({ error: e.code, message: e.message });
+  });
 });

@@ -6,7 +6,6 @@
  */
 import { TextDecoder } from 'node:util';
 import { OtaError } from '../../shared/errors.js';
-import '../errors.js';
 import { unencapsulated } from '../plugin.js';
 
 /** Deepest nesting of objects and arrays a JSON body may have. */

@@ -6,7 +6,6 @@ import type { FastifyPluginAsync } from 'fastify';
 import { open } from 'node:fs/promises';
 import { OtaError } from '../../shared/errors.js';
 import { CHUNK } from '../../shared/hashing.js';
-import '../errors.js';
 import { ifRangeHolds, planRange } from '../http/range.js';
 import { bundleSchema } from '../schemas/bundles.js';
 

@@ -2,7 +2,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { OtaError } from '../../shared/errors.js';
 import { transactionsOf } from '../db/reports.js';
-import '../errors.js';
 import { deviceSchema, enrollSchema, listDevicesSchema, rollbackSchema } from '../schemas/devices.js';
 
 /** Channel of a device enrolled without one. */

@@ -6,7 +6,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Readable } from 'node:stream';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
-import '../errors.js';
 import { listSchema, uploadSchema } from '../schemas/releases.js';
 import { receiveBundle } from '../storage/receive.js';
 

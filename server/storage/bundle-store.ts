@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OtaError, errorMessage } from '../../shared/errors.js';
-import '../errors.js';
 import { fsyncPath } from '../../shared/fsync.js';
 
 const SHA256 = /^[0-9a-f]{64}$/;

@@ -10,7 +10,6 @@ import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import type { Keyring } from '../../shared/signing.js';
 import { verifyBundleStream, type VerifyReport } from '../../shared/verify.js';
 import { WriteBehind } from '../../shared/write-behind.js';
-import '../errors.js';
 import type { BundleStore, TempFile } from './bundle-store.js';
 
 /** A verified bundle waiting in tmp/ to be committed. */

@@ -19,7 +19,6 @@ import { signAnswer, type CheckinAnswer, type CheckinRequest, type SignedEnvelop
 import { generateSigningKey, keyringFromArmored, readPrivateKey, type Keyring } from '../../shared/signing.js';
 import { withDev, logSink } from './helpers/agent-inproc.js';
 import { makeRig, type Rig } from './helpers/rig.js';
-import '../../agent/errors.js';
 
 type Reply = { status: number; body: unknown };
 let onCheckin: (req: CheckinRequest, device: string) => Promise<Reply> = async () => ({ status: 500, body: {} });

@@ -3,10 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isOtaError } from '../../shared/errors.js';
+import { isOtaError, type ErrorCode } from '../../shared/errors.js';
 import { DEFAULTS } from '../../agent/config/defaults.js';
 import { configPath, loadConfig, parseConfig } from '../../agent/config/load.js';
-import '../../agent/errors.js';
 
 const minimal = {
   device: { id: 'gw-1', compatible: 'sim-gw' },
@@ -17,7 +16,7 @@ const minimal = {
   trustedKeys: ['/etc/otaab/keys/release.pub'],
 };
 
-function fails(raw: unknown, code: string, text: RegExp): void {
+function fails(raw: unknown, code: ErrorCode, text: RegExp): void {
   let err: unknown;
   try {
     parseConfig(raw, '/etc/otaab/agent.json');

@@ -9,7 +9,6 @@ import { maxTries, nextBoot, slotOrder, slotState } from '../../agent/boot/grube
 import { parseBootedSlot, readBootedSlot } from '../../agent/boot/cmdline.js';
 import { durableCount } from '../../agent/infra/durable.js';
 import { createEnv, readEnv } from '../../scripts/sim/grubenv.js';
-import '../../agent/errors.js';
 
 const dirs: string[] = [];
 afterAll(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));

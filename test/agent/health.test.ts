@@ -10,7 +10,6 @@ import { parseConfig } from '../../agent/config/load.js';
 import { runHealthChecks } from '../../agent/health/run.js';
 import { excerpt, EXCERPT_CHARS } from '../../agent/health/excerpt.js';
 import { fakeSystemctl, setUnit } from './helpers/fake-systemctl.js';
-import '../../agent/errors.js';
 
 let dir: string;
 let systemctl: string;

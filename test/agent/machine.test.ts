@@ -12,7 +12,6 @@ import { serializeManifest } from '../../shared/manifest.js';
 import { imageBundle } from './helpers/bundles.js';
 import { chain, logSink, reports, withDev } from './helpers/agent-inproc.js';
 import { makeRig, rebootCount, releaseImage, type Rig } from './helpers/rig.js';
-import '../../agent/errors.js';
 
 const rigs: Rig[] = [];
 afterAll(async () => Promise.all(rigs.map((r) => r.cleanup())));

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withMounted } from '../../agent/boot/slots/mount.js';
 import type { SlotConfig } from '../../agent/config/types.js';
-import '../../agent/errors.js';
 
 let dir: string;
 beforeAll(async () => {

@@ -2,7 +2,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkBundlePolicy, type DeviceFacts } from '../../agent/actions/policy.js';
 import type { Manifest, ModuleSpec } from '../../shared/manifest.js';
-import '../../agent/errors.js';
 
 const image: ModuleSpec = { name: 'rootfs', type: 'image', sha256: 'a'.repeat(64), size: 1000, compression: 'none' };
 const manifest = (version: string, modules: ModuleSpec[] = [image], compatible = ['gw']): Manifest => ({

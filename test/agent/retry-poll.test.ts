@@ -4,7 +4,6 @@ import { describe, expect, it } from 'vitest';
 import { OtaError } from '../../shared/errors.js';
 import { MIN_POLL_SECONDS, pollDelayMs, pollIntervalSeconds } from '../../agent/client/poll.js';
 import { RETRY_BASE_MS, RETRY_MAX_MS, isRetryable, retryDelay } from '../../agent/download/retry.js';
-import '../../agent/errors.js';
 
 const cut = new OtaError('DOWNLOAD_FAILED', 'connection reset');
 const almostOne = (): number => 0.999999;
@@ -29,7 +28,7 @@ describe('retryDelay', () => {
   });
 
   it('never retries a refusal, a changed or oversize bundle, a stop, or a programming error', () => {
-    for (const code of ['DOWNLOAD_REFUSED', 'BUNDLE_CHANGED', 'BUNDLE_TOO_LARGE', 'PAYLOAD_HASH_MISMATCH', 'DOWNLOAD_RETRIES_EXHAUSTED', 'AGENT_STOPPED']) {
+    for (const code of ['DOWNLOAD_REFUSED', 'BUNDLE_CHANGED', 'BUNDLE_TOO_LARGE', 'PAYLOAD_HASH_MISMATCH', 'DOWNLOAD_RETRIES_EXHAUSTED', 'AGENT_STOPPED'] as const) {
       const err = new OtaError(code, code);
       expect(isRetryable(err), code).toBe(false);
       expect(retryDelay(1, err), code).toBeNull();

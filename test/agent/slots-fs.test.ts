@@ -14,7 +14,6 @@ import type { SlotConfig } from '../../agent/config/types.js';
 import { treeBundle, writeTree } from './helpers/bundles.js';
 import { makeKey, type TestKey } from './helpers/keys.js';
 import { comparable, snapshot } from './helpers/tree.js';
-import '../../agent/errors.js';
 
 const asRoot = process.getuid?.() === 0;
 let dir: string;

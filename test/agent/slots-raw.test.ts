@@ -14,7 +14,6 @@ import type { DurablePoint } from '../../agent/boot/slots/types.js';
 import type { SlotConfig } from '../../agent/config/types.js';
 import { imageBundle, pseudoRandom } from './helpers/bundles.js';
 import { makeKey, type TestKey } from './helpers/keys.js';
-import '../../agent/errors.js';
 
 let dir: string;
 let key: TestKey;

@@ -9,7 +9,6 @@ import { MIGRATIONS } from '../../agent/store/migrations.js';
 import { STORE_FILE } from '../../agent/store/db.js';
 import { Store } from '../../agent/store/store.js';
 import type { NewTransaction } from '../../agent/store/transactions.js';
-import '../../agent/errors.js';
 
 const dirs: string[] = [];
 afterAll(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));

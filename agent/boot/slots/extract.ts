@@ -14,7 +14,6 @@ import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
 import { walkTree, type TreeEntry, type TreeLimits, type TreeSummary } from '../../../shared/tree.js';
 import { WriteBehind } from '../../../shared/write-behind.js';
 import { entryRecord, ownershipKept } from './tree-digest.js';
-import '../../errors.js';
 
 /** Where and how a tree is extracted. */
 export interface ExtractOptions {

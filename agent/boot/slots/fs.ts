@@ -15,7 +15,6 @@ import { extractTree, ParentMaker } from './extract.js';
 import { syncTree } from './sync.js';
 import { combineRecords, entryRecord, ownershipKept, treeDigest } from './tree-digest.js';
 import type { SlotBackend, SlotDigest, WriteOptions, WriteResult, WriteStats } from './types.js';
-import '../../errors.js';
 
 function wrap(slot: SlotConfig, what: string, cause: unknown): OtaError {
   if (isOtaError(cause)) return cause;

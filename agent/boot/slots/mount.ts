@@ -2,7 +2,6 @@
 import { execa } from 'execa';
 import { OtaError, errorMessage } from '../../../shared/errors.js';
 import type { SlotConfig } from '../../config/types.js';
-import '../../errors.js';
 
 async function runCommand(argv: readonly string[], what: string): Promise<void> {
   try {

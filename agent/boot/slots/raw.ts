@@ -14,7 +14,6 @@ import type { SlotConfig } from '../../config/types.js';
 import { WriteBehind } from '../../../shared/write-behind.js';
 import { durablyAsync } from '../../infra/durable.js';
 import type { DurablePoint, SlotBackend, SlotDigest, WriteOptions, WriteResult } from './types.js';
-import '../../errors.js';
 
 function ioError(slot: SlotConfig, what: string, cause: unknown): OtaError {
   if (isOtaError(cause)) return cause;

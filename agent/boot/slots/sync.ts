@@ -16,7 +16,6 @@ import { execa } from 'execa';
 import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
 import { CHUNK } from '../../../shared/hashing.js';
 import { entryRecord, hashContent, metaOf, ownershipKept } from './tree-digest.js';
-import '../../errors.js';
 
 /** What a sync did. */
 export interface SyncStats {

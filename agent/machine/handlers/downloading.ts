@@ -14,7 +14,6 @@ import { progressReport } from '../reports.js';
 import type { Handler } from '../runner.js';
 import { assertInactiveTarget } from './guard.js';
 import { bundleFor } from './open-bundle.js';
-import '../../errors.js';
 
 function recordDurable(ctx: MachineContext, tx: Transaction, bundle: LiveBundle, point: DurablePoint): void {
   ctx.store.write(`transaction ${tx.id}: ${point.slotBytes} slot bytes durable`, (w) => {

@@ -2,7 +2,6 @@
 import { OtaError } from '../../../shared/errors.js';
 import type { Transaction } from '../../store/types.js';
 import type { MachineContext } from '../context.js';
-import '../../errors.js';
 
 /** Throws SLOT_ACTIVE when the transaction's target is the booted slot. */
 export function assertInactiveTarget(ctx: MachineContext, tx: Transaction): void {

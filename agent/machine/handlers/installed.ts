@@ -10,7 +10,6 @@ import type { SlotDigest } from '../../boot/slots/types.js';
 import { slotConfig } from '../context.js';
 import type { Handler } from '../runner.js';
 import { assertInactiveTarget } from './guard.js';
-import '../../errors.js';
 
 /** The installed handler. */
 export const installed: Handler = async (ctx, tx) => {

@@ -14,7 +14,6 @@ import { DownloadRetries } from '../../download/settings.js';
 import type { SlotConfig } from '../../config/types.js';
 import type { Transaction } from '../../store/types.js';
 import type { LiveBundle, MachineContext } from '../context.js';
-import '../../errors.js';
 
 /** The first `length` bytes of a raw slot, as the resumed payload's prefix. */
 async function* slotPrefix(path: string, length: number): AsyncGenerator<Buffer> {

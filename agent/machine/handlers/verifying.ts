@@ -2,7 +2,6 @@
 import { OtaError } from '../../../shared/errors.js';
 import { runHealthChecks } from '../../health/run.js';
 import type { Handler } from '../runner.js';
-import '../../errors.js';
 
 /** The verifying handler. */
 export const verifying: Handler = async (ctx, tx) => {
