@@ -13,25 +13,30 @@ import { TarReader, collect, padded, type TarHeader } from './tar-reader.js';
 
 const MAX_SIGNATURE_BYTES = 64 * 1024;
 const brand = Symbol('verified');
+/**
+ * The verifier's proof, held by this module only: VerifiedBundle's constructor demands it, and no
+ * other module can name or produce a value of its type (a `unique symbol`), so only the reader
+ * below, after the signature has verified, can make a VerifiedBundle.
+ */
+const VERIFIER: unique symbol = Symbol('bundle verifier');
 
 /**
  * A manifest whose signature verified against a trusted key. Only this module can make one,
- * so code that takes a VerifiedBundle cannot be handed an unchecked manifest.
+ * so code that takes a VerifiedBundle cannot be handed an unchecked manifest
+ * (test/shared/verified-bundle.test.ts checks that the type system says so).
  */
 export class VerifiedBundle {
   readonly [brand] = true;
-  private constructor(
+  constructor(
+    proof: typeof VERIFIER,
     readonly manifest: Manifest,
     readonly manifestBytes: Buffer,
     readonly signature: Buffer,
     readonly signer: SignerInfo,
     /** Offset of the first payload header in the bundle. */
     readonly payloadsOffset: number,
-  ) {}
-
-  /** @internal made by the reader only */
-  static create(m: Manifest, mb: Buffer, sig: Buffer, signer: SignerInfo, off: number): VerifiedBundle {
-    return new VerifiedBundle(m, mb, sig, signer, off);
+  ) {
+    if (proof !== VERIFIER) throw new Error('only the bundle verifier (shared/bundle-reader.ts) makes a VerifiedBundle');
   }
 }
 
@@ -110,7 +115,7 @@ export class BundleReader {
     if (!module || at.offset < 0 || at.offset > module.size || at.dataOffset < signed.payloadsOffset) {
       throw new OtaError('BUNDLE_TRUNCATED', `${what}: resume point (payload ${at.index}, offset ${at.offset}) does not lie inside the bundle`);
     }
-    const bundle = VerifiedBundle.create(manifest, signed.manifestBytes, signed.signature, signer, signed.payloadsOffset);
+    const bundle = new VerifiedBundle(VERIFIER, manifest, signed.manifestBytes, signed.signature, signer, signed.payloadsOffset);
     const src = new ByteSource(input, at.dataOffset + at.offset);
     return new BundleReader(src, new TarReader(src, what), bundle, what, { at, prefix });
   }
@@ -152,7 +157,7 @@ export class BundleReader {
       if (err instanceof OtaError) throw new OtaError(err.code, `${what}: ${err.message}`, { cause: err });
       throw err;
     }
-    const bundle = VerifiedBundle.create(manifest, manifestBytes, signature, signer, src.position);
+    const bundle = new VerifiedBundle(VERIFIER, manifest, manifestBytes, signature, signer, src.position);
     return new BundleReader(src, tar, bundle, what);
   }
 
