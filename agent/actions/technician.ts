@@ -41,6 +41,15 @@ export async function rollback(
   return machine.run(tx);
 }
 
+/** A technician's verdict on the running slot. */
+export type Verdict = 'good' | 'bad';
+
+/** What each verdict does: the state a transaction being verified enters, and the slot's new status. */
+const VERDICTS = {
+  good: { enters: 'committed', slotStatus: 'committed' },
+  bad: { enters: 'rolling-back', slotStatus: 'bad' },
+} as const;
+
 /** What mark-good / mark-bad did. */
 export interface MarkResult {
   readonly slot: string;
@@ -48,40 +57,26 @@ export interface MarkResult {
   readonly transaction?: RunResult;
 }
 
-/** Marks the running slot good; commits a transaction that is being verified on it. */
-export async function markGood(dev: Device, log?: (l: string) => void): Promise<MarkResult> {
+/**
+ * Marks the running slot good or bad. With a transaction verifying the running slot, decides it
+ * as the health checks would have (good commits it, bad rolls it back); with one in any other
+ * state, refuses; with none, sets the slot's boot variables and its status in the store.
+ */
+export async function markSlot(dev: Device, verdict: Verdict, log?: (l: string) => void): Promise<MarkResult> {
+  const command = `mark-${verdict}`;
   const tx = dev.store.current();
   if (tx) {
     if (tx.state !== 'verifying' || tx.targetSlot !== dev.booted) {
-      throw new OtaError('MARK_REFUSED', `transaction ${tx.id} is in state ${tx.state}; mark-good only decides one that is verifying the running slot`);
+      throw new OtaError('MARK_REFUSED', `transaction ${tx.id} is in state ${tx.state}; ${command} only decides one that is verifying the running slot`);
     }
     const machine = machineFor(dev, log ? { log } : {});
-    const entered = machine.enter(tx, 'committed', 'technician', { technician: 'mark-good' });
+    const entered = machine.enter(tx, VERDICTS[verdict].enters, 'technician', { technician: command });
     return { slot: dev.booted, transaction: await machine.run(entered) };
   }
-  await dev.boot.setState(dev.booted, 'good');
-  dev.store.write(`slot ${dev.booted} marked good`, (w) => {
-    w.slotStatus(dev.booted, 'committed');
-    w.event({ type: 'technician', slot: dev.booted, reason: 'mark-good', details: { slot: dev.booted } });
-  });
-  return { slot: dev.booted };
-}
-
-/** Marks the running slot bad; rolls back a transaction that is being verified on it. */
-export async function markBad(dev: Device, log?: (l: string) => void): Promise<MarkResult> {
-  const tx = dev.store.current();
-  if (tx) {
-    if (tx.state !== 'verifying' || tx.targetSlot !== dev.booted) {
-      throw new OtaError('MARK_REFUSED', `transaction ${tx.id} is in state ${tx.state}; mark-bad only decides one that is verifying the running slot`);
-    }
-    const machine = machineFor(dev, log ? { log } : {});
-    const entered = machine.enter(tx, 'rolling-back', 'technician', { technician: 'mark-bad' });
-    return { slot: dev.booted, transaction: await machine.run(entered) };
-  }
-  await dev.boot.setState(dev.booted, 'bad');
-  dev.store.write(`slot ${dev.booted} marked bad`, (w) => {
-    w.slotStatus(dev.booted, 'bad');
-    w.event({ type: 'technician', slot: dev.booted, reason: 'mark-bad', details: { slot: dev.booted } });
+  await dev.boot.setState(dev.booted, verdict);
+  dev.store.write(`slot ${dev.booted} marked ${verdict}`, (w) => {
+    w.slotStatus(dev.booted, VERDICTS[verdict].slotStatus);
+    w.event({ type: 'technician', slot: dev.booted, reason: command, details: { slot: dev.booted } });
   });
   return { slot: dev.booted };
 }

@@ -5,8 +5,7 @@ import { daemonCommand } from './daemon.js';
 import { enrollCommand } from './enroll.js';
 import { historyCommand } from './history.js';
 import { installCommand } from './install.js';
-import { markBadCommand } from './mark-bad.js';
-import { markGoodCommand } from './mark-good.js';
+import { markBadCommand, markGoodCommand } from './mark.js';
 import { rollbackCommand } from './rollback.js';
 import { statusCommand } from './status.js';
 

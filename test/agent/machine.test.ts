@@ -7,7 +7,7 @@ import { boot, bootUntilUp, readEnv, setCrash } from '../../scripts/sim/simulato
 import { daemonPass } from '../../agent/actions/daemon.js';
 import { machineFor } from '../../agent/actions/device.js';
 import { install } from '../../agent/actions/install.js';
-import { markBad, markGood, rollback } from '../../agent/actions/technician.js';
+import { markSlot, rollback } from '../../agent/actions/technician.js';
 import { serializeManifest } from '../../shared/manifest.js';
 import { imageBundle } from './helpers/bundles.js';
 import { chain, logSink, reports, withDev } from './helpers/agent-inproc.js';
@@ -148,7 +148,7 @@ describe.concurrent('state machine scenarios', { timeout: 180_000 }, () => {
       machine.enter(dev.store.current()!, 'verifying', undefined, { resumed: 'rebooting' });
     });
     await withDev(r, async (dev) => {
-      await markGood(dev, log);
+      await markSlot(dev, 'good', log);
       expect(chain(dev, t1.tx.id).slice(-2)).toEqual(['verifying', 'committed']);
       expect(dev.store.transaction(t1.tx.id)!.reason).toBe('technician');
     });
@@ -158,7 +158,7 @@ describe.concurrent('state machine scenarios', { timeout: 180_000 }, () => {
     await withDev(r, async (dev) => {
       machineFor(dev, { log }).enter(dev.store.current()!, 'verifying');
     });
-    const run = await withDev(r, (dev) => markBad(dev, log));
+    const run = await withDev(r, (dev) => markSlot(dev, 'bad', log));
     expect(run.transaction?.status).toBe('awaiting-reboot');
     await bootUntilUp(r.dev);
     await withDev(r, (dev) => daemonPass(dev, log));
@@ -236,8 +236,8 @@ describe.concurrent('state machine scenarios', { timeout: 180_000 }, () => {
     const { log } = logSink();
     await withDev(r, (dev) => install(dev, { source: path, log }));
     await withDev(r, async (dev) => {
-      await expect(markGood(dev, log)).rejects.toMatchObject({ code: 'MARK_REFUSED' });
-      await expect(markBad(dev, log)).rejects.toMatchObject({ code: 'MARK_REFUSED' });
+      await expect(markSlot(dev, 'good', log)).rejects.toMatchObject({ code: 'MARK_REFUSED' });
+      await expect(markSlot(dev, 'bad', log)).rejects.toMatchObject({ code: 'MARK_REFUSED' });
       await expect(rollback(dev, { log })).rejects.toMatchObject({ code: 'TRANSACTION_IN_PROGRESS' });
     });
   });
