@@ -6,7 +6,7 @@
  */
 import { OtaError, errorMessage } from '../../shared/errors.js';
 import { keyringFromArmored, loadKeyring, type Keyring } from '../../shared/signing.js';
-import { DEFAULTS } from '../config/defaults.js';
+import { SERVER_DEFAULTS } from '../config/fields.js';
 import type { AgentConfig } from '../config/types.js';
 import { enrollmentPath, readEnrollment } from './enrollment.js';
 
@@ -50,7 +50,7 @@ export async function loadConnection(config: AgentConfig): Promise<ServerConnect
       ? { armored: usable.serverKey, from: enrollmentPath(config.dataDir) }
       : undefined;
   return {
-    pollIntervalSeconds: c?.pollIntervalSeconds ?? DEFAULTS.server.pollIntervalSeconds,
+    pollIntervalSeconds: c?.pollIntervalSeconds ?? SERVER_DEFAULTS.pollIntervalSeconds,
     ...(url !== undefined ? { url } : {}),
     ...(token !== undefined ? { token } : {}),
     ...(serverKey ? { serverKey } : {}),

@@ -1,69 +1,79 @@
 /**
- * Reads and validates the agent config once: one schema, unknown keys rejected with their
- * section, defaults from defaults.ts, relative paths resolved against the file's directory,
- * and the result deep-frozen so nothing changes it at run time.
+ * Reads and validates the agent config once, by the field table (fields.ts): unknown keys
+ * rejected with their section, defaults from the table, relative paths resolved against the
+ * file's directory, and the result deep-frozen so nothing changes it at run time.
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { OtaError, errorMessage } from '../../shared/errors.js';
 import { parseStrictJson } from '../../shared/strict-json.js';
-import { DEFAULTS, DEFAULT_CONFIG_PATH } from './defaults.js';
+import { CHECK_KINDS, DEFAULT_CONFIG_PATH, childFields, type CheckKind, type Field } from './fields.js';
 import { Section } from './section.js';
-import type { AgentConfig, HealthCheckConfig, ServerConfig, SlotConfig, SlotName } from './types.js';
+import type { AgentConfig, HealthCheckConfig, SlotConfig } from './types.js';
 
-const DAY = 86_400;
-
-function slot(s: Section): SlotConfig {
-  s.only(['name', 'kind', 'path', 'mount', 'unmount']);
-  const name = s.string('name');
-  if (name !== 'A' && name !== 'B') s.invalid('name', `must be "A" or "B" (the names grub/ota-select.cfg knows), not "${name}"`);
-  const kind = s.string('kind');
-  if (kind !== 'raw' && kind !== 'fs') s.invalid('kind', `must be "raw" (a device or file) or "fs" (a directory), not "${kind}"`);
-  const out: { -readonly [K in keyof SlotConfig]: SlotConfig[K] } = { name: name as SlotName, kind, path: s.path('path') };
-  if (s.has('mount')) out.mount = s.argv('mount');
-  if (s.has('unmount')) out.unmount = s.argv('unmount');
-  return out;
+/** One key's value as its field says to read it; undefined when it is absent and has no default. */
+function readField(s: Section, name: string, f: Field, path: string, check: CheckKind | undefined): unknown {
+  const per = check ? f.perCheck?.[check] : undefined;
+  const def = per ? per.default : f.default;
+  if (!f.required && def === undefined && !s.has(name) && f.kind !== 'section' && f.kind !== 'list') return undefined;
+  switch (f.kind) {
+    case 'string': {
+      const v = s.string(name, def as string | undefined);
+      if (f.pattern && !f.pattern.test(v)) s.invalid(name, f.why ?? `must match ${String(f.pattern)}`);
+      return v;
+    }
+    case 'url':
+    case 'baseUrl': {
+      const v = s.string(name, def as string | undefined);
+      if (!/^https?:\/\//.test(v)) s.invalid(name, `must be an http:// or https:// URL, not "${v}"`);
+      return f.kind === 'baseUrl' ? v.replace(/\/+$/, '') : v;
+    }
+    case 'enum': {
+      const v = s.string(name, def as string | undefined);
+      const values = f.values ?? [];
+      if (!values.includes(v)) s.invalid(name, `must be ${values.map((x) => `"${x}"`).join(' or ')} (${f.why ?? ''}), not "${v}"`);
+      return v;
+    }
+    case 'path':
+      return s.path(name, def as string | undefined);
+    case 'paths':
+      return s.paths(name, f.min ?? 0);
+    case 'argv':
+      return s.argv(name, def as readonly string[] | undefined);
+    case 'int':
+      return s.int(name, f.min ?? 0, per ? per.max : (f.max ?? Number.MAX_SAFE_INTEGER), def as number | undefined);
+    case 'section':
+      if (!s.has(name)) {
+        if (f.required) s.invalid(name, 'is required');
+        if (f.optional) return undefined;
+      }
+      return readObject(s.section(name), path);
+    case 'list':
+      if (f.required && !s.has(name)) s.invalid(name, 'is required');
+      return s.sections(name).map((item) => readObject(item, `${path}[]`));
+  }
 }
 
-function healthCheck(s: Section): HealthCheckConfig {
-  const kinds = (['systemd', 'http', 'command'] as const).filter((k) => s.has(k));
-  if (kinds.length !== 1) s.invalid('', `must have exactly one of "systemd", "http" or "command" (found ${kinds.length})`);
-  const name = s.string('name');
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) s.invalid('name', 'must be 1-64 letters, digits, ".", "_" or "-" (it becomes the reason health-check:<name>)');
-  if (kinds[0] === 'systemd') {
-    s.only(['name', 'systemd', 'restarts', 'settleSeconds']);
-    const d = DEFAULTS.systemdCheck;
-    return { name, systemd: s.string('systemd'), restarts: s.int('restarts', 0, 100, d.restarts), settleSeconds: s.int('settleSeconds', 0, 3600, d.settleSeconds) };
+/**
+ * Reads one object of the config by the fields of `path` in the table: keys the table does not
+ * list there are refused, naming the key and the section. A health check takes only the keys of
+ * its own kind.
+ */
+function readObject(s: Section, path: string): Record<string, unknown> {
+  let fields = childFields(path);
+  let check: CheckKind | undefined;
+  if (fields.some(([, f]) => f.checks)) {
+    const kinds = CHECK_KINDS.filter((k) => s.has(k));
+    if (kinds.length !== 1) s.invalid('', `must have exactly one of ${CHECK_KINDS.map((k) => `"${k}"`).join(', ').replace(/, ([^,]*)$/, ' or $1')} (found ${kinds.length})`);
+    check = kinds[0];
+    fields = fields.filter(([, f]) => !f.checks || (check !== undefined && f.checks.includes(check)));
   }
-  if (kinds[0] === 'http') {
-    s.only(['name', 'http', 'status', 'timeoutSeconds']);
-    const url = s.string('http');
-    if (!/^https?:\/\//.test(url)) s.invalid('http', `must be an http:// or https:// URL, not "${url}"`);
-    const d = DEFAULTS.httpCheck;
-    return { name, http: url, status: s.int('status', 100, 599, d.status), timeoutSeconds: s.int('timeoutSeconds', 1, 3600, d.timeoutSeconds) };
+  s.only(fields.map(([name]) => name));
+  const out: Record<string, unknown> = {};
+  for (const [name, f] of fields) {
+    const v = readField(s, name, f, path === '' ? name : `${path}.${name}`, check);
+    if (v !== undefined) out[name] = v;
   }
-  s.only(['name', 'command', 'timeoutSeconds']);
-  return { name, command: s.argv('command'), timeoutSeconds: s.int('timeoutSeconds', 1, DAY, DEFAULTS.commandCheck.timeoutSeconds) };
-}
-
-function server(s: Section): ServerConfig {
-  s.only(['url', 'token', 'serverKey', 'pollIntervalSeconds', 'stallTimeoutSeconds', 'downloadRetries']);
-  const d = DEFAULTS.server;
-  const out: { -readonly [K in keyof ServerConfig]: ServerConfig[K] } = {
-    // 1 s is for tests and demos; a fleet sets minutes or hours (the server may ask for less).
-    pollIntervalSeconds: s.int('pollIntervalSeconds', 1, 7 * DAY, d.pollIntervalSeconds),
-    stallTimeoutSeconds: s.int('stallTimeoutSeconds', 1, 3600, d.stallTimeoutSeconds),
-    downloadRetries: s.int('downloadRetries', 0, 1_000_000, d.downloadRetries),
-  };
-  // The URL may come from the enrollment file instead (ota-agent enroll stores it).
-  const url = s.optionalString('url');
-  if (url !== undefined) {
-    if (!/^https?:\/\//.test(url)) s.invalid('url', `must be an http:// or https:// URL, not "${url}"`);
-    out.url = url.replace(/\/+$/, '');
-  }
-  const token = s.optionalString('token');
-  if (token !== undefined) out.token = token;
-  if (s.has('serverKey')) out.serverKey = s.path('serverKey');
   return out;
 }
 
@@ -78,49 +88,18 @@ function deepFreeze<T>(v: T): T {
 /** Validates a parsed config object; `file` names it in errors and anchors relative paths. */
 export function parseConfig(raw: unknown, file: string): AgentConfig {
   const top = Section.of(raw, '', file, dirname(resolve(file)));
-  top.only([
-    'device', 'slots', 'boot', 'cmdlinePath', 'rebootCommand', 'rebootTimeoutSeconds', 'trustedKeys',
-    'dataDir', 'healthChecks', 'healthDeadlineSeconds', 'maxTransitions', 'checkpointBytes', 'tools', 'server',
-  ]);
-  if (!top.has('device')) top.invalid('device', 'is required');
-  const device = top.section('device');
-  device.only(['id', 'compatible']);
-  if (!top.has('slots')) top.invalid('slots', 'is required');
-  const slots = top.sections('slots').map(slot);
+  const read = readObject(top, '');
+  // The rules that span keys; each key on its own was checked by the table.
+  const slots = [...(read.slots as SlotConfig[])];
   if (slots.length !== 2 || slots[0]!.name === slots[1]!.name) top.invalid('slots', 'must list exactly two slots, one named "A" and one named "B"');
   if (slots[0]!.kind !== slots[1]!.kind) top.invalid('slots', 'must both be of the same kind ("raw" or "fs"): one bundle has to fit either slot');
   slots.sort((a, b) => a.name.localeCompare(b.name));
-  const boot = top.section('boot');
-  boot.only(['grubenv']);
-  const tools = top.section('tools');
-  tools.only(['systemctl', 'grubEditenv']);
-  const checks = top.sections('healthChecks').map(healthCheck);
   const names = new Set<string>();
-  for (const c of checks) {
+  for (const c of read.healthChecks as HealthCheckConfig[]) {
     if (names.has(c.name)) top.invalid('healthChecks', `has two checks named "${c.name}"`);
     names.add(c.name);
   }
-  const config: AgentConfig = {
-    source: file,
-    device: { id: device.string('id'), compatible: device.string('compatible') },
-    slots,
-    boot: { grubenv: boot.path('grubenv', DEFAULTS.boot.grubenv) },
-    cmdlinePath: top.path('cmdlinePath', DEFAULTS.cmdlinePath),
-    rebootCommand: top.argv('rebootCommand', DEFAULTS.rebootCommand),
-    rebootTimeoutSeconds: top.int('rebootTimeoutSeconds', 1, DAY, DEFAULTS.rebootTimeoutSeconds),
-    trustedKeys: top.paths('trustedKeys', 1),
-    dataDir: top.path('dataDir', DEFAULTS.dataDir),
-    healthChecks: checks,
-    healthDeadlineSeconds: top.int('healthDeadlineSeconds', 1, DAY, DEFAULTS.healthDeadlineSeconds),
-    maxTransitions: top.int('maxTransitions', 10, 10_000, DEFAULTS.maxTransitions),
-    checkpointBytes: top.int('checkpointBytes', 64 * 1024, 2 ** 40, DEFAULTS.checkpointBytes),
-    tools: {
-      systemctl: tools.string('systemctl', DEFAULTS.tools.systemctl),
-      grubEditenv: tools.string('grubEditenv', DEFAULTS.tools.grubEditenv),
-    },
-    ...(top.has('server') ? { server: server(top.section('server')) } : {}),
-  };
-  return deepFreeze(config);
+  return deepFreeze({ source: file, ...read, slots } as unknown as AgentConfig);
 }
 
 /** The config path to use: --config, else OTA_AGENT_CONFIG, else the default. */

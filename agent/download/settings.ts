@@ -7,7 +7,7 @@
 import { formatError } from '../../shared/cli.js';
 import type { Store } from '../store/store.js';
 import { authFor, type ServerConnection } from '../client/connection.js';
-import { DEFAULTS } from '../config/defaults.js';
+import { SERVER_DEFAULTS } from '../config/fields.js';
 import type { AgentConfig, SlotName } from '../config/types.js';
 import type { HttpDownload } from '../infra/bundle-source.js';
 import type { RetryBudget, RetryEvent } from './http-source.js';
@@ -24,7 +24,7 @@ export interface DownloadSettings {
 
 /** The settings from the config and the server connection. */
 export function downloadSettings(config: AgentConfig, server?: ServerConnection): DownloadSettings {
-  const s = config.server ?? DEFAULTS.server;
+  const s = config.server ?? SERVER_DEFAULTS;
   return { stallMs: s.stallTimeoutSeconds * 1000, retries: s.downloadRetries, ...(server ? { server } : {}) };
 }
 

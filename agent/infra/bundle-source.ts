@@ -9,7 +9,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { CHUNK } from '../../shared/hashing.js';
-import { DEFAULTS } from '../config/defaults.js';
+import { SERVER_DEFAULTS } from '../config/fields.js';
 import { openHttpSource, type HttpSourceOptions } from '../download/http-source.js';
 import { reclaimer } from './reclaim.js';
 
@@ -91,6 +91,6 @@ async function openUrl(url: string, offset: number, maxBytes: number | undefined
 export function openSource(source: string, opts: SourceOptions = {}): Promise<OpenedSource> {
   const offset = opts.offset ?? 0;
   if (!isUrl(source)) return openFile(source, offset, opts.maxBytes);
-  const http = opts.http ?? { stallMs: DEFAULTS.server.stallTimeoutSeconds * 1000, budget: { used: 0, limit: DEFAULTS.server.downloadRetries } };
+  const http = opts.http ?? { stallMs: SERVER_DEFAULTS.stallTimeoutSeconds * 1000, budget: { used: 0, limit: SERVER_DEFAULTS.downloadRetries } };
   return openUrl(source, offset, opts.maxBytes, http);
 }

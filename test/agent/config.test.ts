@@ -1,11 +1,12 @@
-// The agent config: one schema, defaults in one place, unknown keys and bad values named.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+// The agent config: one field table, defaults in it, unknown keys and bad values named.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isOtaError, type ErrorCode } from '../../shared/errors.js';
-import { DEFAULTS } from '../../agent/config/defaults.js';
+import { FIELDS, SERVER_DEFAULTS, childFields, defaultText, type CheckKind, type Field } from '../../agent/config/fields.js';
 import { configPath, loadConfig, parseConfig } from '../../agent/config/load.js';
+import { ROOT } from '../helpers/cli.js';
 
 const minimal = {
   device: { id: 'gw-1', compatible: 'sim-gw' },
@@ -34,7 +35,7 @@ describe('agent config', () => {
   it('fills every default, sorts slots A then B, and freezes the result', () => {
     const c = parseConfig(minimal, '/etc/otaab/agent.json');
     expect(c.slots.map((s) => s.name)).toEqual(['A', 'B']);
-    expect(c.boot.grubenv).toBe(DEFAULTS.boot.grubenv);
+    expect(c.boot.grubenv).toBe(FIELDS['boot.grubenv'].default);
     expect(c.cmdlinePath).toBe('/proc/cmdline');
     expect(c.rebootCommand).toEqual(['systemctl', 'reboot']);
     expect(c.dataDir).toBe('/var/lib/otaab');
@@ -136,5 +137,85 @@ describe('agent config', () => {
       if (saved === undefined) delete process.env.OTA_AGENT_CONFIG;
       else process.env.OTA_AGENT_CONFIG = saved;
     }
+  });
+
+  // The tests below iterate the field table (agent/config/fields.ts), so a key added there is
+  // checked here without a list kept by hand.
+  describe('every key of the field table', () => {
+    const fields = Object.entries(FIELDS) as [string, Field][];
+    const checkOf: Record<CheckKind, Record<string, unknown>> = {
+      systemd: { name: 'c', systemd: 'app.service' },
+      http: { name: 'c', http: 'http://127.0.0.1/health' },
+      command: { name: 'c', command: ['true'] },
+    };
+
+    /** `minimal` with `key` set to `value` (or removed, for undefined), and the name errors give the key. */
+    function withKey(key: string, value: unknown): { raw: Record<string, unknown>; where: string } {
+      const raw: Record<string, unknown> = structuredClone({ ...minimal, server: { url: 'http://s' } });
+      const set = (o: Record<string, unknown>, k: string): void => {
+        if (value === undefined) delete o[k];
+        else o[k] = value;
+      };
+      const item = /^(\w+)\[\]\.(\w+)$/.exec(key);
+      if (item) {
+        const [, list, k] = item as unknown as [string, string, string];
+        const f = FIELDS[key as keyof typeof FIELDS] as Field | undefined;
+        const first: Record<string, unknown> = list === 'slots' ? { ...minimal.slots[0] } : { ...checkOf[f?.checks?.[0] ?? 'command'] };
+        set(first, k);
+        raw[list] = list === 'slots' ? [first, minimal.slots[1]] : [first];
+        return { raw, where: `${list}[0].${k}` };
+      }
+      const [a, b] = key.split('.') as [string, string | undefined];
+      if (b === undefined) set(raw, a);
+      else set((raw[a] = { ...(raw[a] as Record<string, unknown> | undefined) }) as Record<string, unknown>, b);
+      return { raw, where: key };
+    }
+
+    it('fills each default the table gives', () => {
+      for (const [key, f] of fields) {
+        if (f.default === undefined) continue;
+        const { raw, where } = withKey(key, undefined);
+        const got = where.split(/[.[\]]+/).reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], parseConfig(raw, '/etc/otaab/agent.json'));
+        expect(got, key).toEqual(f.kind === 'path' ? resolve('/etc/otaab', String(f.default)) : f.default);
+      }
+      expect(SERVER_DEFAULTS).toEqual(parseConfig({ ...minimal, server: {} }, '/x/agent.json').server);
+    });
+
+    it('refuses each required key when it is absent, naming it', () => {
+      for (const [key, f] of fields) {
+        if (!f.required || key === 'slots[].name') continue;
+        const { raw, where } = withKey(key, undefined);
+        const msg = f.checks ? /exactly one of "systemd", "http" or "command"/ : new RegExp(`"${where.replace(/[[\].]/g, '\\$&')}" is required`);
+        fails(raw, 'CONFIG_INVALID', msg);
+      }
+    });
+
+    it('refuses each whole number outside its range, naming the key', () => {
+      for (const [key, f] of fields) {
+        if (f.kind !== 'int') continue;
+        const max = f.perCheck?.[f.checks?.[0] ?? 'command']?.max ?? f.max!;
+        for (const bad of [f.min! - 1, max + 1, 1.5]) {
+          const { raw, where } = withKey(key, bad);
+          fails(raw, 'CONFIG_INVALID', new RegExp(`"${where.replace(/[[\].]/g, '\\$&')}" must be a whole number from ${f.min} to ${max}`));
+        }
+      }
+    });
+
+    it('refuses an unknown key in each section, naming the key and the section', () => {
+      const sections = ['', ...fields.filter(([, f]) => f.kind === 'section' || f.kind === 'list').map(([k, f]) => (f.kind === 'list' ? `${k}[]` : k))];
+      for (const section of sections) {
+        expect(childFields(section).length, section).toBeGreaterThan(0);
+        const { raw, where } = withKey(section === '' ? 'colour' : `${section}.colour`, 'red');
+        const name = where.includes('.') ? where.slice(0, where.lastIndexOf('.')) : 'top level';
+        fails(raw, 'CONFIG_UNKNOWN_KEY', new RegExp(`unknown key "colour" in section "${name.replace(/[[\].]/g, '\\$&')}"`));
+      }
+    });
+
+    it('is the table docs/AGENT.md shows, row by row', async () => {
+      const doc = await readFile(join(ROOT, 'docs', 'AGENT.md'), 'utf8');
+      const table = doc.slice(doc.indexOf('| key | type | default | meaning |'));
+      const rows = table.slice(0, table.indexOf('\n\n')).split('\n').slice(2);
+      expect(rows).toEqual(fields.map(([key, f]) => `| \`${key}\` | ${f.type} | ${defaultText(f)} | ${f.doc} |`));
+    });
   });
 });
