@@ -26,16 +26,32 @@ function looksArmored(bytes: Uint8Array): boolean {
   return Buffer.from(bytes.subarray(0, 64)).toString('latin1').includes('-----BEGIN PGP');
 }
 
+/**
+ * Parses OpenPGP data that may be armored or binary with the matching reader; a parse failure
+ * becomes `code` with `what` and openpgp.js's reason.
+ */
+async function readOpenPgp<T>(
+  bytes: Uint8Array,
+  read: { armored: (text: string) => Promise<T>; binary: (bytes: Uint8Array) => Promise<T> },
+  code: 'KEY_INVALID' | 'SIGNATURE_MALFORMED',
+  what: string,
+): Promise<T> {
+  try {
+    return looksArmored(bytes) ? await read.armored(Buffer.from(bytes).toString('utf8')) : await read.binary(bytes);
+  } catch (cause) {
+    throw new OtaError(code, `${what} (${errorMessage(cause)})`, { cause });
+  }
+}
+
 /** Reads every public key in `bytes` (armored or binary; one or several keys). */
 export async function parsePublicKeys(bytes: Uint8Array, source: string): Promise<openpgp.PublicKey[]> {
-  try {
-    const keys = looksArmored(bytes)
-      ? await openpgp.readKeys({ armoredKeys: Buffer.from(bytes).toString('utf8') })
-      : await openpgp.readKeys({ binaryKeys: bytes });
-    return keys.map((k) => (k.isPrivate() ? k.toPublic() : (k as openpgp.PublicKey)));
-  } catch (cause) {
-    throw new OtaError('KEY_INVALID', `key ${source}: not an OpenPGP public key (${errorMessage(cause)})`, { cause });
-  }
+  const keys = await readOpenPgp(
+    bytes,
+    { armored: (armoredKeys) => openpgp.readKeys({ armoredKeys }), binary: (binaryKeys) => openpgp.readKeys({ binaryKeys }) },
+    'KEY_INVALID',
+    `key ${source}: not an OpenPGP public key`,
+  );
+  return keys.map((k) => (k.isPrivate() ? k.toPublic() : (k as openpgp.PublicKey)));
 }
 
 /** Builds a keyring from key files (each armored or binary, one or more keys). */
@@ -62,14 +78,12 @@ export async function keyringFromArmored(texts: readonly string[]): Promise<Keyr
 
 /** Reads a private key, decrypting it with `passphrase` when it is protected. */
 export async function readPrivateKey(bytes: Uint8Array, source: string, passphrase?: string): Promise<openpgp.PrivateKey> {
-  let key: openpgp.PrivateKey;
-  try {
-    key = looksArmored(bytes)
-      ? await openpgp.readPrivateKey({ armoredKey: Buffer.from(bytes).toString('utf8') })
-      : await openpgp.readPrivateKey({ binaryKey: bytes });
-  } catch (cause) {
-    throw new OtaError('KEY_INVALID', `key ${source}: not an OpenPGP private key (${errorMessage(cause)})`, { cause });
-  }
+  const key = await readOpenPgp(
+    bytes,
+    { armored: (armoredKey) => openpgp.readPrivateKey({ armoredKey }), binary: (binaryKey) => openpgp.readPrivateKey({ binaryKey }) },
+    'KEY_INVALID',
+    `key ${source}: not an OpenPGP private key`,
+  );
   if (key.isDecrypted()) return key;
   if (passphrase === undefined || passphrase === '') {
     throw new OtaError('KEY_LOCKED', `key ${source} is protected by a passphrase: set OTA_KEY_PASSPHRASE`);
@@ -131,14 +145,12 @@ export async function verifyDetached(
   what: string,
   now: Date = new Date(),
 ): Promise<SignerInfo> {
-  let sig: openpgp.Signature;
-  try {
-    sig = looksArmored(signature)
-      ? await openpgp.readSignature({ armoredSignature: Buffer.from(signature).toString('utf8') })
-      : await openpgp.readSignature({ binarySignature: signature });
-  } catch (cause) {
-    throw new OtaError('SIGNATURE_MALFORMED', `${what}: not an OpenPGP signature (${errorMessage(cause)})`, { cause });
-  }
+  const sig = await readOpenPgp(
+    signature,
+    { armored: (armoredSignature) => openpgp.readSignature({ armoredSignature }), binary: (binarySignature) => openpgp.readSignature({ binarySignature }) },
+    'SIGNATURE_MALFORMED',
+    `${what}: not an OpenPGP signature`,
+  );
   const packets = sig.packets.filter((p) => p instanceof openpgp.SignaturePacket);
   if (packets.length !== 1) {
     throw new OtaError('SIGNATURE_MALFORMED', `${what}: expected exactly one signature, found ${packets.length}`);

@@ -18,6 +18,19 @@ export function parseStrictJson(text: string, what: string): unknown {
       else break;
     }
   };
+  /** After a member or an element: true past a comma (more follow), false past the closing bracket. */
+  const more = (close: '}' | ']'): boolean => {
+    ws();
+    if (text[i] === ',') {
+      i++;
+      return true;
+    }
+    if (text[i] === close) {
+      i++;
+      return false;
+    }
+    return fail(`expected "," or "${close}"`);
+  };
   const value = (path: string): unknown => {
     ws();
     const c = text[i];
@@ -48,16 +61,7 @@ export function parseStrictJson(text: string, what: string): unknown {
       if (text[i] !== ':') fail('expected ":"');
       i++;
       out[key] = value(keyPath);
-      ws();
-      if (text[i] === ',') {
-        i++;
-        continue;
-      }
-      if (text[i] === '}') {
-        i++;
-        return out;
-      }
-      fail('expected "," or "}"');
+      if (!more('}')) return out;
     }
   };
   const array = (path: string): unknown[] => {
@@ -70,16 +74,7 @@ export function parseStrictJson(text: string, what: string): unknown {
     }
     for (;;) {
       out.push(value(`${path}[${out.length}]`));
-      ws();
-      if (text[i] === ',') {
-        i++;
-        continue;
-      }
-      if (text[i] === ']') {
-        i++;
-        return out;
-      }
-      fail('expected "," or "]"');
+      if (!more(']')) return out;
     }
   };
   const string = (): string => {
