@@ -32,33 +32,16 @@ export interface TransactionView {
   updated: string;
 }
 
-interface ReportRow {
-  id: string;
-  tx_id: string;
-  version: string;
-  state: string;
-  outcome: string | null;
-  reason: string | null;
+/** A row as the list query selects it: the view's plain fields under their own names, progress and details raw. */
+type ReportRow = Omit<ReportView, 'progress' | 'details'> & {
   progress_bytes: number | null;
   progress_total: number | null;
   details: string | null;
-  at: string;
-  received: string;
-}
+};
 
 function view(r: ReportRow): ReportView {
-  return {
-    id: r.id,
-    transaction: r.tx_id,
-    version: r.version,
-    state: r.state,
-    outcome: r.outcome,
-    reason: r.reason,
-    progress: r.progress_bytes !== null ? { bytes: r.progress_bytes, total: r.progress_total ?? 0 } : null,
-    details: r.details !== null ? (JSON.parse(r.details) as Record<string, unknown>) : null,
-    at: r.at,
-    received: r.received,
-  };
+  const { progress_bytes: bytes, progress_total: total, details, ...plain } = r;
+  return { ...plain, progress: bytes !== null ? { bytes, total: total ?? 0 } : null, details: details !== null ? (JSON.parse(details) as Record<string, unknown>) : null };
 }
 
 /** Groups reports (newest first) into transactions, newest first. */
@@ -116,7 +99,7 @@ export class ReportQueries {
       return true;
     }).immediate;
     this.listStmt = db.prepare(
-      'SELECT id, tx_id, version, state, outcome, reason, progress_bytes, progress_total, details, at, received FROM reports WHERE device = ? ORDER BY seq DESC LIMIT ?',
+      'SELECT id, tx_id AS "transaction", version, state, outcome, reason, progress_bytes, progress_total, details, at, received FROM reports WHERE device = ? ORDER BY seq DESC LIMIT ?',
     );
     this.failedStmt = db.prepare('SELECT 1 FROM failures WHERE device = ? AND version = ?').pluck();
   }
