@@ -4,7 +4,7 @@
  * one line that names the server's error code or the network problem.
  */
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { regularFileSize } from '../shared/files.js';
 import got, { RequestError, type Response } from 'got';
 import { UsageError } from '../shared/cli.js';
 import { OtaError, errorMessage } from '../shared/errors.js';
@@ -108,14 +108,9 @@ export class OpsClient {
 
   /** Streams the bundle at `path` to the server; `onProgress(sent, total)` as it goes. */
   async upload(path: string, onProgress?: (sent: number, total: number) => void): Promise<UploadResult> {
-    let size: number;
-    try {
-      const st = await stat(path);
-      if (!st.isFile()) throw new Error('not a regular file');
-      size = st.size;
-    } catch (cause) {
+    const size = await regularFileSize(path).catch((cause: unknown) => {
       throw new OtaError('CLIENT_FILE_UNREADABLE', `bundle ${path}: cannot be read (${errorMessage(cause)})`, { cause });
-    }
+    });
     const url = this.url('v1/releases');
     let res: Response<string>;
     try {

@@ -3,12 +3,12 @@
  * `server-key.asc` (private, 0600) and `server-key.pub` (public, for devices). Each file is
  * written to a temporary name, fsynced and renamed, so a crash never leaves half a key.
  */
-import { chmod, open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PrivateKey } from 'openpgp';
 import { OtaError, errorMessage } from '../shared/errors.js';
 import { generateSigningKey, publicArmor, readPrivateKey } from '../shared/signing.js';
-import { fsyncPath } from '../shared/fsync.js';
+import { replaceFileDurably } from '../shared/fsync.js';
 
 /** File names inside the data directory. */
 export const SERVER_KEY_FILE = 'server-key.asc';
@@ -22,20 +22,6 @@ export interface ServerKey {
   fingerprint: string;
   /** True when this call created it. */
   created: boolean;
-}
-
-async function writeDurably(dir: string, name: string, text: string, mode: number): Promise<void> {
-  const tmp = join(dir, `.${name}.tmp`);
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await chmod(tmp, mode);
-  await rename(tmp, join(dir, name));
-  await fsyncPath(dir);
 }
 
 async function readIfExists(path: string): Promise<Buffer | null> {
@@ -54,8 +40,7 @@ export async function loadOrCreateServerKey(dataDir: string, passphrase = proces
   let created = false;
   if (bytes === null) {
     const key = await generateSigningKey('otaab server key', passphrase || undefined);
-    await rm(join(dataDir, `.${SERVER_KEY_FILE}.tmp`), { force: true });
-    await writeDurably(dataDir, SERVER_KEY_FILE, key.privateKey, 0o600);
+    await replaceFileDurably(join(dataDir, SERVER_KEY_FILE), key.privateKey, 0o600);
     bytes = Buffer.from(key.privateKey, 'utf8');
     created = true;
   }
@@ -63,7 +48,7 @@ export async function loadOrCreateServerKey(dataDir: string, passphrase = proces
   const publicKey = publicArmor(privateKey);
   // The public file is derived: rewrite it whenever it is missing or stale.
   const pubPath = join(dataDir, SERVER_PUB_FILE);
-  if ((await readIfExists(pubPath))?.toString('utf8') !== publicKey) await writeDurably(dataDir, SERVER_PUB_FILE, publicKey, 0o644);
+  if ((await readIfExists(pubPath))?.toString('utf8') !== publicKey) await replaceFileDurably(pubPath, publicKey, 0o644);
   return { privateKey, publicKey, fingerprint: privateKey.getFingerprint().toUpperCase(), created };
 }
 

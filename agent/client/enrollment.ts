@@ -4,12 +4,12 @@
  * so it is mode 0600, and it is replaced power-safely: written to a temporary file, fsynced,
  * renamed over the old one, and the directory fsynced, as one durable write.
  */
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OtaError, errorMessage } from '../../shared/errors.js';
 import { parseStrictJson } from '../../shared/strict-json.js';
 import { durablyAsync } from '../infra/durable.js';
-import { fsyncPath } from '../../shared/fsync.js';
+import { replaceFileDurably } from '../../shared/fsync.js';
 
 /** The file's name inside dataDir. */
 export const ENROLLMENT_FILE = 'server.json';
@@ -66,20 +66,9 @@ export async function writeEnrollment(dataDir: string, e: Enrollment): Promise<s
   const tmp = `${path}.new`;
   const bytes = Buffer.from(`${JSON.stringify(e, null, 2)}\n`, 'utf8');
   await durablyAsync('enrollment', `enrollment of ${e.id} at ${e.url}`, async () => {
-    await unlink(tmp).catch(() => undefined);
     try {
-      // Created 0600 from the first byte: the token is never readable by others, not even briefly.
-      const fh = await open(tmp, 'wx', 0o600);
-      try {
-        await fh.writeFile(bytes);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
-      await fsyncPath(dataDir);
+      await replaceFileDurably(path, bytes, 0o600, tmp);
     } catch (cause) {
-      await unlink(tmp).catch(() => undefined);
       throw new OtaError('ENROLLMENT_FAILED', `enrollment ${path}: cannot be written (${errorMessage(cause)})`, { cause });
     }
   });

@@ -5,7 +5,7 @@
  * what is read (a server cannot make the device read more than was signed).
  */
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { regularFileSize } from '../../shared/files.js';
 import { resolve } from 'node:path';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { CHUNK } from '../../shared/hashing.js';
@@ -63,14 +63,9 @@ async function* counted(input: AsyncIterable<Buffer>, name: string, max: number 
 
 async function openFile(source: string, offset: number, maxBytes?: number): Promise<OpenedSource> {
   const path = resolve(source);
-  let size: number;
-  try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new Error('not a regular file');
-    size = st.size;
-  } catch (cause) {
+  const size = await regularFileSize(path).catch((cause: unknown) => {
     throw new OtaError('SOURCE_UNREADABLE', `bundle ${path}: cannot be opened (${errorMessage(cause)})`, { cause });
-  }
+  });
   let read = 0;
   const wrap = (e: unknown): unknown =>
     isOtaError(e) ? e : new OtaError('SOURCE_UNREADABLE', `bundle ${path}: read failed (${errorMessage(e)})`, { cause: e });
