@@ -158,7 +158,8 @@ describe('a client that goes away mid-upload', () => {
     req.destroy();
     await until('tmp/ to be emptied', async () => (await readdir(join(data, 'tmp'))).length === 0);
     expect((await api('GET', '/v1/releases', opsToken)).status).toBe(200);
-    expect(server!.output()).toMatch(/upload refused: .*UPLOAD_ABORTED|"code":"UPLOAD_ABORTED"/);
+    // The log line may reach the pipe after tmp/ was emptied: wait for it rather than race it.
+    await until('the refusal to be logged', async () => /upload refused: .*UPLOAD_ABORTED|"code":"UPLOAD_ABORTED"/.test(server!.output()));
   });
 });
 
