@@ -3,6 +3,7 @@ import { OtaError } from '../../shared/errors.js';
 import type { SlotName } from '../config/types.js';
 import type { State } from '../machine/states.js';
 import type { Db } from './db.js';
+import { camelized } from './rows.js';
 import type { Transaction, TransactionKind } from './types.js';
 
 interface Row {
@@ -37,36 +38,8 @@ interface Row {
 }
 
 function fromRow(r: Row): Transaction {
-  return {
-    id: r.id,
-    kind: r.kind,
-    origin: r.origin,
-    directiveId: r.directive_id,
-    version: r.version,
-    state: r.state,
-    prevState: r.prev_state,
-    sourceSlot: r.source_slot,
-    targetSlot: r.target_slot,
-    source: r.source,
-    bundleSha256: r.bundle_sha256,
-    bundleSize: r.bundle_size,
-    manifest: r.manifest,
-    manifestSig: r.manifest_sig,
-    allowDowngrade: r.allow_downgrade === 1,
-    payloadsOffset: r.payloads_offset,
-    bytesRead: r.bytes_read,
-    bytesTotal: r.bytes_total,
-    resumeIndex: r.resume_index,
-    resumeDataOffset: r.resume_data_offset,
-    durableOffset: r.durable_offset,
-    slotDigest: r.slot_digest,
-    step: r.step,
-    transitions: r.transitions,
-    reason: r.reason,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    finishedAt: r.finished_at,
-  };
+  // Every column maps to its camelCase field; only the boolean is stored as 0/1.
+  return { ...camelized(r), allowDowngrade: r.allow_downgrade === 1 };
 }
 
 /** What a new transaction starts with. */
