@@ -118,6 +118,7 @@ export const ERROR_SECTIONS = {
     SERVER_REFUSED: fatal(400, 'The server refused the request (HTTP 4xx).', 'Read the server\'s error code in the message and fix what it names.'),
     ENROLL_DEVICE_EXISTS: fatal(409, 'This device id is enrolled on the server already.', 'Re-enroll it with --replace and an ops token, or give the device another device.id.'),
     SERVER_KEY_MISMATCH: fatal(409, 'The server\'s key is not the one configured in server.serverKey.', 'Check server.url leads to your server, or configure its key; nothing was stored.'),
+    UPDATE_HELD: transient(503, 'The update waits before arming or rebooting: outside the maintenance windows the server sent, or the busy gate said busy.', 'Nothing: it goes on by itself when a window opens or the gate says free (bounded by busyGate.maxWaitSeconds).'),
   },
   /** Answers of the server's HTTP API, as { error, message } with the status. */
   api: {
@@ -140,6 +141,11 @@ export const ERROR_SECTIONS = {
     BUNDLE_NOT_FOUND: fatal(404, 'No stored release has a bundle with this sha256.', 'Check the sha256, or upload the release first.'),
     RANGE_NOT_SATISFIABLE: fatal(416, 'The Range starts past the end of the bundle.', 'Restart the download from 0.'),
     SERVER_INTERNAL: transient(500, 'The server failed unexpectedly.', 'Retry; the server log has the detail.'),
+    ROLLOUT_NOT_FOUND: fatal(404, 'No rollout has this id.', 'List the rollouts with ota-release rollout list.'),
+    ROLLOUT_STATE: fatal(409, 'The rollout is not in a state that allows this action (e.g. resuming a running rollout, anything on an aborted one).', 'Check the rollout\'s state with ota-release rollout show.'),
+    ROLLOUT_INVALID: fatal(400, 'The rollout\'s phases, thresholds or target do not make sense.', 'Fix the field named in the message.'),
+    WINDOW_INVALID: fatal(400, 'The maintenance window is not well formed.', 'Give days mon..sun, start HH:MM, durationMinutes 1-1440 and an IANA timeZone.'),
+    WINDOW_NOT_FOUND: fatal(404, 'No maintenance window has this name.', 'List the windows with ota-release window list.'),
   },
   /** ota-server at start-up and its admin commands. */
   server: {

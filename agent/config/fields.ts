@@ -23,9 +23,11 @@ export interface Field {
   /**
    * How the value is read: `string` (non-empty), `url` (http or https), `baseUrl` (a URL whose
    * trailing slashes are dropped), `path` (relative to the config file's directory), `paths`,
-   * `argv` (a command as an array), `int`, `enum`, `section` (an object), `list` (of objects).
+   * `argv` (a command as an array), `int`, `number` (a finite number in a range), `stringMap`
+   * (an object of short strings, at most `max` entries), `enum`, `section` (an object), `list`
+   * (of objects).
    */
-  readonly kind: 'string' | 'url' | 'baseUrl' | 'path' | 'paths' | 'argv' | 'int' | 'enum' | 'section' | 'list';
+  readonly kind: 'string' | 'url' | 'baseUrl' | 'path' | 'paths' | 'argv' | 'int' | 'number' | 'stringMap' | 'enum' | 'section' | 'list';
   /** Absent is an error. */
   readonly required?: boolean;
   /** A section left out stays out of the result (otherwise it is read with its defaults). */
@@ -58,6 +60,10 @@ export const FIELDS = {
   device: { kind: 'section', required: true, type: 'object', doc: 'who the device is' },
   'device.id': { kind: 'string', required: true, type: 'string', doc: 'the device\'s name (server check-ins, reports)' },
   'device.compatible': { kind: 'string', required: true, type: 'string', doc: 'the device type; a bundle must list it in its `compatible`' },
+  'device.attributes': {
+    kind: 'stringMap', max: 24, type: 'object of strings (≤ 24)', defaultText: '`{}`',
+    doc: 'what the device reports of itself at every check-in for grouping (e.g. `{"hardware": "rev-c", "site": "lyon"}`); the agent adds `agentVersion` and `slot.A`/`slot.B` (the version each slot holds)',
+  },
   slots: { kind: 'list', required: true, type: 'array of 2', doc: 'one slot named `A` and one named `B`, both of the same kind' },
   'slots[].name': { kind: 'enum', required: true, values: ['A', 'B'], why: 'the names grub/ota-select.cfg knows', type: '`"A"` \\| `"B"`', doc: 'the names `grub/ota-select.cfg` knows' },
   'slots[].kind': { kind: 'enum', required: true, values: ['raw', 'fs'], why: 'raw: a device or file; fs: a directory', type: '`"raw"` \\| `"fs"`', doc: '`raw`: a block device or image file; `fs`: a directory holding a root file system' },
@@ -103,6 +109,18 @@ export const FIELDS = {
     kind: 'int', min: 0, max: 1_000_000, default: 1000, type: '0 … 1000000',
     doc: 'network retries one transaction\'s download may use, across restarts, before it fails with `download:DOWNLOAD_RETRIES_EXHAUSTED`',
   },
+  'server.pollJitter': {
+    kind: 'number', min: 0, max: 0.5, default: 0.2, type: '0 … 0.5',
+    doc: 'each wait between check-ins is the interval times a random factor in [1 − j, 1 + j] (±20 % by default), so a fleet that booted together does not check in in lockstep',
+  },
+  busyGate: {
+    kind: 'section', optional: true, type: 'object', defaultText: 'none (never busy)',
+    doc: 'a command asked before arming and before rebooting: exit 0 free, 75 (EX_TEMPFAIL) busy, anything else counts as busy and is logged',
+  },
+  'busyGate.command': { kind: 'argv', required: true, type: 'argv', doc: 'asked before arming the new slot and before rebooting: exit 0 = free, exit **75** (EX_TEMPFAIL) = busy, do not reboot now (a charge in progress); any other exit or no answer in time counts as busy and is logged' },
+  'busyGate.timeoutSeconds': { kind: 'int', min: 1, max: 3600, default: 30, type: '1 … 3600', doc: 'how long one answer of the busy command may take' },
+  'busyGate.maxWaitSeconds': { kind: 'int', min: 0, max: 7 * DAY, default: 3600, type: '0 … 604800', doc: 'the longest wait from the first "busy" of a transaction; then the agent goes on (and reports `held:busy-timeout`)' },
+  'busyGate.recheckSeconds': { kind: 'int', min: 1, max: DAY, default: 60, type: '1 … 86400', doc: 'how often the agent asks again while busy' },
 } as const satisfies Record<string, Field>;
 
 /** A key of the config, as the docs name it. */
@@ -129,4 +147,5 @@ export const SERVER_DEFAULTS = Object.freeze({
   pollIntervalSeconds: FIELDS['server.pollIntervalSeconds'].default,
   stallTimeoutSeconds: FIELDS['server.stallTimeoutSeconds'].default,
   downloadRetries: FIELDS['server.downloadRetries'].default,
+  pollJitter: FIELDS['server.pollJitter'].default,
 });

@@ -15,7 +15,7 @@ import type { AgentConfig, HealthCheckConfig, SlotConfig } from './types.js';
 function readField(s: Section, name: string, f: Field, path: string, check: CheckKind | undefined): unknown {
   const per = check ? f.perCheck?.[check] : undefined;
   const def = per ? per.default : f.default;
-  if (!f.required && def === undefined && !s.has(name) && f.kind !== 'section' && f.kind !== 'list') return undefined;
+  if (!f.required && def === undefined && !s.has(name) && f.kind !== 'section' && f.kind !== 'list' && f.kind !== 'stringMap') return undefined;
   switch (f.kind) {
     case 'string': {
       const v = s.string(name, def as string | undefined);
@@ -42,6 +42,10 @@ function readField(s: Section, name: string, f: Field, path: string, check: Chec
       return s.argv(name, def as readonly string[] | undefined);
     case 'int':
       return s.int(name, f.min ?? 0, per ? per.max : (f.max ?? Number.MAX_SAFE_INTEGER), def as number | undefined);
+    case 'number':
+      return s.number(name, f.min ?? 0, f.max ?? Number.MAX_VALUE, def as number);
+    case 'stringMap':
+      return s.stringMap(name, f.max ?? 32);
     case 'section':
       if (!s.has(name)) {
         if (f.required) s.invalid(name, 'is required');

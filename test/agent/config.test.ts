@@ -70,9 +70,9 @@ describe('agent config', () => {
       { name: 'web', http: 'http://127.0.0.1:8080/health', status: 200, timeoutSeconds: 10 },
       { name: 'cmd', command: ['/bin/true'], timeoutSeconds: 5 },
     ]);
-    expect(c.server).toEqual({ url: 'https://ota.example.com', token: 't', pollIntervalSeconds: 3600, stallTimeoutSeconds: 60, downloadRetries: 1000 });
+    expect(c.server).toEqual({ url: 'https://ota.example.com', token: 't', pollIntervalSeconds: 3600, stallTimeoutSeconds: 60, downloadRetries: 1000, pollJitter: 0.2 });
     // url, token and serverKey may all come from the enrollment file instead.
-    expect(parseConfig({ ...minimal, server: { pollIntervalSeconds: 1 } }, '/x/agent.json').server).toEqual({ pollIntervalSeconds: 1, stallTimeoutSeconds: 60, downloadRetries: 1000 });
+    expect(parseConfig({ ...minimal, server: { pollIntervalSeconds: 1 } }, '/x/agent.json').server).toEqual({ pollIntervalSeconds: 1, stallTimeoutSeconds: 60, downloadRetries: 1000, pollJitter: 0.2 });
   });
 
   it('resolves relative paths against the config file directory', () => {
@@ -151,7 +151,8 @@ describe('agent config', () => {
 
     /** `minimal` with `key` set to `value` (or removed, for undefined), and the name errors give the key. */
     function withKey(key: string, value: unknown): { raw: Record<string, unknown>; where: string } {
-      const raw: Record<string, unknown> = structuredClone({ ...minimal, server: { url: 'http://s' } });
+      // Optional sections with required keys of their own are present, so each key can be tested alone.
+      const raw: Record<string, unknown> = structuredClone({ ...minimal, server: { url: 'http://s' }, busyGate: { command: ['is-busy'] } });
       const set = (o: Record<string, unknown>, k: string): void => {
         if (value === undefined) delete o[k];
         else o[k] = value;
