@@ -11,7 +11,8 @@
  *     into a simulated device's file slots, with its grubenv and cmdline; real GRUB (grub-emu,
  *     on the build machine: it plays the device's firmware) boots slot B, `ota-agent daemon`
  *     commits it, and `status --json` says so;
- *   - `dpkg --purge` removes it and its store.
+ *   - `dpkg --purge` removes it and its store;
+ *   - the tarball of the same tree, unpacked under /opt/otaab, runs `status --json`.
  *
  * amd64 always; arm64 too when qemu-user runs aarch64 binaries here (binfmt_misc with
  * qemu-user-static: registered if it is not yet and this runs as root), else it says it skipped
@@ -225,6 +226,16 @@ async function testArch(arch: string, deb: string): Promise<void> {
     check(!existsSync(join(rootDir, 'usr', 'lib', 'otaab')) && !existsSync(join(rootDir, 'var', 'lib', 'otaab')), `${arch}: purge left /usr/lib/otaab or /var/lib/otaab`);
     check(existsSync(join(rootDir, 'etc', 'otaab', 'agent.json')), `${arch}: purge removed the administrator's agent.json`);
     log(`${arch}: dpkg --purge ok`);
+
+    // The tarball: the same tree, relocatable, for distributions without dpkg.
+    const tarball = deb.replace(/otaab-agent_([^_]+)_([a-z0-9]+)\.deb$/, 'otaab-agent-$1-linux-$2.tar.gz');
+    check(existsSync(tarball), `${tarball} is missing`);
+    await mkdir(join(rootDir, 'opt', 'otaab'), { recursive: true });
+    await sh('tar', ['-xzf', tarball, '-C', join(rootDir, 'opt', 'otaab')]);
+    await mkdir(join(rootDir, 'var', 'lib', 'otaab'), { mode: 0o700 });
+    const fromTar = await inRoot(rootDir, ['/opt/otaab/usr/bin/ota-agent', 'status', '--json']);
+    check(fromTar.code === 0 && (JSON.parse(fromTar.stdout) as Status).booted === 'B', `${arch}: ota-agent from the tarball under /opt/otaab`, fromTar.all);
+    log(`${arch}: the tarball's ota-agent (unpacked under /opt/otaab) runs status --json`);
   } finally {
     if (procMounted) await execa('umount', [join(rootDir, 'proc')], { reject: false });
     const left = mountsUnder(rootDir);
