@@ -21,7 +21,7 @@
  *
  *   node dist/scripts/package-test.js [--arch amd64,arm64] [--pkg dist/pkg]
  */
-import { execa } from 'execa';
+import { execa, execaSync } from 'execa';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -131,6 +131,16 @@ interface Status {
   slots: SlotStatus[];
 }
 
+/** /proc mounts in chroots still in use: unmounted if the test is interrupted. */
+const liveMounts = new Set<string>();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    for (const m of liveMounts) execaSync('umount', [m], { reject: false });
+    process.stderr.write(`package test: interrupted (${sig}); chroots are left in ${CACHE}\n`);
+    process.exit(130);
+  });
+}
+
 /** The whole scenario for one architecture's .deb. */
 async function testArch(arch: string, deb: string): Promise<void> {
   const base = await baseRoot(arch);
@@ -140,6 +150,7 @@ async function testArch(arch: string, deb: string): Promise<void> {
     await sh('tar', ['--numeric-owner', '-xf', base, '-C', rootDir]);
     // Node reads /proc (CPU count, its own executable); the device's cmdline is the simulator's.
     procMounted = (await execa('mount', ['-t', 'proc', 'proc', join(rootDir, 'proc')], { reject: false })).exitCode === 0;
+    if (procMounted) liveMounts.add(join(rootDir, 'proc'));
     const inside = (p: string): string => `/${p.slice(rootDir.length + 1)}`;
     await copyFile(deb, join(rootDir, 'tmp', 'otaab-agent.deb'));
 
@@ -238,6 +249,7 @@ async function testArch(arch: string, deb: string): Promise<void> {
     log(`${arch}: the tarball's ota-agent (unpacked under /opt/otaab) runs status --json`);
   } finally {
     if (procMounted) await execa('umount', [join(rootDir, 'proc')], { reject: false });
+    liveMounts.delete(join(rootDir, 'proc'));
     const left = mountsUnder(rootDir);
     // Never delete through a mount point that is still there.
     if (left.length === 0) await rm(rootDir, { recursive: true, force: true });
