@@ -9,6 +9,7 @@ import type { ServerConfig } from './config.js';
 import { authPlugin } from './plugins/auth.js';
 import { errorsPlugin } from './plugins/errors.js';
 import { jsonBodyPlugin } from './plugins/json-body.js';
+import { metricsPlugin } from './plugins/metrics.js';
 import { openapiPlugin } from './plugins/openapi.js';
 import { servicesPlugin } from './plugins/services.js';
 import { bundleRoutes } from './routes/bundles.js';
@@ -49,6 +50,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   try {
     await app.register(servicesPlugin, { config, services });
     await app.register(errorsPlugin);
+    await app.register(metricsPlugin);
     await app.register(jsonBodyPlugin);
     await app.register(authPlugin);
     await app.register(openapiPlugin);

@@ -29,6 +29,8 @@ export const ApiErrors = defineErrors({
   BUNDLE_NOT_FOUND: fatal(404, 'No stored release has a bundle with this sha256.'),
   RANGE_NOT_SATISFIABLE: fatal(416, 'The Range starts past the end of the bundle: restart the download from 0.'),
   SERVER_INTERNAL: transient(500, 'The server failed unexpectedly: retry; the server log has the detail.'),
+  // console
+  METRICS_DISABLED: fatal(404, 'GET /metrics is not served on the API port: set metricsToken (scrape with it) or scrape the metricsListen address.'),
 });
 
 /** Errors of `ota-server` at start-up and of its admin commands. */

@@ -19,6 +19,7 @@ import { act, type Action } from './act.js';
 import type { ApiTarget } from './api.js';
 import { checkIn, checkinState, type CheckinResult } from './checkin.js';
 import { serverKeyring, type CompleteConnection } from './connection.js';
+import { exportTextfile } from '../metrics/export.js';
 import { pollDelayMs } from './poll.js';
 import { ReportSender, type FlushResult } from './reports.js';
 import '../errors.js';
@@ -118,8 +119,15 @@ export class ServerSession {
     return checkIn(this.target, dev.config.device.id, keyring, state, { timeoutMs: this.timeoutMs, ...(this.opts.signal ? { signal: this.opts.signal } : {}) });
   }
 
-  /** One check: flush, check in, then resume or act. */
+  /** One check: flush, check in, then resume or act; then the metrics textfile, if configured. */
   async check(): Promise<CheckReport> {
+    const at = new Date();
+    const r = await this.checkOnce();
+    await exportTextfile(this.dev, { at, ok: r.checkin?.ok === true }, this.opts.log);
+    return r;
+  }
+
+  private async checkOnce(): Promise<CheckReport> {
     const { dev, opts } = this;
     const reports = await this.sender.flush();
     let checkin: CheckinResult | undefined;

@@ -68,6 +68,13 @@ function server(s: Section): ServerConfig {
   return out;
 }
 
+function textfile(top: Section): string {
+  const p = top.path('metricsTextfile');
+  // node-exporter's textfile collector reads *.prom files only.
+  if (!p.endsWith('.prom')) top.invalid('metricsTextfile', `must end in ".prom" (node-exporter reads only those), not "${p}"`);
+  return p;
+}
+
 function deepFreeze<T>(v: T): T {
   if (v && typeof v === 'object' && !Object.isFrozen(v)) {
     Object.freeze(v);
@@ -82,6 +89,7 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
   top.only([
     'device', 'slots', 'boot', 'cmdlinePath', 'rebootCommand', 'rebootTimeoutSeconds', 'trustedKeys',
     'dataDir', 'healthChecks', 'healthDeadlineSeconds', 'maxTransitions', 'checkpointBytes', 'tools', 'server',
+    'metricsTextfile',
   ]);
   if (!top.has('device')) top.invalid('device', 'is required');
   const device = top.section('device');
@@ -120,6 +128,7 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
       grubEditenv: tools.string('grubEditenv', DEFAULTS.tools.grubEditenv),
     },
     ...(top.has('server') ? { server: server(top.section('server')) } : {}),
+    ...(top.has('metricsTextfile') ? { metricsTextfile: textfile(top) } : {}),
   };
   return deepFreeze(config);
 }

@@ -94,4 +94,6 @@ export interface AgentConfig {
   readonly checkpointBytes: number;
   readonly tools: ToolsConfig;
   readonly server?: ServerConfig;
+  /** node-exporter textfile the daemon rewrites after every check (a `.prom` path), if any. */
+  readonly metricsTextfile?: string;
 }

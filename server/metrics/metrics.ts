@@ -1,0 +1,167 @@
+/**
+ * The server's Prometheus metrics (prom-client), one registry per app. Counters and histograms
+ * are updated on the request path through children resolved once per label set and cached
+ * here, so a check-in pays a map lookup and an increment, never prom-client's label hashing;
+ * fleet-wide gauges (devices by state, silent devices, rollouts) are read from the database
+ * only when Prometheus scrapes.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Report } from '../../shared/protocol.js';
+import type { Db } from '../db/open.js';
+import { reasonLabel } from './labels.js';
+
+/** Request latency buckets, seconds: a check-in takes about a millisecond, an upload minutes. */
+const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120];
+/** Store operation buckets, seconds: most are a few prepared statements. */
+const STORE_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2];
+
+/** Something whose `observe(seconds)` records one duration. */
+export interface Observer {
+  observe(v: number): void;
+}
+
+/** Something whose `inc(n?)` adds to a count. */
+interface Incrementer {
+  inc(n?: number): void;
+}
+
+/** A gauge source read at scrape time: returns label sets and values. */
+export type GaugeSource = () => { labels: Record<string, string>; value: number }[];
+
+/** The metrics of one server app. */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  private readonly checkins;
+  private readonly checkinChildren = new Map<string, Incrementer>();
+  private readonly downloads;
+  private readonly downloadBytes;
+  private readonly reports;
+  private readonly reportChildren = new Map<string, Incrementer>();
+  private readonly requests;
+  private readonly requestChildren = new Map<string, Observer>();
+  private readonly store;
+  private readonly storeChildren = new Map<string, Observer>();
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'otaab_server_' });
+    this.checkins = new Counter({ name: 'otaab_checkins_total', help: 'Check-ins answered with a signed directive, by directive type', labelNames: ['directive'], registers });
+    for (const d of ['none', 'update', 'rollback']) this.checkins.labels(d).inc(0);
+    this.downloads = new Counter({ name: 'otaab_downloads_total', help: 'Bundle downloads started, by kind (full or partial, a resumed download)', labelNames: ['kind'], registers });
+    for (const k of ['full', 'partial']) this.downloads.labels(k).inc(0);
+    this.downloadBytes = new Counter({ name: 'otaab_download_bytes_total', help: 'Bundle bytes read from storage and sent to devices', registers });
+    this.reports = new Counter({
+      name: 'otaab_reports_total',
+      help: 'Device reports stored (duplicates excluded), by outcome (success, failure, or progress for a report without one) and reason class',
+      labelNames: ['outcome', 'reason'],
+      registers,
+    });
+    this.requests = new Histogram({
+      name: 'otaab_http_request_duration_seconds',
+      help: 'HTTP request latency from arrival to the end of the answer, by method, route pattern and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: REQUEST_BUCKETS,
+      registers,
+    });
+    this.store = new Histogram({
+      name: 'otaab_store_operation_duration_seconds',
+      help: 'Latency of database operations (query group and method), including waits for the write lock',
+      labelNames: ['op'],
+      buckets: STORE_BUCKETS,
+      registers,
+    });
+  }
+
+  /** Counts one check-in answer. */
+  checkin(directive: string): void {
+    let c = this.checkinChildren.get(directive);
+    if (!c) this.checkinChildren.set(directive, (c = this.checkins.labels(directive)));
+    c.inc();
+  }
+
+  /** Counts a download and, when its stream closes, the bytes it read. */
+  download(partial: boolean, stream: NodeJS.EventEmitter & { bytesRead: number }): void {
+    this.downloads.labels(partial ? 'partial' : 'full').inc();
+    stream.once('close', () => this.downloadBytes.inc(stream.bytesRead));
+  }
+
+  /** Counts a stored report. */
+  report(r: Pick<Report, 'outcome' | 'reason'>): void {
+    const outcome = r.outcome ?? 'progress';
+    const reason = r.outcome === undefined ? '' : reasonLabel(r.reason);
+    const key = `${outcome}\0${reason}`;
+    let c = this.reportChildren.get(key);
+    if (!c) {
+      // Reasons are bounded by reasonLabel; past 200 distinct label sets, lump the rest together.
+      c = this.reportChildren.size < 200 ? this.reports.labels(outcome, reason) : this.reports.labels(outcome, 'other');
+      this.reportChildren.set(key, c);
+    }
+    c.inc();
+  }
+
+  /** Records one answered request; `route` is the pattern (`/v1/devices/:id`), never the raw URL. */
+  request(method: string, route: string, status: number, seconds: number): void {
+    const key = `${method} ${route} ${status}`;
+    let o = this.requestChildren.get(key);
+    if (!o) this.requestChildren.set(key, (o = this.requests.labels(method, route, String(status))));
+    o.observe(seconds);
+  }
+
+  /** The observer of one store operation. */
+  storeOp(op: string): Observer {
+    let o = this.storeChildren.get(op);
+    if (!o) this.storeChildren.set(op, (o = this.store.labels(op)));
+    return o;
+  }
+
+  /** Registers a gauge whose values are read from `source` at every scrape. */
+  gauge(name: string, help: string, labelNames: string[], source: GaugeSource): void {
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { labels, value } of source()) {
+          if (labelNames.length === 0) this.set(value);
+          else this.set(labels, value);
+        }
+      },
+    });
+  }
+
+  /** The exposition text. */
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** The exposition content type. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+/** Silence thresholds of `otaab_devices_silent`, label → seconds. */
+const SILENT: readonly [string, number][] = [
+  ['1h', 3600],
+  ['1d', 86400],
+  ['7d', 7 * 86400],
+];
+
+/** The fleet gauges every server has, read from its database at scrape time. */
+export function fleetGauges(m: ServerMetrics, db: Db): void {
+  const byState = db.prepare("SELECT coalesce(state, 'unknown') AS state, count(*) AS n FROM devices GROUP BY 1");
+  m.gauge('otaab_devices', 'Enrolled devices by the state they last reported (unknown: never checked in)', ['state'], () =>
+    (byState.all() as { state: string; n: number }[]).map((r) => ({ labels: { state: r.state }, value: r.n })),
+  );
+  const silent = db.prepare('SELECT count(*) FROM devices WHERE coalesce(last_seen, enrolled) < ?').pluck();
+  m.gauge('otaab_devices_silent', 'Devices not heard from (no check-in, or none since enrollment) for at least the labelled time', ['for'], () => {
+    const now = Date.now();
+    return SILENT.map(([label, s]) => ({ labels: { for: label }, value: silent.get(new Date(now - s * 1000).toISOString()) as number }));
+  });
+  const pending = db.prepare('SELECT count(*) FROM rollbacks WHERE delivered IS NULL').pluck();
+  m.gauge('otaab_rollback_requests_waiting', 'Technician rollback requests not yet delivered to their device', [], () => [{ labels: {}, value: pending.get() as number }]);
+  const releases = db.prepare('SELECT count(*) FROM releases').pluck();
+  m.gauge('otaab_releases', 'Stored releases', [], () => [{ labels: {}, value: releases.get() as number }]);
+}
