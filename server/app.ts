@@ -17,6 +17,7 @@ import { channelRoutes } from './routes/channels.js';
 import { checkinRoutes } from './routes/checkin.js';
 import { deviceRoutes } from './routes/devices.js';
 import { releaseRoutes } from './routes/releases.js';
+import { rolloutRoutes } from './routes/rollouts.js';
 import { openServices, type Services } from './services.js';
 
 /** What `buildApp` takes. */
@@ -61,6 +62,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         await v1.register(deviceRoutes);
         await v1.register(checkinRoutes);
         await v1.register(bundleRoutes);
+        await v1.register(rolloutRoutes);
       },
       { prefix: '/v1' },
     );

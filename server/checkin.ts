@@ -1,7 +1,9 @@
 /**
  * The check-in path, kept lean for thousands of devices: one write transaction records the
- * device's state, takes a waiting rollback request and reads the channel's offer; the pure
- * policy decides; the answer is signed by the signer service.
+ * device's state and attributes, takes a waiting rollback request and asks the rollouts which
+ * release (if any) the device may be offered now (joining it to a running rollout it is in the
+ * target of); the pure policies decide; the answer, with the maintenance windows of the
+ * device's groups, is signed by the signer service.
  *
  * Durability: a check-in that delivers a rollback request commits with synchronous=FULL like
  * every other write, because a delivery lost in a power cut would deliver the rollback twice.
@@ -16,15 +18,22 @@ import type Database from 'better-sqlite3';
 import { OtaError } from '../shared/errors.js';
 import type { CheckinAnswer, CheckinRequest, Directive, SignedEnvelope } from '../shared/protocol.js';
 import { isVersion } from '../shared/version.js';
+import type { MaintenanceWindow } from '../shared/windows.js';
 import type { ServerConfig } from './config.js';
 import type { Store } from './db/store.js';
 import './errors.js';
 import { decide } from './policy/directive.js';
 import type { AnswerSigner } from './signer.js';
 
+/** What the check-in transaction decided. */
+interface Step {
+  directive: Directive;
+  windows: MaintenanceWindow[];
+}
+
 /** Answers check-ins. */
 export class CheckinService {
-  private readonly step: (device: string, c: CheckinRequest, now: Date, base: string, waiting: string | null) => Directive;
+  private readonly step: (device: string, c: CheckinRequest, now: Date, base: string, waiting: string | null) => Step;
   private readonly relaxed: Database.Statement;
   private readonly strict: Database.Statement;
 
@@ -39,28 +48,50 @@ export class CheckinService {
     this.strict = store.db.prepare('PRAGMA synchronous = FULL');
     // IMMEDIATE: take the write lock up front, so `ota-server token` writing at the same time
     // makes this wait (busy_timeout) instead of failing on a lock upgrade.
-    this.step = store.db.transaction((device: string, c: CheckinRequest, now: Date, base: string, waiting: string | null): Directive => {
+    this.step = store.db.transaction((device: string, c: CheckinRequest, now: Date, base: string, waiting: string | null): Step => {
       const routing = store.devices.routing(device);
       if (!routing) throw new OtaError('DEVICE_NOT_FOUND', `device ${device}: not enrolled`);
-      store.devices.recordCheckin(device, c, now);
-      const offer = store.releases.offer(routing.channel);
+      store.devices.recordCheckin(device, c, now, routing.attributes);
+      const tags = routing.tags ? routing.tags.split('\n') : [];
+      const windows = store.windows.forTags(tags);
+      // Who is offered what is the rollouts' decision (server/rollout/policy.ts); a plain
+      // channel publish is a one-phase rollout.
+      const chosen = store.rollouts.choose(
+        {
+          id: device,
+          product: routing.product,
+          channel: routing.channel,
+          compatible: routing.compatible,
+          tags: new Set(tags),
+          attributes: c.attributes ?? (JSON.parse(routing.attributes) as Record<string, string>),
+          version: c.version,
+        },
+        (product, version) => store.releases.offer(product, version).compatible,
+        now,
+        (version) => store.reports.failed(device, version),
+      );
+      const offer = chosen ? store.releases.offer(chosen.product, chosen.version) : null;
       const d = decide({
         checkin: c,
         compatible: routing.compatible,
         rollback: waiting === null ? null : store.rollbacks.deliver(waiting, now),
         offer,
-        offerFailed: offer !== null && store.reports.failed(device, offer.version),
+        offerFailed: false,
       });
-      if (d.type !== 'update' || !offer) return d.type === 'rollback' ? d : { type: 'none' };
+      if (d.type !== 'update' || !offer || !chosen) return { directive: d.type === 'rollback' ? d : { type: 'none' }, windows };
+      if (chosen.status === 'waiting') store.rollouts.markOffered(chosen.rollout, device, now);
       return {
-        type: 'update',
-        release: {
-          version: offer.version,
-          sha256: offer.sha256,
-          size: offer.size,
-          url: `${base}/v1/bundles/${offer.sha256}`,
-          manifest: offer.manifest,
-          manifestSignature: offer.manifestSignature,
+        windows,
+        directive: {
+          type: 'update',
+          release: {
+            version: offer.version,
+            sha256: offer.sha256,
+            size: offer.size,
+            url: `${base}/v1/bundles/${offer.sha256}`,
+            manifest: offer.manifest,
+            manifestSignature: offer.manifestSignature,
+          },
         },
       };
     }).immediate;
@@ -80,20 +111,22 @@ export class CheckinService {
     const waiting = this.store.rollbacks.waiting(device);
     const relax = waiting === null;
     if (relax) this.relaxed.run();
-    let directive: Directive;
+    let step: Step;
     try {
-      directive = this.step(device, c, now, this.config.publicUrl ?? requestBase, waiting);
+      step = this.step(device, c, now, this.config.publicUrl ?? requestBase, waiting);
     } finally {
       if (relax) this.strict.run();
     }
-    this.counted(directive.type);
+    this.counted(step.directive.type);
     const answer: CheckinAnswer = {
       device,
       nonce: c.nonce,
       issued: now.toISOString(),
       expires: new Date(now.getTime() + this.config.answerTtl * 1000).toISOString(),
-      directive,
+      directive: step.directive,
       pollInterval: this.config.pollInterval,
+      // Only to devices in a group with windows: the answers of the others stay as they were.
+      ...(step.windows.length > 0 ? { windows: step.windows } : {}),
     };
     return this.signer.sign(answer);
   }

@@ -29,6 +29,12 @@ export const ApiErrors = defineErrors({
   BUNDLE_NOT_FOUND: fatal(404, 'No stored release has a bundle with this sha256.'),
   RANGE_NOT_SATISFIABLE: fatal(416, 'The Range starts past the end of the bundle: restart the download from 0.'),
   SERVER_INTERNAL: transient(500, 'The server failed unexpectedly: retry; the server log has the detail.'),
+  // fleet
+  ROLLOUT_NOT_FOUND: fatal(404, 'No rollout has this id: `ota-release rollout list` shows them.'),
+  ROLLOUT_STATE: fatal(409, 'The rollout is not in a state that allows this action (e.g. resuming a running rollout, anything on an aborted one).'),
+  ROLLOUT_INVALID: fatal(400, 'The rollout\'s phases, thresholds or target do not make sense: fix the named field.'),
+  WINDOW_INVALID: fatal(400, 'The maintenance window is not well formed: days mon..sun, start HH:MM, durationMinutes 1-1440, an IANA timeZone.'),
+  WINDOW_NOT_FOUND: fatal(404, 'No maintenance window has this name: `ota-release window list` shows them.'),
   // console
   METRICS_DISABLED: fatal(404, 'GET /metrics is not served on the API port: set metricsToken (scrape with it) or scrape the metricsListen address.'),
 });

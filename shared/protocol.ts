@@ -8,6 +8,7 @@ import type { PrivateKey } from 'openpgp';
 import { OtaError, defineErrors } from './errors.js';
 import { parseStrictJson } from './strict-json.js';
 import { signDetached, verifyDetached, type Keyring } from './signing.js';
+import type { MaintenanceWindow } from './windows.js';
 
 /** Errors of the agent–server protocol. */
 export const ProtocolErrors = defineErrors({
@@ -41,6 +42,11 @@ export interface CheckinRequest {
   state: DeviceState;
   /** Transaction in flight, if any. */
   transaction?: { id: string; version: string; state: DeviceState };
+  /**
+   * What the device says of itself for grouping (hardware, site, agentVersion, slot.A, slot.B,
+   * ...): short strings, at most 32; ops filter and target rollouts by them.
+   */
+  attributes?: Record<string, string>;
 }
 
 /** A release the server tells a device to install. */
@@ -73,6 +79,11 @@ export interface CheckinAnswer {
   directive: Directive;
   /** Seconds until the next check-in the server would like. */
   pollInterval?: number;
+  /**
+   * The maintenance windows of the device's groups: it installs, reboots and commits a server
+   * update only inside one (its own clock decides). Absent: no windows, any time.
+   */
+  windows?: MaintenanceWindow[];
 }
 
 /** Envelope on the wire: the exact answer bytes and a detached OpenPGP signature over them. */

@@ -94,4 +94,110 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX rollbacks_pending ON rollbacks(device) WHERE delivered IS NULL;
     `,
   },
+  {
+    version: 2,
+    name: 'products, inventory, rollouts, maintenance windows, rollback outcomes',
+    // Releases and channels are keyed by (product, version) and (product, name): the tables are
+    // rebuilt (SQLite cannot change a primary key) and every existing release keeps the product
+    // its signed manifest named. A channel takes the product of the release it points at.
+    sql: `
+      CREATE TABLE releases_v2 (
+        product TEXT NOT NULL,
+        version TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        compatible TEXT NOT NULL,
+        manifest BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        signer TEXT NOT NULL,
+        created TEXT NOT NULL,
+        uploaded TEXT NOT NULL,
+        PRIMARY KEY (product, version)
+      ) STRICT;
+      INSERT INTO releases_v2 (product, version, sha256, size, compatible, manifest, signature, signer, created, uploaded)
+        SELECT product, version, sha256, size, compatible, manifest, signature, signer, created, uploaded FROM releases;
+      CREATE TABLE channels_v2 (
+        product TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (product, name),
+        FOREIGN KEY (product, version) REFERENCES releases_v2(product, version)
+      ) STRICT;
+      INSERT INTO channels_v2 (product, name, version, updated)
+        SELECT r.product, c.name, c.version, c.updated FROM channels c JOIN releases r ON r.version = c.version;
+      DROP TABLE channels;
+      DROP TABLE releases;
+      ALTER TABLE releases_v2 RENAME TO releases;
+      ALTER TABLE channels_v2 RENAME TO channels;
+
+      -- A device's product: given at enrollment; for devices enrolled before products existed,
+      -- the product of the release its channel offered (NULL when that is not one product).
+      ALTER TABLE devices ADD COLUMN product TEXT;
+      UPDATE devices SET product = (SELECT min(c.product) FROM channels c WHERE c.name = devices.channel)
+        WHERE (SELECT count(DISTINCT c.product) FROM channels c WHERE c.name = devices.channel) = 1;
+      ALTER TABLE devices ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}';   -- JSON, as the device reports
+      CREATE TABLE device_tags (
+        device TEXT NOT NULL REFERENCES devices(id),
+        tag TEXT NOT NULL,
+        PRIMARY KEY (device, tag)
+      ) STRICT;
+      CREATE INDEX device_tags_tag ON device_tags(tag);
+
+      ALTER TABLE rollbacks ADD COLUMN outcome TEXT;          -- success | failure | refused
+      ALTER TABLE rollbacks ADD COLUMN outcome_reason TEXT;
+      ALTER TABLE rollbacks ADD COLUMN outcome_at TEXT;
+
+      CREATE TABLE rollouts (
+        id TEXT PRIMARY KEY,
+        product TEXT NOT NULL,
+        version TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('staged', 'publish')),
+        channel TEXT,                        -- target: devices of this channel (NULL: any)
+        tags TEXT NOT NULL,                  -- target: JSON array, a device must carry them all
+        attributes TEXT NOT NULL,            -- target: JSON object, reported attributes equal to these
+        phases TEXT NOT NULL,                -- JSON array of { "percent": p } or { "count": n }
+        success_share REAL NOT NULL,
+        soak_seconds INTEGER NOT NULL,
+        pause_failures INTEGER,
+        pause_failure_share REAL,
+        seed INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('running', 'paused', 'completed', 'aborted', 'superseded')),
+        phase INTEGER NOT NULL,              -- index of the last open phase
+        phase_opened TEXT NOT NULL,
+        acknowledged_failures INTEGER NOT NULL DEFAULT 0,
+        reason TEXT,
+        created_by TEXT NOT NULL,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        FOREIGN KEY (product, version) REFERENCES releases(product, version)
+      ) STRICT;
+      CREATE INDEX rollouts_product ON rollouts(product, state);
+      CREATE TABLE rollout_devices (
+        rollout TEXT NOT NULL REFERENCES rollouts(id),
+        device TEXT NOT NULL REFERENCES devices(id),
+        phase INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('waiting', 'offered', 'installing', 'success', 'failure')),
+        reason TEXT,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (rollout, device)
+      ) STRICT;
+      CREATE INDEX rollout_devices_device ON rollout_devices(device);
+      -- Every published channel becomes a one-phase rollout; devices join it at check-in.
+      INSERT INTO rollouts (id, product, version, kind, channel, tags, attributes, phases, success_share, soak_seconds, seed, state, phase, phase_opened, created_by, created, updated)
+        SELECT 'ro-' || lower(hex(randomblob(8))), product, version, 'publish', name, '[]', '{}', '[{"percent":100}]', 1.0, 0, 0, 'running', 0, updated, 'migration', updated, updated FROM channels;
+
+      CREATE TABLE windows (
+        name TEXT PRIMARY KEY,
+        tag TEXT NOT NULL,                   -- the group: devices carrying this tag
+        days TEXT NOT NULL,                  -- JSON array of mon..sun
+        start TEXT NOT NULL,                 -- HH:MM local time
+        duration_minutes INTEGER NOT NULL,
+        time_zone TEXT NOT NULL,             -- IANA name
+        updated TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX windows_tag ON windows(tag);
+    `,
+  },
 ];

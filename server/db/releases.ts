@@ -1,4 +1,7 @@
-/** Release and channel rows, and the per-version data a check-in's update directive needs. */
+/**
+ * Release and channel rows, and the per-release data a check-in's update directive needs.
+ * A release is identified by (product, version); a channel belongs to a product.
+ */
 import { OtaError } from '../../shared/errors.js';
 import type { Db } from './open.js';
 
@@ -17,10 +20,10 @@ export interface NewRelease {
 
 /** A release as the API lists it. */
 export interface ReleaseView {
+  product: string;
   version: string;
   sha256: string;
   size: number;
-  product: string;
   compatible: string[];
   signer: string;
   created: string;
@@ -28,8 +31,9 @@ export interface ReleaseView {
   channels: string[];
 }
 
-/** A channel and the release it points at. */
+/** A channel of a product and the release it points at. */
 export interface ChannelView {
+  product: string;
   name: string;
   version: string;
   updated: string;
@@ -37,6 +41,7 @@ export interface ChannelView {
 
 /** What a check-in offers: everything of an update directive except the URL, precomputed. */
 export interface Offer {
+  product: string;
   version: string;
   sha256: string;
   size: number;
@@ -49,8 +54,9 @@ interface ReleaseRow extends Omit<ReleaseView, 'compatible' | 'channels'> {
   compatible: string;
 }
 
-function view(r: ReleaseRow, channels: string[]): ReleaseView {
-  return { ...r, compatible: JSON.parse(r.compatible) as string[], channels };
+function view(r: ReleaseRow, channels: readonly ChannelView[]): ReleaseView {
+  const names = channels.filter((c) => c.product === r.product && c.version === r.version).map((c) => c.name);
+  return { ...r, compatible: JSON.parse(r.compatible) as string[], channels: names };
 }
 
 /** Prepared statements over releases and channels. */
@@ -69,47 +75,47 @@ export class ReleaseQueries {
 
   constructor(db: Db) {
     this.insertStmt = db.prepare(
-      'INSERT INTO releases (version, sha256, size, product, compatible, manifest, signature, signer, created, uploaded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO releases (product, version, sha256, size, compatible, manifest, signature, signer, created, uploaded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
-    const cols = 'version, sha256, size, product, compatible, signer, created, uploaded';
-    this.getStmt = db.prepare(`SELECT ${cols} FROM releases WHERE version = ?`);
-    this.listStmt = db.prepare(`SELECT ${cols} FROM releases ORDER BY uploaded, version`);
-    this.bySha = db.prepare('SELECT version, size FROM releases WHERE sha256 = ?');
+    const cols = 'product, version, sha256, size, compatible, signer, created, uploaded';
+    this.getStmt = db.prepare(`SELECT ${cols} FROM releases WHERE product = ? AND version = ?`);
+    this.listStmt = db.prepare(`SELECT ${cols} FROM releases WHERE ? IS NULL OR product = ? ORDER BY uploaded, product, version`);
+    this.bySha = db.prepare('SELECT product, version, size FROM releases WHERE sha256 = ?');
     this.shasStmt = db.prepare('SELECT sha256 FROM releases').pluck();
-    this.channelsStmt = db.prepare('SELECT name, version, updated FROM channels ORDER BY name');
-    this.channelStmt = db.prepare('SELECT version FROM channels WHERE name = ?').pluck();
+    this.channelsStmt = db.prepare('SELECT product, name, version, updated FROM channels ORDER BY product, name');
+    this.channelStmt = db.prepare('SELECT version FROM channels WHERE product = ? AND name = ?').pluck();
     this.publishStmt = db.prepare(
-      'INSERT INTO channels (name, version, updated) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET version = excluded.version, updated = excluded.updated',
+      'INSERT INTO channels (product, name, version, updated) VALUES (?, ?, ?, ?) ON CONFLICT (product, name) DO UPDATE SET version = excluded.version, updated = excluded.updated',
     );
-    this.offerStmt = db.prepare('SELECT version, sha256, size, compatible, manifest, signature FROM releases WHERE version = ?');
+    this.offerStmt = db.prepare('SELECT product, version, sha256, size, compatible, manifest, signature FROM releases WHERE product = ? AND version = ?');
   }
 
-  /** Records a release; a stored version is refused with RELEASE_EXISTS. */
+  /** Records a release; a stored (product, version) is refused with RELEASE_EXISTS. */
   insert(r: NewRelease, now = new Date()): void {
-    if (this.getStmt.get(r.version)) throw new OtaError('RELEASE_EXISTS', `release ${r.version}: already stored; versions are immutable`);
-    this.insertStmt.run(r.version, r.sha256, r.size, r.product, JSON.stringify(r.compatible), r.manifest, r.signature, r.signer, r.created, now.toISOString());
+    if (this.exists(r.product, r.version)) throw new OtaError('RELEASE_EXISTS', `release ${r.product} ${r.version}: already stored; versions are immutable`);
+    this.insertStmt.run(r.product, r.version, r.sha256, r.size, JSON.stringify(r.compatible), r.manifest, r.signature, r.signer, r.created, now.toISOString());
   }
 
-  /** True when `version` is stored. */
-  exists(version: string): boolean {
-    return this.getStmt.get(version) !== undefined;
+  /** True when the release is stored. */
+  exists(product: string, version: string): boolean {
+    return this.getStmt.get(product, version) !== undefined;
   }
 
   /** One release, or undefined. */
-  get(version: string): ReleaseView | undefined {
-    const row = this.getStmt.get(version) as ReleaseRow | undefined;
-    return row && view(row, this.channels().filter((c) => c.version === version).map((c) => c.name));
+  get(product: string, version: string): ReleaseView | undefined {
+    const row = this.getStmt.get(product, version) as ReleaseRow | undefined;
+    return row && view(row, this.channels());
   }
 
-  /** Every release, oldest upload first, with the channels that point at it. */
-  list(): ReleaseView[] {
+  /** Every release (of one product, or all), oldest upload first, with the channels that point at it. */
+  list(product: string | null = null): ReleaseView[] {
     const channels = this.channels();
-    return (this.listStmt.all() as ReleaseRow[]).map((r) => view(r, channels.filter((c) => c.version === r.version).map((c) => c.name)));
+    return (this.listStmt.all(product, product) as ReleaseRow[]).map((r) => view(r, channels));
   }
 
-  /** Size of a stored bundle by sha256, or undefined when no release has it. */
-  bundle(sha256: string): { version: string; size: number } | undefined {
-    return this.bySha.get(sha256) as { version: string; size: number } | undefined;
+  /** A stored bundle by sha256, or undefined when no release has it. */
+  bundle(sha256: string): { product: string; version: string; size: number } | undefined {
+    return this.bySha.get(sha256) as { product: string; version: string; size: number } | undefined;
   }
 
   /** The sha256 of every recorded bundle (to sweep unrecorded files at start). */
@@ -122,22 +128,28 @@ export class ReleaseQueries {
     return this.channelsStmt.all() as ChannelView[];
   }
 
-  /** Points `channel` at a stored release; returns the version it pointed at before. */
-  publish(channel: string, version: string, now = new Date()): string | null {
-    if (!this.exists(version)) throw new OtaError('RELEASE_NOT_FOUND', `release ${version}: not stored; upload it before publishing`);
-    const previous = (this.channelStmt.get(channel) as string | undefined) ?? null;
-    this.publishStmt.run(channel, version, now.toISOString());
+  /** The version a product's channel points at, or null. */
+  channel(product: string, name: string): string | null {
+    return (this.channelStmt.get(product, name) as string | undefined) ?? null;
+  }
+
+  /** Points a product's `channel` at a stored release; returns the version it pointed at before. */
+  publish(product: string, channel: string, version: string, now = new Date()): string | null {
+    if (!this.exists(product, version)) throw new OtaError('RELEASE_NOT_FOUND', `release ${product} ${version}: not stored; upload it before publishing`);
+    const previous = this.channel(product, channel);
+    this.publishStmt.run(product, channel, version, now.toISOString());
     return previous;
   }
 
-  /** The release a channel offers, or null when the channel is unpublished. */
-  offer(channel: string): Offer | null {
-    const version = this.channelStmt.get(channel) as string | undefined;
-    if (version === undefined) return null;
-    let offer = this.offers.get(version);
+  /** The offer of a stored release (cached: releases are immutable). */
+  offer(product: string, version: string): Offer {
+    const key = `${product}\u0000${version}`;
+    let offer = this.offers.get(key);
     if (!offer) {
-      const r = this.offerStmt.get(version) as { version: string; sha256: string; size: number; compatible: string; manifest: Buffer; signature: Buffer };
+      const r = this.offerStmt.get(product, version) as { product: string; version: string; sha256: string; size: number; compatible: string; manifest: Buffer; signature: Buffer } | undefined;
+      if (!r) throw new OtaError('RELEASE_NOT_FOUND', `release ${product} ${version}: not stored`);
       offer = {
+        product: r.product,
         version: r.version,
         sha256: r.sha256,
         size: r.size,
@@ -145,7 +157,7 @@ export class ReleaseQueries {
         manifest: r.manifest.toString('base64'),
         manifestSignature: r.signature.toString('base64'),
       };
-      this.offers.set(version, offer);
+      this.offers.set(key, offer);
     }
     return offer;
   }

@@ -87,7 +87,7 @@ export class ReportQueries {
   private readonly listStmt;
   private readonly failedStmt;
 
-  constructor(db: Db) {
+  constructor(db: Db, after: (device: string, r: Report, now: Date) => void = () => undefined) {
     const insert = db.prepare(
       `INSERT INTO reports (device, id, tx_id, version, state, outcome, reason, progress_bytes, progress_total, details, at, received)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device, id) DO NOTHING`,
@@ -104,6 +104,9 @@ export class ReportQueries {
       const details = r.details !== undefined ? JSON.stringify(r.details) : null;
       const res = insert.run(device, r.id, r.transaction, r.version, r.state, r.outcome ?? null, r.reason ?? null, r.progress?.bytes ?? null, r.progress?.total ?? null, details, r.at, now.toISOString());
       if (res.changes === 0) return false;
+      after(device, r, now);
+      // A refused directive is no transaction of the device: its record stays as it was.
+      if ((r.details as { refused?: unknown } | undefined)?.refused === true) return true;
       tx.run(r.transaction, r.version, r.state, device);
       if (r.outcome === undefined) return true;
       outcome.run(r.outcome, r.reason ?? null, r.version, r.at, device);

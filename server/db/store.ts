@@ -5,6 +5,8 @@ import { openDatabase, type Db } from './open.js';
 import { ReleaseQueries } from './releases.js';
 import { ReportQueries } from './reports.js';
 import { RollbackQueries } from './rollbacks.js';
+import { RolloutQueries } from './rollouts.js';
+import { WindowQueries } from './windows.js';
 import { TokenQueries } from './tokens.js';
 
 /** The database file inside a data directory. */
@@ -17,13 +19,21 @@ export class Store {
   readonly devices: DeviceQueries;
   readonly reports: ReportQueries;
   readonly rollbacks: RollbackQueries;
+  readonly rollouts: RolloutQueries;
+  readonly windows: WindowQueries;
 
   constructor(readonly db: Db) {
     this.tokens = new TokenQueries(db);
     this.releases = new ReleaseQueries(db);
     this.devices = new DeviceQueries(db);
-    this.reports = new ReportQueries(db);
     this.rollbacks = new RollbackQueries(db);
+    this.rollouts = new RolloutQueries(db);
+    this.windows = new WindowQueries(db);
+    // In the report's own transaction: rollout counts and rollback outcomes move with it.
+    this.reports = new ReportQueries(db, (device, r, now) => {
+      this.rollouts.onReport(device, r, now);
+      this.rollbacks.onReport(device, r, now);
+    });
   }
 
   /** Opens the database of a data directory (which must exist). */

@@ -3,7 +3,38 @@ import type { FastifyPluginAsync } from 'fastify';
 import { OtaError } from '../../shared/errors.js';
 import { transactionsOf } from '../db/reports.js';
 import '../errors.js';
-import { deviceSchema, enrollSchema, listDevicesSchema, rollbackSchema } from '../schemas/devices.js';
+import type { DeviceFilter } from '../db/devices.js';
+import { bulkTagSchema, deviceSchema, enrollSchema, listDevicesSchema, rollbackSchema, tagSchema } from '../schemas/devices.js';
+
+/** The fleet list's query: `tag=a,b` (all of them), `attr=site=lyon,hardware=rev-c`. */
+interface DeviceQuery {
+  product?: string;
+  channel?: string;
+  tag?: string;
+  attr?: string;
+  version?: string;
+  compatible?: string;
+}
+
+/** The filter a fleet-list query asks for. */
+export function deviceFilter(q: DeviceQuery): DeviceFilter {
+  const f: DeviceFilter = {};
+  if (q.product !== undefined) f.product = q.product;
+  if (q.channel !== undefined) f.channel = q.channel;
+  if (q.version !== undefined) f.version = q.version;
+  if (q.compatible !== undefined) f.compatible = q.compatible;
+  if (q.tag !== undefined) f.tags = q.tag.split(',').filter((t) => t !== '');
+  if (q.attr !== undefined) {
+    const attrs: Record<string, string> = {};
+    for (const pair of q.attr.split(',')) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new OtaError('REQUEST_INVALID', `query "attr": "${pair}" is not NAME=VALUE`);
+      attrs[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    f.attributes = attrs;
+  }
+  return f;
+}
 
 /** Channel of a device enrolled without one. */
 export const DEFAULT_CHANNEL = 'stable';
@@ -11,6 +42,7 @@ export const DEFAULT_CHANNEL = 'stable';
 interface EnrollBody {
   id: string;
   compatible: string;
+  product?: string;
   channel?: string;
   replace?: boolean;
 }
@@ -27,7 +59,7 @@ export const deviceRoutes: FastifyPluginAsync = async (app) => {
     }
     const { store } = app;
     const token = store.transaction(() => {
-      store.devices.enroll(id, compatible, channel, replace);
+      store.devices.enroll(id, compatible, channel, replace, new Date(), req.body.product ?? null);
       store.tokens.revokeDevice(id);
       return store.tokens.create('device', id, id);
     });
@@ -35,7 +67,30 @@ export const deviceRoutes: FastifyPluginAsync = async (app) => {
     return reply.code(201).send({ id, token: token.token, serverKey: app.signer.publicKey, channel, compatible });
   });
 
-  app.get('/devices', { schema: listDevicesSchema, config: { roles: ['ops', 'technician'] } }, async () => ({ devices: app.store.devices.list() }));
+  app.get<{ Querystring: DeviceQuery }>('/devices', { schema: listDevicesSchema, config: { roles: ['ops', 'technician'] } }, async (req) => ({
+    devices: app.store.devices.list(deviceFilter(req.query)),
+  }));
+
+  app.put<{ Params: { id: string; tag: string } }>('/devices/:id/tags/:tag', { schema: tagSchema('Put a tag on a device'), config: { roles: ['ops'] } }, async (req) => {
+    const { id, tag } = req.params;
+    app.store.transaction(() => app.store.devices.tag(id, [tag], []));
+    return { id, tags: app.store.devices.get(id)!.tags };
+  });
+
+  app.delete<{ Params: { id: string; tag: string } }>('/devices/:id/tags/:tag', { schema: tagSchema('Remove a tag from a device'), config: { roles: ['ops'] } }, async (req) => {
+    const { id, tag } = req.params;
+    app.store.transaction(() => app.store.devices.tag(id, [], [tag]));
+    return { id, tags: app.store.devices.get(id)!.tags };
+  });
+
+  app.post<{ Body: { devices: string[]; add?: string[]; remove?: string[] } }>('/devices/tags', { schema: bulkTagSchema, config: { roles: ['ops'] } }, async (req) => {
+    const { devices, add = [], remove = [] } = req.body;
+    // All or nothing: one unknown id leaves every device as it was.
+    app.store.transaction(() => {
+      for (const id of devices) app.store.devices.tag(id, add, remove);
+    });
+    return { devices: devices.map((id) => ({ id, tags: app.store.devices.get(id)!.tags })) };
+  });
 
   app.get<{ Params: { id: string } }>('/devices/:id', { schema: deviceSchema, config: { roles: ['ops', 'technician'] } }, async (req) => {
     const { store } = app;

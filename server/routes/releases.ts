@@ -7,7 +7,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Readable } from 'node:stream';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import '../errors.js';
-import { listSchema, uploadSchema } from '../schemas/releases.js';
+import { listSchema, releaseSchema, uploadSchema } from '../schemas/releases.js';
 import { receiveBundle } from '../storage/receive.js';
 
 /** The release routes. */
@@ -39,7 +39,7 @@ export const releaseRoutes: FastifyPluginAsync = async (app) => {
     const m = got.report.bundle.manifest;
     const { store, bundles } = app;
     try {
-      if (store.releases.exists(m.version)) throw new OtaError('RELEASE_EXISTS', `release ${m.version}: already stored; versions are immutable`);
+      if (store.releases.exists(m.product, m.version)) throw new OtaError('RELEASE_EXISTS', `release ${m.product} ${m.version}: already stored; versions are immutable`);
       // Storage first, record second: a crash in between leaves an unrecorded file that the
       // next start sweeps, never a record without its bundle.
       await bundles.commit(got.tempPath, got.sha256);
@@ -65,12 +65,23 @@ export const releaseRoutes: FastifyPluginAsync = async (app) => {
       if (!store.releases.bundle(got.sha256)) await bundles.remove(got.sha256);
       throw err;
     }
-    req.log.info({ version: m.version, sha256: got.sha256, size: got.size, signer: got.report.bundle.signer.fingerprint }, 'release stored');
+    req.log.info({ product: m.product, version: m.version, sha256: got.sha256, size: got.size, signer: got.report.bundle.signer.fingerprint }, 'release stored');
     return reply.code(201).send({ version: m.version, sha256: got.sha256, size: got.size, product: m.product, compatible: m.compatible });
   });
 
-  app.get('/releases', { schema: listSchema, config: { roles: ['ops', 'technician'] } }, async () => ({
-    releases: app.store.releases.list(),
-    channels: app.store.releases.channels(),
+  app.get<{ Querystring: { product?: string } }>('/releases', { schema: listSchema, config: { roles: ['ops', 'technician'] } }, async (req) => ({
+    releases: app.store.releases.list(req.query.product ?? null),
+    channels: app.store.releases.channels().filter((c) => req.query.product === undefined || c.product === req.query.product),
   }));
+
+  app.get<{ Params: { product: string; version: string } }>(
+    '/products/:product/releases/:version',
+    { schema: releaseSchema, config: { roles: ['ops', 'technician'] } },
+    async (req) => {
+      const { product, version } = req.params;
+      const release = app.store.releases.get(product, version);
+      if (!release) throw new OtaError('RELEASE_NOT_FOUND', `release ${product} ${version}: not stored`);
+      return { release, rollouts: app.store.rollouts.list(product).filter((r) => r.version === version) };
+    },
+  );
 };

@@ -10,6 +10,17 @@ export type Schema = Record<string, unknown>;
 export const DEVICE_ID = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' } as const;
 /** Device types, as in a manifest's `compatible`. */
 export const COMPATIBLE = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$' } as const;
+/** Product names, as in a manifest's `product`. */
+export const PRODUCT = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$' } as const;
+/** Tags ops put on devices (the groups of rollouts and maintenance windows). */
+export const TAG = { type: 'string', pattern: '^[a-z0-9][a-z0-9._:-]{0,63}$' } as const;
+/** Attributes a device reports, and the filters over them: at most 32 short strings. */
+export const ATTRIBUTES = {
+  type: 'object',
+  maxProperties: 32,
+  propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' },
+  additionalProperties: { type: 'string', maxLength: 256 },
+} as const;
 /** Channel names. */
 export const CHANNEL = { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' } as const;
 /** A semantic version, checked precisely by shared/version where it matters. */

@@ -1,5 +1,5 @@
 /** Schemas of the device routes: enrollment, check-in, reports, fleet views, rollback requests. */
-import { CHANNEL, COMPATIBLE, DEVICE_ID, NO_QUERY, TIME, VERSION, nullable, object, responses, text, type Schema } from './common.js';
+import { ATTRIBUTES, CHANNEL, COMPATIBLE, DEVICE_ID, NO_QUERY, PRODUCT, TAG, TIME, VERSION, nullable, object, responses, text, type Schema } from './common.js';
 
 const STATES = ['idle', 'downloading', 'installed', 'armed', 'rebooting', 'verifying', 'committed', 'rolling-back', 'rolled-back', 'failed'];
 const STATE = { type: 'string', enum: STATES };
@@ -12,7 +12,7 @@ const strOrNull = { type: ['string', 'null'] };
 export const enrollSchema: Schema = {
   summary: 'Enroll a device and get its own token and the server key',
   querystring: NO_QUERY,
-  body: object({ id: DEVICE_ID, compatible: COMPATIBLE, channel: CHANNEL, replace: { type: 'boolean' } }, ['channel', 'replace']),
+  body: object({ id: DEVICE_ID, compatible: COMPATIBLE, product: PRODUCT, channel: CHANNEL, replace: { type: 'boolean' } }, ['product', 'channel', 'replace']),
   response: responses({ 201: object({ id: DEVICE_ID, token: str, serverKey: str, channel: CHANNEL, compatible: COMPATIBLE }) }),
 };
 
@@ -28,8 +28,9 @@ export const checkinSchema: Schema = {
       version: { anyOf: [VERSION, { type: 'null' }] },
       state: STATE,
       transaction: object({ id: NAME, version: VERSION, state: STATE }),
+      attributes: ATTRIBUTES,
     },
-    ['transaction'],
+    ['transaction', 'attributes'],
   ),
   response: responses({ 200: object({ payload: str, signature: str }) }),
 };
@@ -61,7 +62,10 @@ export const reportSchema: Schema = {
 const device = object({
   id: DEVICE_ID,
   compatible: COMPATIBLE,
+  product: nullable(PRODUCT),
   channel: CHANNEL,
+  tags: { type: 'array', items: TAG },
+  attributes: ATTRIBUTES,
   enrolled: TIME,
   lastSeen: strOrNull,
   slot: strOrNull,
@@ -72,12 +76,24 @@ const device = object({
   pendingRollback: strOrNull,
 });
 
-const rollback = object({ id: str, device: DEVICE_ID, requestedBy: str, note: strOrNull, requested: TIME, delivered: strOrNull });
+const rollback = object({
+  id: str,
+  device: DEVICE_ID,
+  requestedBy: str,
+  note: strOrNull,
+  requested: TIME,
+  delivered: strOrNull,
+  outcome: { anyOf: [{ type: 'string', enum: ['success', 'failure', 'refused'] }, { type: 'null' }] },
+  outcomeReason: strOrNull,
+});
 
 /** GET /v1/devices. */
 export const listDevicesSchema: Schema = {
-  summary: 'The fleet',
-  querystring: NO_QUERY,
+  summary: 'The fleet, filtered by product, channel, tags (tag=a,b: all of them), attributes (attr=site=lyon,hardware=rev-c), version, compatible',
+  querystring: object(
+    { product: PRODUCT, channel: CHANNEL, tag: text(1024), attr: text(2048), version: VERSION, compatible: COMPATIBLE },
+    ['product', 'channel', 'tag', 'attr', 'version', 'compatible'],
+  ),
   response: responses({ 200: object({ devices: { type: 'array', items: device } }) }),
 };
 
@@ -120,4 +136,27 @@ export const rollbackSchema: Schema = {
   querystring: NO_QUERY,
   body: object({ note: text(1024) }, ['note']),
   response: responses({ 202: rollback }),
+};
+
+/** PUT and DELETE /v1/devices/:id/tags/:tag. */
+export const tagSchema = (summary: string): Schema => ({
+  summary,
+  params: object({ id: DEVICE_ID, tag: TAG }),
+  querystring: NO_QUERY,
+  response: responses({ 200: object({ id: DEVICE_ID, tags: { type: 'array', items: TAG } }) }),
+});
+
+/** POST /v1/devices/tags. */
+export const bulkTagSchema: Schema = {
+  summary: 'Add and remove tags on many devices at once (all or nothing)',
+  querystring: NO_QUERY,
+  body: object(
+    {
+      devices: { type: 'array', items: DEVICE_ID, minItems: 1, maxItems: 10000 },
+      add: { type: 'array', items: TAG, maxItems: 16 },
+      remove: { type: 'array', items: TAG, maxItems: 16 },
+    },
+    ['add', 'remove'],
+  ),
+  response: responses({ 200: object({ devices: { type: 'array', items: object({ id: DEVICE_ID, tags: { type: 'array', items: TAG } }) } }) }),
 };

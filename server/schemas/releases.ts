@@ -1,11 +1,12 @@
 /** Schemas of the release and channel routes. */
-import { CHANNEL, COMPATIBLE, NO_QUERY, SHA256, TIME, VERSION, object, responses, type Schema } from './common.js';
+import { CHANNEL, COMPATIBLE, NO_QUERY, PRODUCT, SHA256, TIME, VERSION, object, responses, type Schema } from './common.js';
+import { rollout } from './rollouts.js';
 
 const stored = {
   version: VERSION,
   sha256: SHA256,
   size: { type: 'integer' },
-  product: { type: 'string' },
+  product: PRODUCT,
   compatible: { type: 'array', items: COMPATIBLE },
 };
 
@@ -18,25 +19,34 @@ export const uploadSchema: Schema = {
 };
 
 /** GET /v1/releases. */
+const release = object({ ...stored, signer: { type: 'string' }, created: TIME, uploaded: TIME, channels: { type: 'array', items: CHANNEL } });
+
 export const listSchema: Schema = {
-  summary: 'List releases and channels',
-  querystring: NO_QUERY,
+  summary: 'List releases and channels (of one product with ?product=)',
+  querystring: object({ product: PRODUCT }, ['product']),
   response: responses({
     200: object({
-      releases: {
-        type: 'array',
-        items: object({ ...stored, signer: { type: 'string' }, created: TIME, uploaded: TIME, channels: { type: 'array', items: CHANNEL } }),
-      },
-      channels: { type: 'array', items: object({ name: CHANNEL, version: VERSION, updated: TIME }) },
+      releases: { type: 'array', items: release },
+      channels: { type: 'array', items: object({ product: PRODUCT, name: CHANNEL, version: VERSION, updated: TIME }) },
     }),
   }),
 };
 
+/** GET /v1/products/:product/releases/:version. */
+export const releaseSchema: Schema = {
+  summary: 'One release with its rollouts',
+  params: object({ product: PRODUCT, version: VERSION }),
+  querystring: NO_QUERY,
+  response: responses({ 200: object({ release, rollouts: { type: 'array', items: rollout } }) }),
+};
+
 /** PUT /v1/channels/:channel. */
 export const publishSchema: Schema = {
-  summary: 'Point a channel at a stored release',
+  summary: "Point a product's channel at one of its stored releases: a one-phase rollout to the channel's devices",
   params: object({ channel: CHANNEL }),
   querystring: NO_QUERY,
-  body: object({ version: VERSION }),
-  response: responses({ 200: object({ channel: CHANNEL, version: VERSION, previous: { type: ['string', 'null'] }, updated: TIME }) }),
+  body: object({ product: PRODUCT, version: VERSION }),
+  response: responses({
+    200: object({ product: PRODUCT, channel: CHANNEL, version: VERSION, previous: { type: ['string', 'null'] }, rollout: { type: 'string' }, updated: TIME }),
+  }),
 };

@@ -32,7 +32,7 @@ async function report(device: string, r: Partial<Report> & { id: string }): Prom
 }
 
 async function publish(channel: string, version: string): Promise<void> {
-  const res = await s.app.inject({ method: 'PUT', url: `/v1/channels/${channel}`, headers: bearer(s.tokens.ops), payload: { version } });
+  const res = await s.app.inject({ method: 'PUT', url: `/v1/channels/${channel}`, headers: bearer(s.tokens.ops), payload: { product: 'gateway', version } });
   expect(res.statusCode, res.body).toBe(200);
 }
 
@@ -222,7 +222,7 @@ describe('with a public URL configured', () => {
     try {
       const b = await makeBundle(join(p.data, '..', 'in'), k, { version: '3.0.0' });
       await p.app.inject({ method: 'POST', url: '/v1/releases', headers: { ...bearer(p.tokens.ops), 'content-type': 'application/octet-stream' }, payload: await readFile(b.path) });
-      await p.app.inject({ method: 'PUT', url: '/v1/channels/stable', headers: bearer(p.tokens.ops), payload: { version: '3.0.0' } });
+      await p.app.inject({ method: 'PUT', url: '/v1/channels/stable', headers: bearer(p.tokens.ops), payload: { product: 'gateway', version: '3.0.0' } });
       const token = await enroll(p, 'gw-x');
       const nonce = newNonce();
       const res = await p.app.inject({ method: 'POST', url: '/v1/devices/gw-x/checkin', headers: { ...bearer(token), host: 'internal:8080' }, payload: { nonce, slot: 'B', version: null, state: 'idle' } });

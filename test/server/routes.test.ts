@@ -53,7 +53,7 @@ const reportBody = () => ({ id: `r-${++reportSeq}`, transaction: 'tx-1', version
 const ROUTES: RouteCase[] = [
   { name: 'upload', method: 'POST', url: () => '/v1/releases', roles: ['ops'] },
   { name: 'list releases', method: 'GET', url: () => '/v1/releases', roles: ['ops', 'technician'] },
-  { name: 'publish', method: 'PUT', url: () => '/v1/channels/stable', roles: ['ops'], body: () => ({ version: '1.0.0' }), required: 'version' },
+  { name: 'publish', method: 'PUT', url: () => '/v1/channels/stable', roles: ['ops'], body: () => ({ product: 'gateway', version: '1.0.0' }), required: 'version' },
   { name: 'enroll', method: 'POST', url: () => '/v1/devices/enroll', roles: ['enroll', 'ops'], body: () => ({ id: `dev-${++reportSeq}`, compatible: 'x86-gw' }), required: 'compatible' },
   { name: 'checkin', method: 'POST', url: () => '/v1/devices/dev-a/checkin', roles: ['device'], body: checkinBody, required: 'nonce' },
   { name: 'reports', method: 'POST', url: () => '/v1/devices/dev-a/reports', roles: ['device'], body: reportBody, required: 'transaction' },
@@ -177,7 +177,7 @@ describe('upload route', () => {
   });
 
   it('refuses a JSON body (415 REQUEST_MEDIA_TYPE)', async () => {
-    expectError(await inject({ method: 'POST', url: '/v1/releases', headers: bearer(s.tokens.ops), payload: { version: '1.0.0' } }), 415, 'REQUEST_MEDIA_TYPE');
+    expectError(await inject({ method: 'POST', url: '/v1/releases', headers: bearer(s.tokens.ops), payload: { product: 'gateway', version: '1.0.0' } }), 415, 'REQUEST_MEDIA_TYPE');
   });
 
   it('refuses the same version again (409 RELEASE_EXISTS)', async () => {
@@ -195,13 +195,13 @@ describe('happy paths', () => {
   });
 
   it('publishes a release to a channel and names the previous one', async () => {
-    const first = await inject({ method: 'PUT', url: '/v1/channels/beta', headers: bearer(s.tokens.ops), payload: { version: '1.0.0' } });
+    const first = await inject({ method: 'PUT', url: '/v1/channels/beta', headers: bearer(s.tokens.ops), payload: { product: 'gateway', version: '1.0.0' } });
     expect(first.statusCode).toBe(200);
-    expect(first.json()).toMatchObject({ channel: 'beta', version: '1.0.0', previous: null });
-    const again = await inject({ method: 'PUT', url: '/v1/channels/beta', headers: bearer(s.tokens.ops), payload: { version: '1.0.0' } });
+    expect(first.json()).toMatchObject({ product: 'gateway', channel: 'beta', version: '1.0.0', previous: null });
+    const again = await inject({ method: 'PUT', url: '/v1/channels/beta', headers: bearer(s.tokens.ops), payload: { product: 'gateway', version: '1.0.0' } });
     expect(again.json()).toMatchObject({ previous: '1.0.0' });
-    expectError(await inject({ method: 'PUT', url: '/v1/channels/beta', headers: bearer(s.tokens.ops), payload: { version: '9.9.9' } }), 404, 'RELEASE_NOT_FOUND');
-    expectError(await inject({ method: 'PUT', url: '/v1/channels/Not%20A%20Channel', headers: bearer(s.tokens.ops), payload: { version: '1.0.0' } }), 400, 'REQUEST_INVALID');
+    expectError(await inject({ method: 'PUT', url: '/v1/channels/beta', headers: bearer(s.tokens.ops), payload: { product: 'gateway', version: '9.9.9' } }), 404, 'RELEASE_NOT_FOUND');
+    expectError(await inject({ method: 'PUT', url: '/v1/channels/Not%20A%20Channel', headers: bearer(s.tokens.ops), payload: { product: 'gateway', version: '1.0.0' } }), 400, 'REQUEST_INVALID');
     const list = await inject({ method: 'GET', url: '/v1/releases', headers: bearer(s.tokens.ops) });
     expect(list.json().channels).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'beta', version: '1.0.0' })]));
   });
@@ -296,6 +296,19 @@ describe('happy paths', () => {
         'POST /v1/devices/{id}/rollback',
         'GET /v1/bundles/{sha256}',
         'GET /v1/openapi.json',
+        'GET /v1/products/{product}/releases/{version}',
+        'PUT /v1/devices/{id}/tags/{tag}',
+        'DELETE /v1/devices/{id}/tags/{tag}',
+        'POST /v1/devices/tags',
+        'POST /v1/rollouts',
+        'GET /v1/rollouts',
+        'GET /v1/rollouts/{id}',
+        'POST /v1/rollouts/{id}/pause',
+        'POST /v1/rollouts/{id}/resume',
+        'POST /v1/rollouts/{id}/abort',
+        'PUT /v1/windows/{name}',
+        'GET /v1/windows',
+        'DELETE /v1/windows/{name}',
       ].sort(),
     );
     expect(doc.paths['/v1/releases'].post['x-roles']).toEqual(['ops']);
