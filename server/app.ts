@@ -16,6 +16,7 @@ import { bundleRoutes } from './routes/bundles.js';
 import { channelRoutes } from './routes/channels.js';
 import { checkinRoutes } from './routes/checkin.js';
 import { deviceRoutes } from './routes/devices.js';
+import { fleetPageRoutes } from './routes/fleet-page.js';
 import { releaseRoutes } from './routes/releases.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { openServices, type Services } from './services.js';
@@ -60,6 +61,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         await v1.register(releaseRoutes);
         await v1.register(channelRoutes);
         await v1.register(deviceRoutes);
+        await v1.register(fleetPageRoutes);
         await v1.register(checkinRoutes);
         await v1.register(bundleRoutes);
         await v1.register(rolloutRoutes);
