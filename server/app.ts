@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Keyring } from '../shared/signing.js';
 import type { ServerConfig } from './config.js';
 import { authPlugin } from './plugins/auth.js';
+import { consolePlugin } from './plugins/console.js';
 import { errorsPlugin } from './plugins/errors.js';
 import { jsonBodyPlugin } from './plugins/json-body.js';
 import { metricsPlugin } from './plugins/metrics.js';
@@ -56,6 +57,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     await app.register(jsonBodyPlugin);
     await app.register(authPlugin);
     await app.register(openapiPlugin);
+    await app.register(consolePlugin);
     await app.register(
       async (v1) => {
         await v1.register(releaseRoutes);
