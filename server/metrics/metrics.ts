@@ -164,4 +164,33 @@ export function fleetGauges(m: ServerMetrics, db: Db): void {
   m.gauge('otaab_rollback_requests_waiting', 'Technician rollback requests not yet delivered to their device', [], () => [{ labels: {}, value: pending.get() as number }]);
   const releases = db.prepare('SELECT count(*) FROM releases').pluck();
   m.gauge('otaab_releases', 'Stored releases', [], () => [{ labels: {}, value: releases.get() as number }]);
+  rolloutGauges(m, db);
+}
+
+/** Rollout gauges: every rollout by state; the open phase and members of the active ones. */
+function rolloutGauges(m: ServerMetrics, db: Db): void {
+  const byState = db.prepare('SELECT state, count(*) AS n FROM rollouts GROUP BY state');
+  m.gauge('otaab_rollouts', 'Rollouts by state (running, paused, completed, aborted, superseded)', ['state'], () => {
+    const counts = new Map<string, number>(['running', 'paused', 'completed', 'aborted', 'superseded'].map((s) => [s, 0]));
+    for (const r of byState.all() as { state: string; n: number }[]) counts.set(r.state, r.n);
+    return [...counts].map(([state, n]) => ({ labels: { state }, value: n }));
+  });
+  // Only running and paused rollouts: their number stays small, finished ones would grow forever.
+  const active = db.prepare("SELECT id, product, version, state, phase FROM rollouts WHERE state IN ('running', 'paused')");
+  m.gauge('otaab_rollout_phase', 'The last open phase (1 for the first) of each running or paused rollout', ['rollout', 'product', 'version', 'state'], () =>
+    (active.all() as { id: string; product: string; version: string; state: string; phase: number }[]).map((r) => ({
+      labels: { rollout: r.id, product: r.product, version: r.version, state: r.state },
+      value: r.phase + 1,
+    })),
+  );
+  const members = db.prepare(
+    `SELECT o.id, o.product, o.version, d.phase, d.status, count(*) AS n FROM rollouts o JOIN rollout_devices d ON d.rollout = o.id
+     WHERE o.state IN ('running', 'paused') GROUP BY o.id, d.phase, d.status`,
+  );
+  m.gauge('otaab_rollout_devices', 'Members of each running or paused rollout by phase (1 for the first) and status (waiting, offered, installing, success, failure)', ['rollout', 'product', 'version', 'phase', 'status'], () =>
+    (members.all() as { id: string; product: string; version: string; phase: number; status: string; n: number }[]).map((r) => ({
+      labels: { rollout: r.id, product: r.product, version: r.version, phase: String(r.phase + 1), status: r.status },
+      value: r.n,
+    })),
+  );
 }

@@ -51,7 +51,7 @@ export function deviceView(id) {
         h('dt', {}, 'Committed'), h('dd', {}, d.version ?? '–'),
         h('dt', {}, 'Last seen'), h('dd', {}, time(d.lastSeen)),
         h('dt', {}, 'Enrolled'), h('dd', {}, time(d.enrolled)),
-        h('dt', {}, 'Last outcome'), h('dd', {}, d.lastOutcome ? [badge(d.lastOutcome.outcome), ` ${d.lastOutcome.version} `, d.lastOutcome.reason ? h('span', { class: 'reason' }, d.lastOutcome.reason) : null] : '–'),
+        h('dt', {}, 'Last outcome'), h('dd', {}, d.lastOutcome ? [badge(d.lastOutcome.outcome), ` ${d.lastOutcome.version} `, d.lastOutcome.reason ? h('span', { class: d.lastOutcome.outcome === 'failure' ? 'reason' : 'muted' }, d.lastOutcome.reason) : null] : '–'),
       ),
       h('h2', {}, 'Slots'),
       table('Slots', [

@@ -94,6 +94,23 @@ describe('GET /metrics on the API port', () => {
     await expect.poll(async () => sample(await scrape(), 'otaab_download_bytes_total')).toBe(before + bundle.size + bundle.size - 100);
   });
 
+  it('shows rollouts by state, and the open phase and members of the active ones', async () => {
+    const res = await s.app.inject({ method: 'POST', url: '/v1/rollouts', headers: bearer(s.tokens.ops), payload: { product: 'gateway', version: '1.0.0', phases: [{ count: 1 }, { percent: 100 }] } });
+    expect(res.statusCode, res.body).toBe(201);
+    const id = (res.json() as { id: string }).id;
+    let text = await scrape();
+    expect(sample(text, 'otaab_rollouts{state="running"}')).toBe(1);
+    expect(sample(text, 'otaab_rollouts{state="paused"}')).toBe(0);
+    expect(sample(text, `otaab_rollout_phase{rollout="${id}",product="gateway",version="1.0.0",state="running"}`)).toBe(1);
+    const members = text.split('\n').filter((l) => l.startsWith(`otaab_rollout_devices{rollout="${id}"`));
+    const total = (res.json() as { totals: { members: number } }).totals.members;
+    expect(members.reduce((n, l) => n + Number(l.split(' ').at(-1)), 0)).toBe(total);
+    expect((await s.app.inject({ method: 'POST', url: `/v1/rollouts/${id}/pause`, headers: bearer(s.tokens.ops) })).statusCode).toBe(200);
+    text = await scrape();
+    expect(sample(text, 'otaab_rollouts{state="paused"}')).toBe(1);
+    expect(sample(text, `otaab_rollout_phase{rollout="${id}",product="gateway",version="1.0.0",state="paused"}`)).toBe(1);
+  });
+
   it('answers 404 METRICS_DISABLED when neither a token nor a listen address is configured', async () => {
     const bare = await testServer([key]);
     try {
