@@ -3,9 +3,11 @@
  * one is waiting to be verified), then assess the boot: every boot of a slot is health-checked,
  * not only the first after an update, and only a healthy boot gets its try counter reset.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { machineFor, type Device } from './device.js';
 import { runHealthChecks } from './health/run.js';
 import type { HealthReport } from './health/types.js';
+import { HoldError } from './machine/gates.js';
 import type { RunResult } from './machine/runner.js';
 
 /** What one daemon pass did. */
@@ -14,6 +16,8 @@ export interface DaemonPass {
   readonly transaction?: RunResult;
   /** The boot assessment, when it ran. */
   readonly assessment?: HealthReport;
+  /** The transaction waits at a gate (maintenance window, busy); ask again after `retryAfterMs`. */
+  readonly held?: { readonly id: string; readonly retryAfterMs: number };
 }
 
 /** Runs the health checks for a boot that no transaction assessed, and records the result. */
@@ -32,6 +36,26 @@ export async function assessBoot(dev: Device, log: (l: string) => void): Promise
   return report;
 }
 
+/** Without a server: asks a held transaction's gates again until it may go on (or is stopped). */
+export async function runHeld(dev: Device, id: string, retryAfterMs: number, log: (l: string) => void, signal: AbortSignal): Promise<RunResult | undefined> {
+  let wait = retryAfterMs;
+  for (;;) {
+    try {
+      await sleep(Math.max(1000, wait), undefined, { signal });
+    } catch {
+      return undefined;
+    }
+    const tx = dev.store.transaction(id);
+    if (!tx || tx.finishedAt !== null) return undefined;
+    try {
+      return await machineFor(dev, { log, signal }).run(tx);
+    } catch (err) {
+      if (!(err instanceof HoldError)) throw err;
+      wait = err.retryAfterMs;
+    }
+  }
+}
+
 /**
  * One pass: resume, then assess the boot when no transaction is waiting for a reboot.
  * `signal` (SIGTERM) stops the machine between two states.
@@ -41,7 +65,12 @@ export async function daemonPass(dev: Device, log: (l: string) => void, signal?:
   let transaction: RunResult | undefined;
   if (tx) {
     log(`resuming transaction ${tx.id} (${tx.kind} ${tx.version}) found in state ${tx.state}, booted from slot ${dev.booted}`);
-    transaction = await machineFor(dev, { log, ...(signal ? { signal } : {}) }).resume(tx);
+    try {
+      transaction = await machineFor(dev, { log, ...(signal ? { signal } : {}) }).resume(tx);
+    } catch (err) {
+      if (!(err instanceof HoldError)) throw err;
+      return { held: { id: tx.id, retryAfterMs: err.retryAfterMs } };
+    }
     log(`transaction ${tx.id}: ${transaction.status === 'finished' ? `ended ${transaction.tx.state}${transaction.tx.reason ? ` (${transaction.tx.reason})` : ''}` : 'waiting for the reboot'}`);
     if (transaction.status === 'awaiting-reboot') return { transaction };
   }

@@ -57,7 +57,7 @@ export async function openDevice(configOption?: string): Promise<Device> {
 /** The state machine for a device. */
 export function machineFor(
   dev: Device,
-  opts: { live?: LiveBundle; onProgress?: (done: number, total: number | null) => void; log?: (line: string) => void; signal?: AbortSignal } = {},
+  opts: { live?: LiveBundle; onProgress?: (done: number, total: number | null) => void; log?: (line: string) => void; signal?: AbortSignal; now?: () => Date } = {},
 ): Machine {
   const ctx: MachineContext = {
     config: dev.config,
@@ -70,6 +70,7 @@ export function machineFor(
     ...(opts.live ? { live: opts.live } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
   };
   return new Machine(ctx);
 }

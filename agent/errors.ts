@@ -51,6 +51,8 @@ export const AgentErrors = defineErrors({
   SERVER_REFUSED: fatal(400, 'The server refused the request (HTTP 4xx): the message names the server\'s error code.'),
   ENROLL_DEVICE_EXISTS: fatal(409, 'This device id is enrolled on the server already: re-enroll it with --replace and an ops token, or give the device another device.id.'),
   SERVER_KEY_MISMATCH: fatal(409, 'The server\'s key is not the one configured in server.serverKey: the URL may lead to another server; nothing was stored.'),
+  // fleet
+  UPDATE_HELD: transient(503, 'The update waits before arming or rebooting: outside the maintenance windows the server sent, or the busy gate said busy; it goes on by itself.'),
 });
 
 /** One of the agent's error codes. */

@@ -34,6 +34,8 @@ export interface UploadResult {
 
 /** What the server says after publishing. */
 export interface PublishResult {
+  product: string;
+  rollout: string;
   channel: string;
   version: string;
   previous: string | null;
@@ -137,22 +139,31 @@ export class OpsClient {
     return this.parse<UploadResult>(res, url);
   }
 
-  /** Points `channel` at `version`. */
-  async publish(version: string, channel: string): Promise<PublishResult> {
-    const url = this.url(`v1/channels/${encodeURIComponent(channel)}`);
+  /** Points a product's `channel` at its release `version`. */
+  async publish(product: string, version: string, channel: string): Promise<PublishResult> {
+    return this.request<PublishResult>('PUT', `v1/channels/${encodeURIComponent(channel)}`, { product, version });
+  }
+
+  /**
+   * A JSON request to an API path (`v1/...`, query included). GET, PUT and DELETE are retried
+   * on network errors (they are idempotent); POST is not.
+   */
+  async request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
+    const url = this.url(path);
     let res: Response<string>;
     try {
-      res = await got.put(url, {
-        json: { version },
+      res = await got(url, {
+        method,
+        ...(body !== undefined ? { json: body } : {}),
         headers: { authorization: `Bearer ${this.opts.token}` },
         throwHttpErrors: false,
-        retry: { limit: 2 },
+        retry: { limit: method === 'POST' ? 0 : 2, methods: ['GET', 'PUT', 'DELETE'] },
         timeout: { request: 60_000 },
       });
     } catch (err) {
       throw networkError(err, url);
     }
-    return this.parse<PublishResult>(res, url);
+    return this.parse<T>(res, url);
   }
 }
 

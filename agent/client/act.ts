@@ -6,7 +6,9 @@
  * to go back to) is recorded in the history; a release refused for what it is, is remembered
  * so that the next check-ins do not download its manifest again and again.
  */
+import { randomUUID } from 'node:crypto';
 import { formatError } from '../../shared/cli.js';
+import { isVersion } from '../../shared/version.js';
 import { isOtaError, type OtaError } from '../../shared/errors.js';
 import type { Directive, UpdateRelease } from '../../shared/protocol.js';
 import type { Device } from '../device.js';
@@ -80,6 +82,20 @@ async function rollbackTo(dev: Device, id: string, opts: ActOptions): Promise<Ac
   } catch (err) {
     if (!isOtaError(err) || err.kind === 'transient') throw err;
     recordRefusal(dev, { type: 'rollback', id }, err, `rollback ${id}`);
+    // The server shows the request as refused, with the reason, instead of just "delivered".
+    const version = dev.store.highestCommitted();
+    dev.store.write(`rollback ${id}: refusal reported`, (w) =>
+      w.report({
+        id: randomUUID(),
+        transaction: id,
+        version: version !== null && isVersion(version) ? version : '0.0.0',
+        state: 'failed',
+        outcome: 'failure',
+        reason: `${err.code}: ${err.message}`.slice(0, 1024),
+        details: { kind: 'rollback', directive: id, refused: true },
+        at: w.now,
+      }),
+    );
     opts.log(`server: rollback ${id} not carried out: ${formatError(err)}`);
     return { type: 'rollback', id, refused: err };
   }

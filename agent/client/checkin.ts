@@ -9,6 +9,7 @@ import { OtaError, isOtaError } from '../../shared/errors.js';
 import { newNonce, verifyAnswer, type CheckinAnswer, type CheckinRequest, type DeviceState, type Directive } from '../../shared/protocol.js';
 import type { Keyring } from '../../shared/signing.js';
 import { isVersion } from '../../shared/version.js';
+import { windowProblem, type MaintenanceWindow } from '../../shared/windows.js';
 import type { Transaction } from '../store/types.js';
 import { postJson, type ApiOptions, type ApiTarget } from './api.js';
 import '../errors.js';
@@ -69,6 +70,17 @@ export function checkDirective(d: unknown): Directive {
   throw new OtaError('ANSWER_MALFORMED', `check-in answer: the directive ${JSON.stringify(d).slice(0, 200)} is not one of none, update or rollback`);
 }
 
+/** Throws ANSWER_MALFORMED unless `w` is absent or a list of well-formed maintenance windows. */
+export function checkWindows(w: unknown): { windows?: MaintenanceWindow[] } {
+  if (w === undefined) return {};
+  if (!Array.isArray(w) || w.length > 64) throw new OtaError('ANSWER_MALFORMED', 'check-in answer: "windows" is not a list of maintenance windows');
+  for (const x of w as MaintenanceWindow[]) {
+    const problem = x && typeof x === 'object' ? windowProblem(x) : 'not an object';
+    if (problem) throw new OtaError('ANSWER_MALFORMED', `check-in answer: a maintenance window is not well formed (${problem})`);
+  }
+  return { windows: w as MaintenanceWindow[] };
+}
+
 /**
  * Checks in as `device` at `target`. A transport failure (unreachable, 5xx, refused token)
  * throws; an answer that is there but fails verification comes back as `{ ok: false }`.
@@ -84,7 +96,7 @@ export async function checkIn(
   const answer = await postJson(target, `/v1/devices/${encodeURIComponent(device)}/checkin`, request, opts);
   try {
     const verified = await verifyAnswer(answer.body, keyring, { device, nonce: request.nonce, now: opts.now?.() ?? new Date() });
-    return { ok: true, request, answer: { ...verified, directive: checkDirective(verified.directive) } };
+    return { ok: true, request, answer: { ...verified, directive: checkDirective(verified.directive), ...checkWindows(verified.windows) } };
   } catch (err) {
     const refused = isOtaError(err) ? err : new OtaError('ANSWER_MALFORMED', `check-in answer: ${String(err)}`, { cause: err });
     return { ok: false, request, refused };

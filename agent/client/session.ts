@@ -19,6 +19,9 @@ import { act, type Action } from './act.js';
 import type { ApiTarget } from './api.js';
 import { checkIn, checkinState, type CheckinResult } from './checkin.js';
 import { serverKeyring, type CompleteConnection } from './connection.js';
+import { HoldError } from '../machine/gates.js';
+import { AGENT_VERSION } from '../version.js';
+import { saveWindows } from '../windows-file.js';
 import { exportTextfile } from '../metrics/export.js';
 import { pollDelayMs } from './poll.js';
 import { ReportSender, type FlushResult } from './reports.js';
@@ -58,6 +61,18 @@ export interface SessionOptions {
    * to the daemon's next start.
    */
   readonly resumeInFlight: boolean;
+  /** Transactions held at start-up (UPDATE_HELD) that this session goes on with. */
+  readonly held?: readonly string[];
+}
+
+/**
+ * What the device reports of itself at check-in: the config's `device.attributes` (hardware,
+ * site, ...), the agent's version and what each slot holds.
+ */
+export function deviceAttributes(dev: Device): Record<string, string> {
+  const out: Record<string, string> = { ...dev.config.device.attributes, agentVersion: AGENT_VERSION };
+  for (const s of Object.values(dev.store.slots())) if (s.version !== null) out[`slot.${s.name}`] = s.version;
+  return out;
 }
 
 /** The transaction run a check ended with, if any. */
@@ -75,6 +90,10 @@ export class ServerSession {
   private readonly own = new Set<string>();
   /** Transactions of other processes already logged as such. */
   private readonly foreign = new Set<string>();
+  /** Own transactions waiting at a gate: run again from their state, not resumed (no transition counted). */
+  private readonly held = new Set<string>();
+  /** When the gate that held a transaction wants to be asked again. */
+  private holdRetryMs: number | undefined;
   private keyring: Keyring | undefined;
 
   constructor(
@@ -85,6 +104,10 @@ export class ServerSession {
     this.target = { url: conn.url, token: conn.token };
     // A server that says nothing for as long as a stalled download is as good as unreachable.
     this.timeoutMs = downloadSettings(dev.config).stallMs;
+    for (const id of opts.held ?? []) {
+      this.held.add(id);
+      this.own.add(id);
+    }
     this.sender = new ReportSender(this.target, { store: dev.store, device: dev.config.device.id, slot: dev.booted, timeoutMs: this.timeoutMs, log: opts.log });
   }
 
@@ -108,6 +131,13 @@ export class ServerSession {
       return await this.withBackgroundFlush(fn);
     } catch (err) {
       if (isOtaError(err, 'AGENT_STOPPED') || !isOtaError(err) || err.kind !== 'transient') throw err;
+      const tx = this.dev.store.current();
+      if (err instanceof HoldError && tx) {
+        this.held.add(tx.id);
+        this.own.add(tx.id);
+        this.holdRetryMs = err.retryAfterMs;
+        return undefined;
+      }
       this.opts.log(`${what}: ${formatError(err)}; trying again at the next check-in`);
       return undefined;
     }
@@ -115,7 +145,7 @@ export class ServerSession {
 
   private checkIn(keyring: Keyring): Promise<CheckinResult> {
     const dev = this.dev;
-    const state = checkinState({ slot: dev.booted, version: dev.store.highestCommitted(), ...(dev.store.current() ? { transaction: dev.store.current()! } : {}) });
+    const state = { ...checkinState({ slot: dev.booted, version: dev.store.highestCommitted(), ...(dev.store.current() ? { transaction: dev.store.current()! } : {}) }), attributes: deviceAttributes(dev) };
     return checkIn(this.target, dev.config.device.id, keyring, state, { timeoutMs: this.timeoutMs, ...(this.opts.signal ? { signal: this.opts.signal } : {}) });
   }
 
@@ -145,6 +175,12 @@ export class ServerSession {
       }
     }
     if (error) opts.log(`server ${this.conn.url}: ${formatError(error)}`);
+    if (checkin?.ok) {
+      // The windows travel in the signed answer; kept on disk so a restart holds to them too.
+      if (await saveWindows(dev.config.dataDir, checkin.answer.windows ?? [])) {
+        opts.log(`server: maintenance windows ${checkin.answer.windows?.length ? JSON.stringify(checkin.answer.windows) : 'none (any time)'}`);
+      }
+    }
     if (checkin && !checkin.ok) {
       const refused = checkin.refused;
       dev.store.write('check-in answer refused', (w) =>
@@ -164,9 +200,16 @@ export class ServerSession {
         }
         return { ...base, inFlight: tx };
       }
-      opts.log(`resuming transaction ${tx.id} (${tx.kind} ${tx.version}) in state ${tx.state}`);
       const machine = machineFor(dev, { log: opts.log, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
-      const resumed = await this.tolerant(`transaction ${tx.id}`, () => machine.resume(tx));
+      let resumed;
+      if (this.held.has(tx.id)) {
+        // Held at a gate before any side effect of its state: run that state again.
+        this.held.delete(tx.id);
+        resumed = await this.tolerant(`transaction ${tx.id}`, () => machine.run(tx));
+      } else {
+        opts.log(`resuming transaction ${tx.id} (${tx.kind} ${tx.version}) in state ${tx.state}`);
+        resumed = await this.tolerant(`transaction ${tx.id}`, () => machine.resume(tx));
+      }
       return { ...base, inFlight: tx, ...(resumed ? { resumed } : {}) };
     }
     if (!directive) return base;
@@ -198,8 +241,12 @@ export class ServerSession {
       if (run) await this.sender.flush();
       if (run?.status === 'awaiting-reboot') return run;
       const answer = r.checkin?.ok ? r.checkin.answer : undefined;
+      let delay = pollDelayMs(this.conn.pollIntervalSeconds, answer?.pollInterval, Math.random, this.dev.config.server?.pollJitter);
+      // A gate that wants to be asked sooner than the next check-in is asked then.
+      if (this.holdRetryMs !== undefined) delay = Math.max(1000, Math.min(delay, this.holdRetryMs));
+      this.holdRetryMs = undefined;
       try {
-        await sleep(pollDelayMs(this.conn.pollIntervalSeconds, answer?.pollInterval), undefined, opts.signal ? { signal: opts.signal } : {});
+        await sleep(delay, undefined, opts.signal ? { signal: opts.signal } : {});
       } catch {
         return undefined;
       }

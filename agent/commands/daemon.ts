@@ -11,7 +11,7 @@ import { EXIT, defineCommand } from '../../shared/cli.js';
 import { OtaError, isOtaError } from '../../shared/errors.js';
 import { requireConnection } from '../client/connection.js';
 import { ServerSession } from '../client/session.js';
-import { daemonPass } from '../daemon.js';
+import { daemonPass, runHeld } from '../daemon.js';
 import type { Device } from '../device.js';
 import { CONFIG_HELP, configOption, log, withDevice } from './common.js';
 import '../errors.js';
@@ -60,11 +60,15 @@ ${CONFIG_HELP}`,
       return await withDevice(values, async (dev) => {
         const pass = await daemonPass(dev, log, stop.signal);
         if (pass.transaction?.status === 'awaiting-reboot') return awaitReboot(dev, stop.signal);
+        if (pass.held && !dev.server) {
+          const run = await runHeld(dev, pass.held.id, pass.held.retryAfterMs, log, stop.signal);
+          return run?.status === 'awaiting-reboot' ? awaitReboot(dev, stop.signal) : EXIT.ok;
+        }
         // No server: the boot-time work was all there was to do.
         if (!dev.server) return EXIT.ok;
         const conn = requireConnection(dev.server);
         log(`update server ${conn.url}: checking in now and at most every ${conn.pollIntervalSeconds} s`);
-        const run = await new ServerSession(dev, conn, { log, signal: stop.signal, resumeInFlight: true }).loop();
+        const run = await new ServerSession(dev, conn, { log, signal: stop.signal, resumeInFlight: true, ...(pass.held ? { held: [pass.held.id] } : {}) }).loop();
         // A rolled-back or failed update is an outcome the daemon handled, not a daemon failure.
         return run ? awaitReboot(dev, stop.signal) : EXIT.ok;
       });

@@ -18,5 +18,6 @@ export const DEFAULTS = Object.freeze({
   systemdCheck: Object.freeze({ restarts: 2, settleSeconds: 5 }),
   httpCheck: Object.freeze({ status: 200, timeoutSeconds: 10 }),
   commandCheck: Object.freeze({ timeoutSeconds: 60 }),
-  server: Object.freeze({ pollIntervalSeconds: 3600, stallTimeoutSeconds: 60, downloadRetries: 1000 }),
+  server: Object.freeze({ pollIntervalSeconds: 3600, stallTimeoutSeconds: 60, downloadRetries: 1000, pollJitter: 0.2 }),
+  busyGate: Object.freeze({ timeoutSeconds: 30, maxWaitSeconds: 3600, recheckSeconds: 60 }),
 });

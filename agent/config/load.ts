@@ -9,7 +9,7 @@ import { OtaError, errorMessage } from '../../shared/errors.js';
 import { parseStrictJson } from '../../shared/strict-json.js';
 import { DEFAULTS, DEFAULT_CONFIG_PATH } from './defaults.js';
 import { Section } from './section.js';
-import type { AgentConfig, HealthCheckConfig, ServerConfig, SlotConfig, SlotName } from './types.js';
+import type { AgentConfig, BusyGateConfig, HealthCheckConfig, ServerConfig, SlotConfig, SlotName } from './types.js';
 import '../errors.js';
 
 const DAY = 86_400;
@@ -48,13 +48,14 @@ function healthCheck(s: Section): HealthCheckConfig {
 }
 
 function server(s: Section): ServerConfig {
-  s.only(['url', 'token', 'serverKey', 'pollIntervalSeconds', 'stallTimeoutSeconds', 'downloadRetries']);
+  s.only(['url', 'token', 'serverKey', 'pollIntervalSeconds', 'stallTimeoutSeconds', 'downloadRetries', 'pollJitter']);
   const d = DEFAULTS.server;
   const out: { -readonly [K in keyof ServerConfig]: ServerConfig[K] } = {
     // 1 s is for tests and demos; a fleet sets minutes or hours (the server may ask for less).
     pollIntervalSeconds: s.int('pollIntervalSeconds', 1, 7 * DAY, d.pollIntervalSeconds),
     stallTimeoutSeconds: s.int('stallTimeoutSeconds', 1, 3600, d.stallTimeoutSeconds),
     downloadRetries: s.int('downloadRetries', 0, 1_000_000, d.downloadRetries),
+    pollJitter: s.number('pollJitter', 0, 0.5, d.pollJitter),
   };
   // The URL may come from the enrollment file instead (ota-agent enroll stores it).
   const url = s.optionalString('url');
@@ -66,6 +67,17 @@ function server(s: Section): ServerConfig {
   if (token !== undefined) out.token = token;
   if (s.has('serverKey')) out.serverKey = s.path('serverKey');
   return out;
+}
+
+function busyGate(s: Section): BusyGateConfig {
+  s.only(['command', 'timeoutSeconds', 'maxWaitSeconds', 'recheckSeconds']);
+  const d = DEFAULTS.busyGate;
+  return {
+    command: s.argv('command'),
+    timeoutSeconds: s.int('timeoutSeconds', 1, 3600, d.timeoutSeconds),
+    maxWaitSeconds: s.int('maxWaitSeconds', 0, 7 * DAY, d.maxWaitSeconds),
+    recheckSeconds: s.int('recheckSeconds', 1, DAY, d.recheckSeconds),
+  };
 }
 
 function textfile(top: Section): string {
@@ -88,12 +100,12 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
   const top = Section.of(raw, '', file, dirname(resolve(file)));
   top.only([
     'device', 'slots', 'boot', 'cmdlinePath', 'rebootCommand', 'rebootTimeoutSeconds', 'trustedKeys',
-    'dataDir', 'healthChecks', 'healthDeadlineSeconds', 'maxTransitions', 'checkpointBytes', 'tools', 'server',
+    'dataDir', 'healthChecks', 'healthDeadlineSeconds', 'maxTransitions', 'checkpointBytes', 'tools', 'server', 'busyGate',
     'metricsTextfile',
   ]);
   if (!top.has('device')) top.invalid('device', 'is required');
   const device = top.section('device');
-  device.only(['id', 'compatible']);
+  device.only(['id', 'compatible', 'attributes']);
   if (!top.has('slots')) top.invalid('slots', 'is required');
   const slots = top.sections('slots').map(slot);
   if (slots.length !== 2 || slots[0]!.name === slots[1]!.name) top.invalid('slots', 'must list exactly two slots, one named "A" and one named "B"');
@@ -111,7 +123,7 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
   }
   const config: AgentConfig = {
     source: file,
-    device: { id: device.string('id'), compatible: device.string('compatible') },
+    device: { id: device.string('id'), compatible: device.string('compatible'), attributes: device.stringMap('attributes', 24) },
     slots,
     boot: { grubenv: boot.path('grubenv', DEFAULTS.boot.grubenv) },
     cmdlinePath: top.path('cmdlinePath', DEFAULTS.cmdlinePath),
@@ -128,6 +140,7 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
       grubEditenv: tools.string('grubEditenv', DEFAULTS.tools.grubEditenv),
     },
     ...(top.has('server') ? { server: server(top.section('server')) } : {}),
+    ...(top.has('busyGate') ? { busyGate: busyGate(top.section('busyGate')) } : {}),
     ...(top.has('metricsTextfile') ? { metricsTextfile: textfile(top) } : {}),
   };
   return deepFreeze(config);

@@ -50,6 +50,30 @@ export class Section {
     }
   }
 
+  /** An object of short strings (e.g. device.attributes), at most `max` entries. */
+  stringMap(key: string, max: number): Readonly<Record<string, string>> {
+    const v = this.get(key, false);
+    if (v === undefined) return {};
+    if (typeOf(v) !== 'object') this.invalid(key, `must be an object of strings, not ${typeOf(v)}`);
+    const out: Record<string, string> = {};
+    const entries = Object.entries(v as Record<string, unknown>);
+    if (entries.length > max) this.invalid(key, `has ${entries.length} entries; at most ${max}`);
+    for (const [k, x] of entries) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(k)) this.invalid(key, `has the key "${k}": use 1-64 letters, digits, ".", "_" or "-"`);
+      if (typeof x !== 'string' || x.length > 256) this.invalid(`${key}.${k}`, 'must be a string of at most 256 characters');
+      out[k] = x;
+    }
+    return out;
+  }
+
+  /** A number in [min, max] (or the default). */
+  number(key: string, min: number, max: number, def: number): number {
+    const v = this.get(key, false);
+    if (v === undefined) return def;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) this.invalid(key, `must be a number from ${min} to ${max}`);
+    return v;
+  }
+
   /** True when the key is present. */
   has(key: string): boolean {
     return key in this.obj;

@@ -67,6 +67,22 @@ export interface ServerConfig {
   readonly stallTimeoutSeconds: number;
   /** Network retries one transaction's download may use before it fails. */
   readonly downloadRetries: number;
+  /** Each wait between check-ins is the interval times a random factor in [1 - j, 1 + j]. */
+  readonly pollJitter: number;
+}
+
+/**
+ * The busy gate: a command asked before the agent arms the new slot and before it reboots.
+ * Exit 0: free, go on; exit 75 (EX_TEMPFAIL): busy, do not reboot now; anything else (or no
+ * answer within timeoutSeconds) counts as busy too, and is logged. The agent waits at most
+ * maxWaitSeconds from the first "busy" of a transaction, then goes on.
+ */
+export interface BusyGateConfig {
+  readonly command: readonly string[];
+  readonly timeoutSeconds: number;
+  readonly maxWaitSeconds: number;
+  /** How often the agent asks again while busy. */
+  readonly recheckSeconds: number;
 }
 
 /** External programs the agent runs; paths are configurable for test rigs and odd images. */
@@ -79,7 +95,8 @@ export interface ToolsConfig {
 export interface AgentConfig {
   /** The file it was read from. */
   readonly source: string;
-  readonly device: { readonly id: string; readonly compatible: string };
+  /** `attributes`: what the device reports of itself at check-in (hardware, site, ...). */
+  readonly device: { readonly id: string; readonly compatible: string; readonly attributes: Readonly<Record<string, string>> };
   readonly slots: readonly SlotConfig[];
   readonly boot: { readonly grubenv: string };
   readonly cmdlinePath: string;
@@ -94,6 +111,7 @@ export interface AgentConfig {
   readonly checkpointBytes: number;
   readonly tools: ToolsConfig;
   readonly server?: ServerConfig;
+  readonly busyGate?: BusyGateConfig;
   /** node-exporter textfile the daemon rewrites after every check (a `.prom` path), if any. */
   readonly metricsTextfile?: string;
 }

@@ -29,6 +29,8 @@ export interface MachineContext {
   reboot(): Promise<void>;
   /** Progress of the bundle read, for a progress bar. */
   onProgress?(bytesRead: number, total: number | null): void;
+  /** The clock maintenance windows are judged by (tests set it). */
+  now?(): Date;
   /** One line for the operator (stderr). */
   log(line: string): void;
 }

@@ -132,6 +132,8 @@ export class Machine {
         result = await HANDLERS[tx.state](this.ctx, tx);
       } catch (err) {
         // Transient: leave the state as it is; the next start of the agent resumes it.
+        // A hold is no error: the gates recorded it once already.
+        if (isOtaError(err, 'UPDATE_HELD')) throw err;
         if ((isOtaError(err) && err.kind === 'transient') || isFinal(tx.state)) throw this.recordError(tx, err);
         result = { outcome: 'fatal', reason: fatalReason(err, tx.state), details: { error: formatError(err) } };
       }

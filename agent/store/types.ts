@@ -70,7 +70,7 @@ export interface SlotInfo {
 }
 
 /** Kinds of history events (`server`: a check-in answer refused, a directive not carried out, a report dropped). */
-export type EventType = 'transition' | 'health' | 'boot' | 'technician' | 'error' | 'server';
+export type EventType = 'transition' | 'health' | 'boot' | 'technician' | 'error' | 'server' | 'hold';
 
 /** One line of history. */
 export interface HistoryEvent {

@@ -33,12 +33,12 @@ Example (a CI job):
       bar.end();
     }
     const channel = typeof values.channel === 'string' && values.channel !== '' ? values.channel : undefined;
-    const published = channel ? await client.publish(uploaded.version, channel) : undefined;
+    const published = channel ? await client.publish(uploaded.product, uploaded.version, channel) : undefined;
     if (values.json) {
       printJson(published ? { ...uploaded, published } : uploaded);
       return;
     }
     process.stdout.write(`uploaded ${uploaded.product} ${uploaded.version}  sha256 ${uploaded.sha256}  ${formatBytes(uploaded.size)}\n`);
-    if (published) process.stdout.write(`published ${published.version} to ${published.channel}${published.previous ? ` (was ${published.previous})` : ''}\n`);
+    if (published) process.stdout.write(`published ${published.product} ${published.version} to ${published.channel}${published.previous ? ` (was ${published.previous})` : ''}\n`);
   },
 });

@@ -180,8 +180,8 @@ async function setUp(dir: string, server: Server, key: ReleaseKey): Promise<Ctx>
       method: 'PUT',
       path: '/v1/channels/beta',
       roles: ['ops'],
-      body: () => ({ version: '0.9.0' }),
-      fields: { version: 'string' },
+      body: () => ({ product: 'gateway', version: '0.9.0' }),
+      fields: { product: 'string', version: 'string' },
       param: { name: 'channel', build: (v) => `/v1/channels/${encodeURIComponent(v)}` },
     },
     {
@@ -296,7 +296,7 @@ async function ids(ctx: Ctx): Promise<Check[]> {
     if (!r.param) continue;
     const cred = firstRole(r);
     for (const v of HOSTILE_IDS) {
-      const body = r.name === 'publish' ? { version: '99.0.0' } : r.body?.();
+      const body = r.name === 'publish' ? { product: 'gateway', version: '99.0.0' } : r.body?.();
       checks.push({
         label: `${r.method} ${r.param.build(v)}`,
         req: { method: r.method, path: r.param.build(v), headers: body ? json(ctx, cred) : auth(ctx, cred), ...(body ? { body: JSON.stringify(body) } : {}) },
@@ -315,7 +315,7 @@ async function ids(ctx: Ctx): Promise<Check[]> {
     for (const field of ['id', 'compatible', 'channel']) {
       checks.push({ label: `enroll with ${field}=${JSON.stringify(v)}`, req: { method: 'POST', path: enroll.path, headers: json(ctx, 'enroll'), body: JSON.stringify({ ...enroll.body!(), [field]: v }) }, expect: is4xx });
     }
-    checks.push({ label: `publish version ${JSON.stringify(v)}`, req: { method: 'PUT', path: '/v1/channels/beta', headers: json(ctx, 'ops'), body: JSON.stringify({ version: v }) }, expect: is4xx });
+    checks.push({ label: `publish version ${JSON.stringify(v)}`, req: { method: 'PUT', path: '/v1/channels/beta', headers: json(ctx, 'ops'), body: JSON.stringify({ product: 'gateway', version: v }) }, expect: is4xx });
   }
   return send(ctx, checks);
 }

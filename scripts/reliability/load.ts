@@ -129,7 +129,7 @@ async function drive(dir: string, server: Server, release: Release, plan: Plan, 
     const seenBefore = await waitSeen(server, genStart, plan.devices, deadline(), () => exited);
     log(`load: uploading ${(release.size / 2 ** 20).toFixed(0)} MiB (${VERSION}) and publishing it to ${CHANNEL}`);
     const upload = await uploadRelease(server, release);
-    const publish = await ota(server, ['publish', VERSION, '--channel', CHANNEL]);
+    const publish = await ota(server, ['publish', VERSION, '--product', 'gateway', '--channel', CHANNEL]);
     const publishedAt = publish.endAt;
     // Every device must have checked in after the publish, and the reports must have had their time.
     const seenAfter = await waitSeen(server, publishedAt, plan.devices, deadline(), () => exited);

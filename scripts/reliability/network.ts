@@ -358,7 +358,7 @@ async function drive(w: World, rig: PowerRig, release: Release, trial: Trial): P
   w.proxy.setPlan(trial.plan);
   const view: ServerView = { url: w.server.proc.url, ops: w.server.tokens.ops, device: rig.device.id };
   const t0 = Date.now();
-  await api(w.server.proc.url, w.server.tokens.ops, 'PUT', `/v1/channels/${rig.device.id}`, { version: release.version });
+  await api(w.server.proc.url, w.server.tokens.ops, 'PUT', `/v1/channels/${rig.device.id}`, { product: 'gateway', version: release.version });
   rig.arm();
   rig.start();
   // Boot, check-in, download, install, reboot, boot, health check, commit, reports: a minute

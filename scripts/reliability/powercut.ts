@@ -63,7 +63,7 @@ interface Scenario {
 }
 
 const publish = (version: string) => async (p: Point): Promise<void> => {
-  await api(p.world.server!.proc.url, p.world.server!.tokens.ops, 'PUT', `/v1/channels/${p.channel}`, { version });
+  await api(p.world.server!.proc.url, p.world.server!.tokens.ops, 'PUT', `/v1/channels/${p.channel}`, { product: 'gateway', version });
 };
 
 const techInstall = (which: 'good' | 'bad') => async (p: Point): Promise<void> => {

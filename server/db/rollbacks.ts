@@ -68,7 +68,8 @@ export class RollbackQueries {
     const d = r.details as { directive?: unknown; refused?: unknown } | undefined;
     if (typeof d?.directive !== 'string' || !d.directive.startsWith('rb_')) return;
     if (d.refused === true) this.outcomeStmt.run('refused', r.reason ?? 'unspecified', now.toISOString(), d.directive, device);
-    else if (r.outcome) this.outcomeStmt.run(r.outcome, r.reason ?? null, now.toISOString(), d.directive, device);
+    // A rollback transaction reports "failure" when it ends rolled back: for the request, that is done.
+    else if (r.outcome) this.outcomeStmt.run(r.state === 'rolled-back' ? 'success' : 'failure', r.reason ?? null, now.toISOString(), d.directive, device);
   }
 
   /** A device's requests, newest first. */

@@ -58,4 +58,10 @@ describe('poll interval', () => {
       expect(d).toBeLessThanOrEqual(1200);
     }
   });
+
+  it('takes the jitter from the config (server.pollJitter)', () => {
+    expect(pollDelayMs(10, undefined, () => 0, 0.5)).toBe(5000);
+    expect(pollDelayMs(10, undefined, almostOne, 0.5)).toBe(15_000);
+    expect(pollDelayMs(10, undefined, () => 0, 0)).toBe(10_000);
+  });
 });

@@ -76,7 +76,7 @@ describe('SIGKILL', () => {
 
   it('commits a release, a channel, a device and its report', async () => {
     expect((await uploadFile(b1.path)).status).toBe(201);
-    expect((await api('PUT', '/v1/channels/stable', opsToken, { version: '1.0.0' })).status).toBe(200);
+    expect((await api('PUT', '/v1/channels/stable', opsToken, { product: 'gateway', version: '1.0.0' })).status).toBe(200);
     const enrolled = await api('POST', '/v1/devices/enroll', await token('enroll'), { id: 'gw-1', compatible: 'x86-gw' });
     expect(enrolled.status).toBe(201);
     deviceToken = ((await enrolled.json()) as { token: string }).token;
@@ -126,7 +126,7 @@ describe('SIGKILL', () => {
 
   it('at rest loses nothing, and the interrupted upload succeeds when sent again', async () => {
     expect((await uploadFile(b2.path)).status).toBe(201);
-    expect((await api('PUT', '/v1/channels/stable', opsToken, { version: '2.0.0' })).status).toBe(200);
+    expect((await api('PUT', '/v1/channels/stable', opsToken, { product: 'gateway', version: '2.0.0' })).status).toBe(200);
     const r = await api('POST', '/v1/devices/gw-1/reports', deviceToken, { id: 'rep-2', transaction: 'tx-2', version: '2.0.0', state: 'downloading', at: new Date().toISOString() });
     expect(r.status).toBe(200);
     await server!.stop('SIGKILL');

@@ -109,21 +109,21 @@ describe('ota-release upload', () => {
 
 describe('ota-release publish', () => {
   it('publishes a stored version (exit 0) and names the previous one', async () => {
-    const first = await release(['publish', '1.0.0', '--channel', 'stable', '--server', server.url]);
+    const first = await release(['publish', '1.0.0', '--product', 'gateway', '--channel', 'stable', '--server', server.url]);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout.trim()).toBe('published 1.0.0 to stable');
-    const second = await release(['publish', '1.1.0', '--channel', 'stable', '--server', server.url]);
-    expect(second.stdout.trim()).toBe('published 1.1.0 to stable (was 1.0.0)');
+    expect(first.stdout.trim()).toMatch(/^published gateway 1\.0\.0 to stable \(rollout ro_[0-9a-f]{16}\)$/);
+    const second = await release(['publish', '1.1.0', '--product', 'gateway', '--channel', 'stable', '--server', server.url]);
+    expect(second.stdout.trim()).toMatch(/^published gateway 1\.1\.0 to stable \(was 1\.0\.0\) \(rollout ro_[0-9a-f]{16}\)$/);
   });
 
   it('fails with exit 1 on an unknown version, naming the code', async () => {
-    const r = await release(['publish', '7.7.7', '--channel', 'stable', '--server', server.url]);
+    const r = await release(['publish', '7.7.7', '--product', 'gateway', '--channel', 'stable', '--server', server.url]);
     expect(r.code).toBe(1);
     oneLine(r.stderr, /^ota-release publish: RELEASE_NOT_FOUND: .*7\.7\.7.*\(HTTP 404\)$/);
   });
 
   it('fails with exit 1 on a channel name the server refuses', async () => {
-    const r = await release(['publish', '1.0.0', '--channel', 'Stable Channel', '--server', server.url]);
+    const r = await release(['publish', '1.0.0', '--product', 'gateway', '--channel', 'Stable Channel', '--server', server.url]);
     expect(r.code).toBe(1);
     oneLine(r.stderr, /^ota-release publish: REQUEST_INVALID: .*\(HTTP 400\)$/);
   });
@@ -137,7 +137,7 @@ describe('ota-release publish', () => {
   });
 
   it('fails with exit 1 on a URL outside the API, naming the server\'s code', async () => {
-    const r = await release(['publish', '1.0.0', '--channel', 'stable', '--server', `${server.url}/not-here/`]);
+    const r = await release(['publish', '1.0.0', '--product', 'gateway', '--channel', 'stable', '--server', `${server.url}/not-here/`]);
     expect(r.code).toBe(1);
     oneLine(r.stderr, /^ota-release publish: ROUTE_NOT_FOUND: /);
   });
@@ -149,7 +149,7 @@ describe('ota-release publish', () => {
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = proxy.address() as AddressInfo;
-      const r = await release(['publish', '1.0.0', '--channel', 'stable', '--server', `http://127.0.0.1:${port}`]);
+      const r = await release(['publish', '1.0.0', '--product', 'gateway', '--channel', 'stable', '--server', `http://127.0.0.1:${port}`]);
       expect(r.code).toBe(1);
       oneLine(r.stderr, /^ota-release publish: CLIENT_BAD_ANSWER: .*HTTP 502.*Bad Gateway/);
     } finally {
