@@ -127,7 +127,7 @@ export function rolloutsView() {
         return h(
           'div',
           { class: `phase${i <= r.phase && open ? ' open' : ''}`, 'data-phase': i },
-          h('span', { class: 'name' }, `Phase ${i + 1}: ${phaseText(p)}`, i <= r.phase && r.state !== 'completed' ? ' (open)' : ''),
+          h('span', { class: 'name' }, `Phase ${i + 1}: ${phaseText(p)}`, i <= r.phase && open ? ' (open)' : ''),
           h(
             'div',
             { class: 'bar', role: 'img', 'aria-label': `${c.success} succeeded, ${c.failure} failed, ${c.installing} installing, ${c.offered} offered, ${c.waiting} waiting of ${c.members}` },
