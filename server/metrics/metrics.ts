@@ -1,13 +1,14 @@
 /**
  * The server's Prometheus metrics (prom-client), one registry per app. Counters and histograms
- * are updated on the request path through children resolved once per label set and cached
- * here, so a check-in pays a map lookup and an increment, never prom-client's label hashing;
+ * of the request path are fast.ts's (a series resolved once, an update is an array increment;
+ * prom-client's own hash the labels at every update), exported through the same registry;
  * fleet-wide gauges (devices by state, silent devices, rollouts) are read from the database
  * only when Prometheus scrapes.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Report } from '../../shared/protocol.js';
 import type { Db } from '../db/open.js';
+import { FastCounter, FastHistogram, type Incrementer, type Observer } from './fast.js';
 import { reasonLabel } from './labels.js';
 
 /** Request latency buckets, seconds: a check-in takes about a millisecond, an upload minutes. */
@@ -15,15 +16,7 @@ const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 /** Store operation buckets, seconds: most are a few prepared statements. */
 const STORE_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2];
 
-/** Something whose `observe(seconds)` records one duration. */
-export interface Observer {
-  observe(v: number): void;
-}
-
-/** Something whose `inc(n?)` adds to a count. */
-interface Incrementer {
-  inc(n?: number): void;
-}
+export type { Observer } from './fast.js';
 
 /** A gauge source read at scrape time: returns label sets and values. */
 export type GaugeSource = () => { labels: Record<string, string>; value: number }[];
@@ -43,45 +36,43 @@ export class ServerMetrics {
   private readonly storeChildren = new Map<string, Observer>();
 
   constructor(opts: { processMetrics?: boolean } = {}) {
-    const registers = [this.registry];
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'otaab_server_' });
-    this.checkins = new Counter({ name: 'otaab_checkins_total', help: 'Check-ins answered with a signed directive, by directive type', labelNames: ['directive'], registers });
-    for (const d of ['none', 'update', 'rollback']) this.checkins.labels(d).inc(0);
-    this.downloads = new Counter({ name: 'otaab_downloads_total', help: 'Bundle downloads started, by kind (full or partial, a resumed download)', labelNames: ['kind'], registers });
-    for (const k of ['full', 'partial']) this.downloads.labels(k).inc(0);
-    this.downloadBytes = new Counter({ name: 'otaab_download_bytes_total', help: 'Bundle bytes read from storage and sent to devices', registers });
-    this.reports = new Counter({
-      name: 'otaab_reports_total',
-      help: 'Device reports stored (duplicates excluded), by outcome (success, failure, or progress for a report without one) and reason class',
-      labelNames: ['outcome', 'reason'],
-      registers,
-    });
-    this.requests = new Histogram({
-      name: 'otaab_http_request_duration_seconds',
-      help: 'HTTP request latency from arrival to the end of the answer, by method, route pattern and status',
-      labelNames: ['method', 'route', 'status'],
-      buckets: REQUEST_BUCKETS,
-      registers,
-    });
-    this.store = new Histogram({
-      name: 'otaab_store_operation_duration_seconds',
-      help: 'Latency of database operations (query group and method), including waits for the write lock',
-      labelNames: ['op'],
-      buckets: STORE_BUCKETS,
-      registers,
-    });
+    this.checkins = new FastCounter('otaab_checkins_total', 'Check-ins answered with a signed directive, by directive type', ['directive']);
+    for (const d of ['none', 'update', 'rollback']) this.checkinChildren.set(d, this.checkins.child({ directive: d }));
+    this.downloads = new FastCounter('otaab_downloads_total', 'Bundle downloads started, by kind (full or partial, a resumed download)', ['kind']);
+    for (const k of ['full', 'partial']) this.downloads.child({ kind: k });
+    const bytes = new FastCounter('otaab_download_bytes_total', 'Bundle bytes read from storage and sent to devices', []);
+    this.downloadBytes = bytes.child();
+    this.reports = new FastCounter(
+      'otaab_reports_total',
+      'Device reports stored (duplicates excluded), by outcome (success, failure, or progress for a report without one) and reason class',
+      ['outcome', 'reason'],
+    );
+    this.requests = new FastHistogram(
+      'otaab_http_request_duration_seconds',
+      'HTTP request latency from arrival to the end of the answer, by method, route pattern and status',
+      ['method', 'route', 'status'],
+      REQUEST_BUCKETS,
+    );
+    this.store = new FastHistogram(
+      'otaab_store_operation_duration_seconds',
+      'Latency of database operations (query group and method), including waits for the write lock',
+      ['op'],
+      STORE_BUCKETS,
+    );
+    for (const f of [this.checkins, this.downloads, bytes, this.reports, this.requests, this.store]) f.register(this.registry);
   }
 
   /** Counts one check-in answer. */
   checkin(directive: string): void {
     let c = this.checkinChildren.get(directive);
-    if (!c) this.checkinChildren.set(directive, (c = this.checkins.labels(directive)));
+    if (!c) this.checkinChildren.set(directive, (c = this.checkins.child({ directive })));
     c.inc();
   }
 
   /** Counts a download and, when its stream closes, the bytes it read. */
   download(partial: boolean, stream: NodeJS.EventEmitter & { bytesRead: number }): void {
-    this.downloads.labels(partial ? 'partial' : 'full').inc();
+    this.downloads.child({ kind: partial ? 'partial' : 'full' }).inc();
     stream.once('close', () => this.downloadBytes.inc(stream.bytesRead));
   }
 
@@ -93,7 +84,7 @@ export class ServerMetrics {
     let c = this.reportChildren.get(key);
     if (!c) {
       // Reasons are bounded by reasonLabel; past 200 distinct label sets, lump the rest together.
-      c = this.reportChildren.size < 200 ? this.reports.labels(outcome, reason) : this.reports.labels(outcome, 'other');
+      c = this.reports.child({ outcome, reason: this.reportChildren.size < 200 ? reason : 'other' });
       this.reportChildren.set(key, c);
     }
     c.inc();
@@ -103,14 +94,14 @@ export class ServerMetrics {
   request(method: string, route: string, status: number, seconds: number): void {
     const key = `${method} ${route} ${status}`;
     let o = this.requestChildren.get(key);
-    if (!o) this.requestChildren.set(key, (o = this.requests.labels(method, route, String(status))));
+    if (!o) this.requestChildren.set(key, (o = this.requests.child({ method, route, status: String(status) })));
     o.observe(seconds);
   }
 
   /** The observer of one store operation. */
   storeOp(op: string): Observer {
     let o = this.storeChildren.get(op);
-    if (!o) this.storeChildren.set(op, (o = this.store.labels(op)));
+    if (!o) this.storeChildren.set(op, (o = this.store.child({ op })));
     return o;
   }
 
