@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { keepRunning } from './demo-keep.js';
+import { stagedRolloutStory } from './demo/staged.js';
 import { FleetDevice } from './fleet/device.js';
 import { ServerProcess, api, createToken, fleet, type FleetRow } from './fleet/server.js';
 
@@ -168,6 +169,8 @@ try {
   detail('rebooted into it and reported the rollback with reason "technician". 1.2.0 stays its newest committed');
   detail('release, so the server will not push it again; a newer release will be offered as usual.');
   if ((await running()).get(target) !== '1.0.0') throw new Error(`${target} should run 1.0.0 after the technician rollback`);
+
+  await stagedRolloutStory({ work, url: server.url, ops, enroll, say, detail, release });
 
   say('The fleet at the end, as the server sees it, with what each device runs:');
   process.stdout.write(`${await table(rows)}\n`);

@@ -131,6 +131,8 @@ export function evaluate(r: RolloutRules, counts: readonly PhaseCounts[], now: D
       return { type: 'pause', reason: `${failures} failure(s) of ${members} device(s) reached the threshold share of ${r.pauseFailureShare}` };
     }
   }
+  // No device yet: nothing has proven the release; devices that appear join this phase.
+  if (members === 0) return { type: 'none' };
   const success = sum(counts, r.phase, 'success');
   if (success < Math.ceil(r.successShare * members - 1e-9)) return { type: 'none' };
   if (now.getTime() - r.phaseOpened.getTime() < r.soakSeconds * 1000) return { type: 'none' };

@@ -95,6 +95,8 @@ describe('evaluate', () => {
     expect(evaluate(rules({ phase: 1 }), [c(2, 2), c(18, 16), c(80), c(100)], at)).toEqual({ type: 'advance', phase: 2 });
     expect(evaluate(rules({ soakSeconds: 7200 }), [c(2, 2), c(18), c(80), c(100)], at)).toEqual({ type: 'none' });
     expect(evaluate(rules({ phase: 3 }), [c(2, 2), c(18, 18), c(80, 80), c(100, 90)], at)).toEqual({ type: 'complete' });
+    // An empty target proves nothing: the first phase stays the open one.
+    expect(evaluate(rules(), [c(0), c(0), c(0), c(0)], at)).toEqual({ type: 'none' });
   });
 
   it('pauses at a failure count or share, before anything else; acknowledged failures no longer count', () => {
