@@ -1,6 +1,6 @@
 // Releases: product, version, modules with their sizes, signer key, channels, and the chunk
 // index of delta-capable images.
-import { api } from '../api.js';
+import { api, can } from '../api.js';
 import { badge, bytes, fill, h, table, time } from '../ui.js';
 
 /** The releases page. */
@@ -10,10 +10,13 @@ export function releasesView() {
 
   async function refresh() {
     const { releases } = await api('GET', '/v1/fleet/releases');
+    // Bytes served per bundle, where the server counts them (GET /v1/bundles/:sha256/served, ops
+    // only, with delta updates): what a rollout really cost on the wire. Absent: not shown.
+    const served = can.rollouts() ? await Promise.all(releases.slice(0, 20).map((r) => api('GET', `/v1/bundles/${r.sha256}/served`).catch(() => null))) : [];
     if (releases.length === 0) return void fill(list, h('p', { class: 'muted' }, 'No release uploaded yet (ota-release upload).'));
     fill(
       list,
-      releases.map((r) =>
+      releases.map((r, i) =>
         h(
           'article',
           { class: 'card', 'aria-label': `${r.product} ${r.version}` },
@@ -27,6 +30,12 @@ export function releasesView() {
             h('dt', {}, 'Built'), h('dd', {}, time(r.created), ' · uploaded ', time(r.uploaded)),
             h('dt', {}, 'Rollouts'), h('dd', {}, String(r.rollouts)),
             r.notes ? [h('dt', {}, 'Notes'), h('dd', {}, r.notes)] : null,
+            served[i]
+              ? [
+                  h('dt', {}, 'Served'),
+                  h('dd', {}, `${served[i].requests} download${served[i].requests === 1 ? '' : 's'} (${served[i].rangeRequests} partial), ${bytes(served[i].bytes)} since the server started`, r.size ? ` = ${(served[i].bytes / r.size).toFixed(1)} × the bundle` : ''),
+                ]
+              : null,
           ),
           table(`Modules of ${r.product} ${r.version}`, [
             { head: 'Module', cell: (m) => h('code', {}, m.name) },
