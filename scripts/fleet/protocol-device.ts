@@ -38,6 +38,8 @@ export class ProtocolDevice {
   private token = '';
   private keyring: Keyring | undefined;
   private slots: Record<Slot, string | null>;
+  /** Slots holding a release that passed its health check (a rollback may only go there). */
+  private good: Record<Slot, boolean> = { A: true, B: false };
   private booted: Slot = 'A';
   private committed: string | null;
   private state: DeviceState = 'idle';
@@ -62,6 +64,12 @@ export class ProtocolDevice {
   /** What the device runs now. */
   get runningVersion(): string | null {
     return this.slots[this.booted];
+  }
+
+  /** The version a rollback would go back to, or null when the other slot holds no good release. */
+  get rollbackVersion(): string | null {
+    const other: Slot = this.booted === 'A' ? 'B' : 'A';
+    return this.good[other] ? this.slots[other] : null;
   }
 
   /** Enrolls with an enroll (or ops) token. */
@@ -161,6 +169,7 @@ export class ProtocolDevice {
       return;
     }
     this.slots[target] = version;
+    this.good[target] = false;
     await this.step(txId, version, 'installed', { progress: { bytes: bytes.length, total: bytes.length } });
     await this.step(txId, version, 'armed');
     await this.step(txId, version, 'rebooting');
@@ -170,6 +179,7 @@ export class ProtocolDevice {
     const failure = this.opts.fails?.(version) ?? null;
     if (failure === null) {
       this.committed = version;
+      this.good[target] = true;
       await this.finish(txId, version, 'committed', 'success', undefined, { health: { passed: true, results: [{ name: 'app', passed: true, output: 'app answered 200 in 12 ms' }] } });
       return;
     }
@@ -183,7 +193,7 @@ export class ProtocolDevice {
 
   private async rollback(directive: string): Promise<void> {
     const other: Slot = this.booted === 'A' ? 'B' : 'A';
-    const back = this.slots[other];
+    const back = this.good[other] ? this.slots[other] : null;
     const txId = `tx-${randomUUID().slice(0, 8)}`;
     if (back === null) {
       // Nothing to go back to: refused, with the agent's reason.

@@ -197,8 +197,9 @@ describe.skipIf(!present)('the console in Chromium', () => {
     const { page, errors } = await newPage();
     await login(page, fleet.tokens.technician);
     await expect(page.locator('#who').textContent()).resolves.toMatch(/^technician/);
-    // A device that committed 1.1.0 and still has 1.0.0 in its other slot.
-    const target = (await fetch(`${fleet.url}/v1/fleet/devices?version=1.1.0&limit=100`, { headers: { authorization: `Bearer ${fleet.tokens.technician}` } }).then((r) => r.json() as Promise<{ devices: { id: string; running: string | null }[] }>)).devices.find((d) => d.running === '1.1.0')!;
+    // A device that runs 1.1.0 and still has 1.0.0 in its other slot (not one of the two that
+    // tried the bad 1.2.0: their other slot holds it, and a rollback there is refused).
+    const target = fleet.devices.find((d) => d.runningVersion === '1.1.0' && d.rollbackVersion === '1.0.0')!;
     expect(target).toBeDefined();
     await page.getByRole('link', { name: target.id, exact: true }).click();
     await page.getByLabel('Note for the rollback').fill('site reports a stuck Modbus poller');
