@@ -186,7 +186,7 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX rollout_devices_device ON rollout_devices(device);
       -- Every published channel becomes a one-phase rollout; devices join it at check-in.
       INSERT INTO rollouts (id, product, version, kind, channel, tags, attributes, phases, success_share, soak_seconds, seed, state, phase, phase_opened, created_by, created, updated)
-        SELECT 'ro-' || lower(hex(randomblob(8))), product, version, 'publish', name, '[]', '{}', '[{"percent":100}]', 1.0, 0, 0, 'running', 0, updated, 'migration', updated, updated FROM channels;
+        SELECT 'ro_' || lower(hex(randomblob(8))), product, version, 'publish', name, '[]', '{}', '[{"percent":100}]', 1.0, 0, 0, 'running', 0, updated, 'migration', updated, updated FROM channels;
 
       CREATE TABLE windows (
         name TEXT PRIMARY KEY,
