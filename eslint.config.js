@@ -15,4 +15,16 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  // The web console: plain browser ES modules, served as they are (no TypeScript, no build).
+  {
+    files: ['server/console/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      sourceType: 'module',
+      parserOptions: { project: null },
+      globals: Object.fromEntries(
+        ['window', 'document', 'fetch', 'sessionStorage', 'location', 'history', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'FormData', 'URLSearchParams', 'URL', 'Intl', 'HTMLElement', 'Event', 'console'].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
 );

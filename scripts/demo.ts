@@ -17,6 +17,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { keepRunning } from './demo-keep.js';
 import { stagedRolloutStory } from './demo/staged.js';
 import { FleetDevice } from './fleet/device.js';
 import { ServerProcess, api, createToken, fleet, type FleetRow } from './fleet/server.js';
@@ -26,6 +27,7 @@ const RELEASE = join(ROOT, 'dist', 'release', 'cli.js');
 const COMPATIBLE = 'x86-gw';
 const DEVICES = ['gw-berlin', 'gw-lyon', 'charger-07'];
 const verbose = process.argv.includes('--verbose');
+const keep = process.argv.includes('--keep');
 const started = Date.now();
 
 const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s`;
@@ -178,6 +180,7 @@ try {
   }
   ok = true;
   say(`Done in ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+  if (keep) await keepRunning(server.url, { ops, technician });
 } catch (err) {
   process.stderr.write(`\ndemo failed: ${err instanceof Error ? err.message : String(err)}\n`);
   if (server) process.stderr.write(`server output (last 2000 characters):\n${server.log.slice(-2000)}\n`);

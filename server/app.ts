@@ -7,14 +7,17 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Keyring } from '../shared/signing.js';
 import type { ServerConfig } from './config.js';
 import { authPlugin } from './plugins/auth.js';
+import { consolePlugin } from './plugins/console.js';
 import { errorsPlugin } from './plugins/errors.js';
 import { jsonBodyPlugin } from './plugins/json-body.js';
+import { metricsPlugin } from './plugins/metrics.js';
 import { openapiPlugin } from './plugins/openapi.js';
 import { servicesPlugin } from './plugins/services.js';
 import { bundleRoutes } from './routes/bundles.js';
 import { channelRoutes } from './routes/channels.js';
 import { checkinRoutes } from './routes/checkin.js';
 import { deviceRoutes } from './routes/devices.js';
+import { fleetPageRoutes } from './routes/fleet-page.js';
 import { releaseRoutes } from './routes/releases.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { openServices, type Services } from './services.js';
@@ -50,14 +53,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   try {
     await app.register(servicesPlugin, { config, services });
     await app.register(errorsPlugin);
+    await app.register(metricsPlugin);
     await app.register(jsonBodyPlugin);
     await app.register(authPlugin);
     await app.register(openapiPlugin);
+    await app.register(consolePlugin);
     await app.register(
       async (v1) => {
         await v1.register(releaseRoutes);
         await v1.register(channelRoutes);
         await v1.register(deviceRoutes);
+        await v1.register(fleetPageRoutes);
         await v1.register(checkinRoutes);
         await v1.register(bundleRoutes);
         await v1.register(rolloutRoutes);

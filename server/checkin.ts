@@ -36,7 +36,13 @@ export class CheckinService {
   private readonly relaxed: Database.Statement;
   private readonly strict: Database.Statement;
 
-  constructor(private readonly store: Store, private readonly signer: AnswerSigner, private readonly config: ServerConfig) {
+  /** `counted` hears each answer's directive type (the metrics). */
+  constructor(
+    private readonly store: Store,
+    private readonly signer: AnswerSigner,
+    private readonly config: ServerConfig,
+    private readonly counted: (directive: Directive['type']) => void = () => {},
+  ) {
     this.relaxed = store.db.prepare('PRAGMA synchronous = NORMAL');
     this.strict = store.db.prepare('PRAGMA synchronous = FULL');
     // IMMEDIATE: take the write lock up front, so `ota-server token` writing at the same time
@@ -110,6 +116,7 @@ export class CheckinService {
     } finally {
       if (relax) this.strict.run();
     }
+    this.counted(step.directive.type);
     const answer: CheckinAnswer = {
       device,
       nonce: c.nonce,

@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { UsageError } from '../shared/cli.js';
 import { OtaError, errorMessage } from '../shared/errors.js';
 import { parseStrictJson } from '../shared/strict-json.js';
+import { parseListen } from './metrics/listener.js';
 
 /** Everything the server reads at start; frozen after validation. */
 export interface ServerConfig {
@@ -29,6 +30,10 @@ export interface ServerConfig {
   /** Seconds between check-ins the server asks devices for. */
   readonly pollInterval: number;
   readonly logLevel: LogLevel;
+  /** Bearer token Prometheus sends to scrape GET /metrics; null: not on the API port. */
+  readonly metricsToken: string | null;
+  /** `host:port` serving GET /metrics on its own; null: none. */
+  readonly metricsListen: string | null;
 }
 
 /** Levels of the server log (pino's). */
@@ -47,6 +52,8 @@ export const DEFAULTS: ServerConfig = Object.freeze({
   answerTtl: 300,
   pollInterval: 300,
   logLevel: 'info',
+  metricsToken: null,
+  metricsListen: null,
 });
 
 type Key = keyof ServerConfig;
@@ -102,6 +109,16 @@ export const FIELDS: Readonly<Record<Key, Field>> = {
     env: 'OTA_SERVER_LOG_LEVEL',
     flag: 'log-level',
     parse: (raw) => (LOG_LEVELS.includes(raw as LogLevel) ? ok(raw) : no(`must be one of ${LOG_LEVELS.join(', ')}`)),
+  },
+  metricsToken: {
+    env: 'OTA_SERVER_METRICS_TOKEN',
+    flag: 'metrics-token',
+    parse: (raw) => (raw === null || (typeof raw === 'string' && /^[\x21-\x7e]{16,256}$/.test(raw)) ? ok(raw) : no('must be 16 to 256 printable characters without spaces (e.g. `openssl rand -hex 32`)')),
+  },
+  metricsListen: {
+    env: 'OTA_SERVER_METRICS_LISTEN',
+    flag: 'metrics-listen',
+    parse: (raw) => (raw === null || (typeof raw === 'string' && parseListen(raw) !== null) ? ok(raw) : no('must be host:port, such as 127.0.0.1:9464 or [::1]:9464')),
   },
 };
 

@@ -146,6 +146,7 @@ export const ERROR_SECTIONS = {
     ROLLOUT_INVALID: fatal(400, 'The rollout\'s phases, thresholds or target do not make sense.', 'Fix the field named in the message.'),
     WINDOW_INVALID: fatal(400, 'The maintenance window is not well formed.', 'Give days mon..sun, start HH:MM, durationMinutes 1-1440 and an IANA timeZone.'),
     WINDOW_NOT_FOUND: fatal(404, 'No maintenance window has this name.', 'List the windows with ota-release window list.'),
+    METRICS_DISABLED: fatal(404, 'GET /metrics is not served on the API port.', 'Set metricsToken (and scrape with it) or scrape the metricsListen address.'),
   },
   /** ota-server at start-up and its admin commands. */
   server: {

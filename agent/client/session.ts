@@ -22,6 +22,7 @@ import { serverKeyring, type CompleteConnection } from './connection.js';
 import { HoldError } from '../machine/gates.js';
 import { AGENT_VERSION } from '../version.js';
 import { saveWindows } from '../windows-file.js';
+import { exportTextfile } from '../metrics/export.js';
 import { pollDelayMs } from './poll.js';
 import { ReportSender, type FlushResult } from './reports.js';
 
@@ -147,8 +148,15 @@ export class ServerSession {
     return checkIn(this.target, dev.config.device.id, keyring, state, { timeoutMs: this.timeoutMs, ...(this.opts.signal ? { signal: this.opts.signal } : {}) });
   }
 
-  /** One check: flush, check in, then resume or act. */
+  /** One check: flush, check in, then resume or act; then the metrics textfile, if configured. */
   async check(): Promise<CheckReport> {
+    const at = new Date();
+    const r = await this.checkOnce();
+    await exportTextfile(this.dev, { at, ok: r.checkin?.ok === true }, this.opts.log);
+    return r;
+  }
+
+  private async checkOnce(): Promise<CheckReport> {
     const { dev, opts } = this;
     const reports = await this.sender.flush();
     let checkin: CheckinResult | undefined;

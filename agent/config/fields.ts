@@ -39,7 +39,7 @@ export interface Field {
   readonly max?: number;
   /** enum: the values allowed. */
   readonly values?: readonly string[];
-  /** string: the pattern a value must match. */
+  /** string and path: the pattern a value must match. */
   readonly pattern?: RegExp;
   /** enum and pattern: what the value means, said when it is wrong. */
   readonly why?: string;
@@ -121,6 +121,10 @@ export const FIELDS = {
   'busyGate.timeoutSeconds': { kind: 'int', min: 1, max: 3600, default: 30, type: '1 … 3600', doc: 'how long one answer of the busy command may take' },
   'busyGate.maxWaitSeconds': { kind: 'int', min: 0, max: 7 * DAY, default: 3600, type: '0 … 604800', doc: 'the longest wait from the first "busy" of a transaction; then the agent goes on (and reports `held:busy-timeout`)' },
   'busyGate.recheckSeconds': { kind: 'int', min: 1, max: DAY, default: 60, type: '1 … 86400', doc: 'how often the agent asks again while busy' },
+  metricsTextfile: {
+    kind: 'path', pattern: /\.prom$/, why: 'must end in ".prom" (node-exporter reads only those)', type: 'path ending in `.prom`',
+    doc: 'node-exporter textfile the agent rewrites after every check (temp file + rename): state, slots, committed version, last check-in, last outcome; see [Metrics textfile](#metrics-textfile)',
+  },
 } as const satisfies Record<string, Field>;
 
 /** A key of the config, as the docs name it. */

@@ -34,8 +34,11 @@ function readField(s: Section, name: string, f: Field, path: string, check: Chec
       if (!values.includes(v)) s.invalid(name, `must be ${values.map((x) => `"${x}"`).join(' or ')} (${f.why ?? ''}), not "${v}"`);
       return v;
     }
-    case 'path':
-      return s.path(name, def as string | undefined);
+    case 'path': {
+      const v = s.path(name, def as string | undefined);
+      if (f.pattern && !f.pattern.test(v)) s.invalid(name, `${f.why ?? `must match ${String(f.pattern)}`}, not "${v}"`);
+      return v;
+    }
     case 'paths':
       return s.paths(name, f.min ?? 0);
     case 'argv':

@@ -112,4 +112,6 @@ export interface AgentConfig {
   readonly tools: ToolsConfig;
   readonly server?: ServerConfig;
   readonly busyGate?: BusyGateConfig;
+  /** node-exporter textfile the daemon rewrites after every check (a `.prom` path), if any. */
+  readonly metricsTextfile?: string;
 }

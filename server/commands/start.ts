@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { defineCommand } from '../../shared/cli.js';
 import { buildApp } from '../app.js';
 import { FIELDS, loadConfig } from '../config.js';
+import { startMetricsListener } from '../metrics/listener.js';
 import { openServices } from '../services.js';
 
 function url(addr: AddressInfo): string {
@@ -31,6 +32,8 @@ environment, then the file):
   --answer-ttl S          ${FIELDS.answerTtl.env}, "answerTtl": seconds a check-in answer is valid (default 300)
   --poll-interval S       ${FIELDS.pollInterval.env}, "pollInterval": seconds between check-ins (default 300)
   --log-level LEVEL       ${FIELDS.logLevel.env}, "logLevel": fatal|error|warn|info|debug|trace|silent
+  --metrics-token T       ${FIELDS.metricsToken.env}, "metricsToken": Prometheus scrapes GET /metrics with it
+  --metrics-listen H:P    ${FIELDS.metricsListen.env}, "metricsListen": serve GET /metrics on this address instead
   --config FILE           OTA_SERVER_CONFIG: JSON file with the keys above
 
 Example:
@@ -48,6 +51,8 @@ Example:
     'answer-ttl': { type: 'string' },
     'poll-interval': { type: 'string' },
     'log-level': { type: 'string' },
+    'metrics-token': { type: 'string' },
+    'metrics-listen': { type: 'string' },
   },
   async run({ values }) {
     const config = await loadConfig(values);
@@ -61,9 +66,12 @@ Example:
     const app = await buildApp({ config, services, logger: true });
     await app.listen({ host: config.host, port: config.port });
     out(`listening on ${url(app.server.address() as AddressInfo)}`);
+    const metrics = config.metricsListen !== null ? await startMetricsListener(app.metrics, config.metricsListen, config.metricsToken) : null;
+    if (metrics) out(`metrics on ${metrics.url}`);
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         out(`${signal}: closing`);
+        metrics?.server.close();
         app.close().then(resolve, resolve);
       };
       process.once('SIGTERM', () => stop('SIGTERM'));

@@ -37,6 +37,8 @@ export const bundleRoutes: FastifyPluginAsync = async (app) => {
     const [start, end] = plan.type === 'partial' ? [plan.start, plan.end] : [0, size - 1];
     if (plan.type === 'partial') reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`);
     reply.header('content-length', String(end - start + 1)).type('application/octet-stream');
-    return reply.send(fh.createReadStream({ start, end, highWaterMark: CHUNK }));
+    const stream = fh.createReadStream({ start, end, highWaterMark: CHUNK });
+    app.metrics.download(plan.type === 'partial', stream);
+    return reply.send(stream);
   });
 };

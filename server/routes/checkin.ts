@@ -11,7 +11,7 @@ function requestBase(req: FastifyRequest): string {
 
 /** The device routes. */
 export const checkinRoutes: FastifyPluginAsync = async (app) => {
-  const checkins = new CheckinService(app.store, app.signer, app.config);
+  const checkins = new CheckinService(app.store, app.signer, app.config, (d) => app.metrics.checkin(d));
 
   app.post<{ Params: { id: string }; Body: CheckinRequest }>(
     '/devices/:id/checkin',
@@ -24,6 +24,7 @@ export const checkinRoutes: FastifyPluginAsync = async (app) => {
     { schema: reportSchema, config: { roles: ['device'], ownDevice: true } },
     async (req) => {
       const fresh = app.store.reports.add(req.params.id, req.body);
+      if (fresh) app.metrics.report(req.body);
       if (fresh && req.body.outcome) {
         req.log.info({ device: req.params.id, version: req.body.version, outcome: req.body.outcome, reason: req.body.reason }, 'transaction ended');
       }

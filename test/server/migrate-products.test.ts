@@ -51,6 +51,7 @@ describe('migration 2 (products, rollouts)', () => {
         ['charger', '2.0.0', 'publish', 'running', 'beta', [{ percent: 100 }]],
         ['gateway', '1.0.0', 'publish', 'running', 'stable', [{ percent: 100 }]],
       ]);
+      for (const r of rollouts) expect(r.id).toMatch(/^ro_[0-9a-f]{16}$/);
       // The same version may now exist in two products.
       store.releases.insert({ product: 'charger', version: '1.0.0', sha256: 'c'.repeat(64), size: 1, compatible: ['evc'], manifest: Buffer.from('{}'), signature: Buffer.from('s'), signer: 'FP', created: '2026-01-05T00:00:00Z' });
       expect(store.releases.exists('charger', '1.0.0')).toBe(true);

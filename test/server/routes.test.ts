@@ -309,6 +309,10 @@ describe('happy paths', () => {
         'PUT /v1/windows/{name}',
         'GET /v1/windows',
         'DELETE /v1/windows/{name}',
+        'GET /v1/fleet/devices',
+        'GET /v1/fleet/counts',
+        'GET /v1/fleet/releases',
+        'GET /v1/whoami',
       ].sort(),
     );
     expect(doc.paths['/v1/releases'].post['x-roles']).toEqual(['ops']);
