@@ -30,6 +30,10 @@ export interface ServerConfig {
   /** Seconds between check-ins the server asks devices for. */
   readonly pollInterval: number;
   readonly logLevel: LogLevel;
+  /** PEM certificate chain to serve HTTPS with; null: plain HTTP (e.g. behind a reverse proxy). */
+  readonly tlsCert: string | null;
+  /** PEM private key of `tlsCert`. */
+  readonly tlsKey: string | null;
 }
 
 /** Levels of the server log (pino's). */
@@ -48,6 +52,8 @@ export const DEFAULTS: ServerConfig = Object.freeze({
   answerTtl: 300,
   pollInterval: 300,
   logLevel: 'info',
+  tlsCert: null,
+  tlsKey: null,
 });
 
 type Key = keyof ServerConfig;
@@ -72,6 +78,8 @@ function int(min: number, max: number): Field['parse'] {
 }
 
 const path: Field['parse'] = (raw, _t, base) => (typeof raw === 'string' && raw !== '' ? ok(resolve(base, raw)) : no('must be a path'));
+
+const optionalPath: Field['parse'] = (raw, t, base) => (raw === null ? ok(null) : path(raw, t, base));
 
 const paths: Field['parse'] = (raw, fromText, base) => {
   // In the environment several key files are separated by commas.
@@ -104,6 +112,8 @@ export const FIELDS: Readonly<Record<Key, Field>> = {
     flag: 'log-level',
     parse: (raw) => (LOG_LEVELS.includes(raw as LogLevel) ? ok(raw) : no(`must be one of ${LOG_LEVELS.join(', ')}`)),
   },
+  tlsCert: { env: 'OTA_SERVER_TLS_CERT', flag: 'tls-cert', parse: optionalPath },
+  tlsKey: { env: 'OTA_SERVER_TLS_KEY', flag: 'tls-key', parse: optionalPath },
 };
 
 /** OTA_SERVER_* variables read elsewhere: the config file's name and the server key's passphrase. */
@@ -148,6 +158,9 @@ export function resolveConfig(layers: readonly ConfigLayer[]): ServerConfig {
       if (!parsed.ok) fail(layer, 'SERVER_CONFIG_INVALID', `${label} ${parsed.why}, not ${JSON.stringify(raw)}`);
       out[key] = parsed.value;
     }
+  }
+  if ((out.tlsCert === null) !== (out.tlsKey === null)) {
+    throw new OtaError('SERVER_CONFIG_INVALID', 'tlsCert and tlsKey go together: set both (HTTPS) or neither (plain HTTP)');
   }
   return Object.freeze(out) as unknown as ServerConfig;
 }

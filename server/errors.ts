@@ -39,6 +39,13 @@ export const ServerErrors = defineErrors({
   SERVER_DATA_UNUSABLE: fatal(500, 'The data directory cannot be created or written: check the path and its permissions.'),
   SERVER_DB_TOO_NEW: fatal(500, 'The database was written by a newer ota-server: run that version or restore a backup.'),
   TOKEN_NOT_FOUND: fatal(404, 'No token has this id: `ota-server token list` shows the ids.'),
+  // setup
+  SERVER_DATA_NOT_INITIALISED: fatal(500, 'The data directory was not made by `ota-server init`: check --data, or run `ota-server init --data DIR` once.'),
+  SERVER_DATA_NOT_EMPTY: fatal(500, '`ota-server init` was given a directory holding other files: give an empty or new directory.'),
+  SERVER_PORT_IN_USE: fatal(500, 'The address and port cannot be bound: another process listens there, or the port needs privileges; choose another --port.'),
+  SERVER_RELEASE_KEY_PRIVATE: fatal(500, 'A --release-key file holds a private key: the server takes public keys only (NAME.pub).'),
+  SERVER_TLS_UNUSABLE: fatal(500, 'The TLS certificate or key (tlsCert, tlsKey) cannot be read or do not match: fix the paths or the PEM files.'),
+  SERVER_BACKUP_FAILED: fatal(500, 'The backup could not be written: check --out (a new directory on a writable file system) and free space.'),
 });
 
 /** Errors of the ops client (`ota-release upload|publish`) talking to a server. */
