@@ -105,4 +105,9 @@ export const BundleErrors = defineErrors({
   TREE_TOO_LARGE: bad('A module or archive tree unpacks to more than its declared unpackedSize.'),
   KEY_INVALID: bad('A key file cannot be read as an OpenPGP key.'),
   KEY_LOCKED: bad('The private key is protected: set OTA_KEY_PASSPHRASE to its passphrase.'),
+  // setup
+  BUNDLE_UNREADABLE: bad('The bundle file cannot be opened: check the path and its permissions.'),
+  OUTPUT_UNWRITABLE: bad('The output file cannot be written: check that its directory exists and is writable.'),
+  PAYLOAD_SOURCE_UNREADABLE: bad('A file or directory given to `ota-release build` as a payload cannot be read: check the path after "name=".'),
+  KEY_EXISTS: bad('A key file of that name exists: choose another --out or remove the old key; keys are never overwritten.'),
 });
