@@ -51,6 +51,8 @@ export const AgentErrors = defineErrors({
   SERVER_REFUSED: fatal(400, 'The server refused the request (HTTP 4xx): the message names the server\'s error code.'),
   ENROLL_DEVICE_EXISTS: fatal(409, 'This device id is enrolled on the server already: re-enroll it with --replace and an ops token, or give the device another device.id.'),
   SERVER_KEY_MISMATCH: fatal(409, 'The server\'s key is not the one configured in server.serverKey: the URL may lead to another server; nothing was stored.'),
+  // setup
+  DOWNLOAD_GAVE_UP: fatal(504, 'A technician install from a URL got no byte for server.installGiveUpSeconds (or --give-up-after): check the URL and the network, then install again.'),
 });
 
 /** One of the agent's error codes. */

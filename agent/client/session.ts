@@ -57,6 +57,11 @@ export interface SessionOptions {
    * to the daemon's next start.
    */
   readonly resumeInFlight: boolean;
+  /**
+   * Log a failed or refused check-in (the daemon). `ota-agent check` prints the outcome itself
+   * as its one closing line, so it turns this off and the error is not printed twice.
+   */
+  readonly logCheckinErrors?: boolean;
 }
 
 /** The transaction run a check ended with, if any. */
@@ -136,13 +141,14 @@ export class ServerSession {
         error = err;
       }
     }
-    if (error) opts.log(`server ${this.conn.url}: ${formatError(error)}`);
+    const logErrors = opts.logCheckinErrors !== false;
+    if (error && logErrors) opts.log(`server ${this.conn.url}: ${formatError(error)}`);
     if (checkin && !checkin.ok) {
       const refused = checkin.refused;
       dev.store.write('check-in answer refused', (w) =>
         w.event({ type: 'server', slot: dev.booted, reason: `answer-refused:${refused.code}`, details: { error: formatError(refused), server: this.conn.url } }),
       );
-      opts.log(`server ${this.conn.url}: check-in answer refused: ${formatError(refused)}; carrying on without it`);
+      if (logErrors) opts.log(`server ${this.conn.url}: check-in answer refused: ${formatError(refused)}; carrying on without it`);
     }
     const base = { server: this.conn.url, reports, ...(checkin ? { checkin } : {}), ...(error ? { error } : {}) };
     const directive = checkin?.ok ? checkin.answer.directive : undefined;

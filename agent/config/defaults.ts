@@ -18,5 +18,5 @@ export const DEFAULTS = Object.freeze({
   systemdCheck: Object.freeze({ restarts: 2, settleSeconds: 5 }),
   httpCheck: Object.freeze({ status: 200, timeoutSeconds: 10 }),
   commandCheck: Object.freeze({ timeoutSeconds: 60 }),
-  server: Object.freeze({ pollIntervalSeconds: 3600, stallTimeoutSeconds: 60, downloadRetries: 1000 }),
+  server: Object.freeze({ pollIntervalSeconds: 3600, stallTimeoutSeconds: 60, downloadRetries: 1000, installGiveUpSeconds: 300 }),
 });

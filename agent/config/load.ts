@@ -48,13 +48,14 @@ function healthCheck(s: Section): HealthCheckConfig {
 }
 
 function server(s: Section): ServerConfig {
-  s.only(['url', 'token', 'serverKey', 'pollIntervalSeconds', 'stallTimeoutSeconds', 'downloadRetries']);
+  s.only(['url', 'token', 'serverKey', 'pollIntervalSeconds', 'stallTimeoutSeconds', 'downloadRetries', 'installGiveUpSeconds']);
   const d = DEFAULTS.server;
   const out: { -readonly [K in keyof ServerConfig]: ServerConfig[K] } = {
     // 1 s is for tests and demos; a fleet sets minutes or hours (the server may ask for less).
     pollIntervalSeconds: s.int('pollIntervalSeconds', 1, 7 * DAY, d.pollIntervalSeconds),
     stallTimeoutSeconds: s.int('stallTimeoutSeconds', 1, 3600, d.stallTimeoutSeconds),
     downloadRetries: s.int('downloadRetries', 0, 1_000_000, d.downloadRetries),
+    installGiveUpSeconds: s.int('installGiveUpSeconds', 1, 7 * DAY, d.installGiveUpSeconds),
   };
   // The URL may come from the enrollment file instead (ota-agent enroll stores it).
   const url = s.optionalString('url');

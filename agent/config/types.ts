@@ -67,6 +67,8 @@ export interface ServerConfig {
   readonly stallTimeoutSeconds: number;
   /** Network retries one transaction's download may use before it fails. */
   readonly downloadRetries: number;
+  /** A technician's `ota-agent install URL` gives up after this long without a byte (the daemon never does). */
+  readonly installGiveUpSeconds: number;
 }
 
 /** External programs the agent runs; paths are configurable for test rigs and odd images. */
