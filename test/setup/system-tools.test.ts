@@ -59,8 +59,9 @@ describe('the system-tools table', () => {
     }
   });
 
-  it('finds every tool of every part on this machine (exit 0, silent)', async () => {
-    const r = await execa('bash', [SCRIPT, ...PARTS], { reject: false, env: { OTAAB_NO_APT: '1' } });
+  it('finds every tool of the tests on this machine (exit 0, silent)', async () => {
+    // `npm test` checked (or installed) them before this suite ran; the demo's are a subset.
+    const r = await execa('bash', [SCRIPT, 'tests', 'demo'], { reject: false, env: { OTAAB_NO_APT: '1' } });
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
   });
