@@ -73,6 +73,16 @@ describe('the system-tools table', () => {
   });
 });
 
+describe('the check as a user who may not install', () => {
+  it.skipIf(process.getuid?.() !== 0)('names the tools and the sudo command, installs nothing, exits 1', async () => {
+    // runuser drops root for one command; the bare PATH hides the tools (bash stays reachable).
+    const r = await execa('runuser', ['-u', 'nobody', '--', '/usr/bin/env', '-i', `PATH=${bin}`, '/bin/bash', SCRIPT, 'demo'], { reject: false, stdin: 'ignore' });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/^otaab setup: npm run demo needs \d+ system tool\(s\) that are missing \(not running as root\):$/m);
+    expect(r.stderr).toMatch(/^ {2}sudo apt-get install -y --no-install-recommends .*grub-common/m);
+  });
+});
+
 describe('the demo on a machine without its tools', () => {
   const env = (): Record<string, string> => ({ PATH: bin, OTAAB_NO_APT: '1', TMPDIR: tmp, HOME: work });
 
