@@ -106,7 +106,7 @@ describe('ota-server start', () => {
 });
 
 describe('HTTPS from the config', () => {
-  it('serves TLS with an openssl certificate; the ops client trusts the configured CA, and only it', async () => {
+  it('serves TLS with an openssl certificate; the ops client and the agent trust the configured CA, and only it', async () => {
     const tls = join(dir.dir, 'tls');
     await mkdir(tls);
     const ssl = (args: string[]) => execa('openssl', args, { cwd: tls, stdin: 'ignore' });
@@ -130,6 +130,36 @@ describe('HTTPS from the config', () => {
     const trusted = await upload({ NODE_EXTRA_CA_CERTS: join(tls, 'ca.pem') });
     expect(trusted.code, trusted.stderr).toBe(0);
     expect(trusted.stdout).toContain('1.0.0');
+
+    // The agent enrolls over the same HTTPS, trusting the same CA and only it.
+    const d = join(dir.dir, 'device');
+    for (const sub of ['A', 'B', 'data']) await mkdir(join(d, sub), { recursive: true });
+    await execa('grub-editenv', [join(d, 'grubenv'), 'create']);
+    await writeFile(join(d, 'cmdline'), 'root=/dev/sda2 ota.slot=A\n');
+    const agentConfig = join(d, 'agent.json');
+    await writeFile(
+      agentConfig,
+      JSON.stringify({
+        device: { id: 'gw-tls', compatible: 'x86-gw' },
+        slots: [
+          { name: 'A', kind: 'fs', path: join(d, 'A') },
+          { name: 'B', kind: 'fs', path: join(d, 'B') },
+        ],
+        boot: { grubenv: join(d, 'grubenv') },
+        cmdlinePath: join(d, 'cmdline'),
+        trustedKeys: [pub],
+        dataDir: join(d, 'data'),
+        server: { serverKey: join(data, 'server-key.pub') },
+      }),
+    );
+    const enrollToken = await token(data, 'enroll');
+    const enroll = (env: Record<string, string>) => runCli('agent', ['enroll', '--server', server.url, '--config', agentConfig], { env: { OTA_ENROLL_TOKEN: enrollToken, ...env } });
+    const refused = await enroll({});
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^ota-agent enroll: SERVER_UNREACHABLE: .*certificate/);
+    const enrolled = await enroll({ NODE_EXTRA_CA_CERTS: join(tls, 'ca.pem') });
+    expect(enrolled.code, enrolled.stderr).toBe(0);
+    expect(JSON.parse(await readFile(join(d, 'data', 'server.json'), 'utf8'))).toMatchObject({ url: server.url });
 
     // Plain HTTP on the TLS port gets no answer a client could mistake for the API.
     const plain = await fetch(server.url.replace('https:', 'http:') + '/v1/releases').then((r) => r.status, () => 'refused');
