@@ -21,6 +21,7 @@ import { keepRunning } from './demo-keep.js';
 import { stagedRolloutStory } from './demo/staged.js';
 import { FleetDevice } from './fleet/device.js';
 import { ServerProcess, api, createToken, fleet, type FleetRow } from './fleet/server.js';
+import { requireSystemTools } from './setup/system-tools.js';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..', '..');
 const RELEASE = join(ROOT, 'dist', 'release', 'cli.js');
@@ -91,6 +92,8 @@ async function rootfs(dir: string, version: string, healthy: boolean): Promise<v
   await writeFile(join(dir, 'usr', 'lib.bin'), Buffer.alloc(1024 * 1024, version.length));
 }
 
+// Before anything is created: one message naming every missing tool, or they get installed.
+requireSystemTools('demo');
 const work = await mkdtemp(join(tmpdir(), 'otaab-demo-'));
 let server: ServerProcess | undefined;
 const devices: FleetDevice[] = [];

@@ -18,6 +18,7 @@ import {
 } from './qemu/disk.js';
 import { runQemu } from './qemu/run-qemu.js';
 import { parseTrace } from './qemu/trace.js';
+import { requireSystemTools } from './setup/system-tools.js';
 import { checkScenario, SCENARIOS, type Scenario, type SlotBContent } from './qemu/scenarios.js';
 
 // The board-specific part of grub.cfg, as a device would ship it: only the serial console
@@ -131,6 +132,7 @@ async function runScenario(work: string, art: Awaited<ReturnType<typeof buildArt
 
 async function main(): Promise<number> {
   const started = Date.now();
+  requireSystemTools('boot');
   preflight();
   const kernel = await ensureKernel(join(repoRoot(), '.cache', 'qemu'), (s) => console.log(s));
   const work = await mkdtemp(join(tmpdir(), 'otaab-qemu-'));

@@ -34,6 +34,10 @@ export interface ServerConfig {
   readonly metricsToken: string | null;
   /** `host:port` serving GET /metrics on its own; null: none. */
   readonly metricsListen: string | null;
+  /** PEM certificate chain to serve HTTPS with; null: plain HTTP (e.g. behind a reverse proxy). */
+  readonly tlsCert: string | null;
+  /** PEM private key of `tlsCert`. */
+  readonly tlsKey: string | null;
 }
 
 /** Levels of the server log (pino's). */
@@ -54,6 +58,8 @@ export const DEFAULTS: ServerConfig = Object.freeze({
   logLevel: 'info',
   metricsToken: null,
   metricsListen: null,
+  tlsCert: null,
+  tlsKey: null,
 });
 
 type Key = keyof ServerConfig;
@@ -78,6 +84,8 @@ function int(min: number, max: number): Field['parse'] {
 }
 
 const path: Field['parse'] = (raw, _t, base) => (typeof raw === 'string' && raw !== '' ? ok(resolve(base, raw)) : no('must be a path'));
+
+const optionalPath: Field['parse'] = (raw, t, base) => (raw === null ? ok(null) : path(raw, t, base));
 
 const paths: Field['parse'] = (raw, fromText, base) => {
   // In the environment several key files are separated by commas.
@@ -120,6 +128,8 @@ export const FIELDS: Readonly<Record<Key, Field>> = {
     flag: 'metrics-listen',
     parse: (raw) => (raw === null || (typeof raw === 'string' && parseListen(raw) !== null) ? ok(raw) : no('must be host:port, such as 127.0.0.1:9464 or [::1]:9464')),
   },
+  tlsCert: { env: 'OTA_SERVER_TLS_CERT', flag: 'tls-cert', parse: optionalPath },
+  tlsKey: { env: 'OTA_SERVER_TLS_KEY', flag: 'tls-key', parse: optionalPath },
 };
 
 /** OTA_SERVER_* variables read elsewhere: the config file's name and the server key's passphrase. */
@@ -164,6 +174,9 @@ export function resolveConfig(layers: readonly ConfigLayer[]): ServerConfig {
       if (!parsed.ok) fail(layer, 'SERVER_CONFIG_INVALID', `${label} ${parsed.why}, not ${JSON.stringify(raw)}`);
       out[key] = parsed.value;
     }
+  }
+  if ((out.tlsCert === null) !== (out.tlsKey === null)) {
+    throw new OtaError('SERVER_CONFIG_INVALID', 'tlsCert and tlsKey go together: set both (HTTPS) or neither (plain HTTP)');
   }
   return Object.freeze(out) as unknown as ServerConfig;
 }

@@ -90,7 +90,7 @@ async function stage(p: PayloadInput, tmp: string, k: number): Promise<Staged> {
   try {
     st = await stat(p.path);
   } catch (cause) {
-    throw new OtaError('MANIFEST_FIELD_VALUE', `payload ${p.name}: ${p.path} cannot be read (${errorMessage(cause)})`, { cause });
+    throw new OtaError('PAYLOAD_SOURCE_UNREADABLE', `payload ${p.name}: ${p.path} cannot be read (${(cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : errorMessage(cause)})`, { cause });
   }
   const base: Pick<ModuleSpec, 'name' | 'type'> = { name: p.name, type: p.type };
   const extra: Partial<ModuleSpec> = {};
@@ -123,7 +123,14 @@ async function stage(p: PayloadInput, tmp: string, k: number): Promise<Staged> {
 export async function buildBundle(input: BuildInput): Promise<BuildResult> {
   if (input.payloads.length === 0) throw new OtaError('MANIFEST_FIELD_VALUE', 'a bundle needs at least one payload');
   const outDir = dirname(input.out);
-  const tmp = await mkdtemp(join(outDir, `.${basename(input.out)}.`));
+  let tmp: string;
+  try {
+    tmp = await mkdtemp(join(outDir, `.${basename(input.out)}.`));
+  } catch (cause) {
+    // The bundle is staged beside its final name, so the output directory must exist and be writable.
+    const why = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? `directory ${outDir} does not exist` : errorMessage(cause);
+    throw new OtaError('OUTPUT_UNWRITABLE', `output ${input.out}: cannot be written (${why})`, { cause });
+  }
   try {
     const staged: Staged[] = [];
     for (const [k, p] of input.payloads.entries()) staged.push(await stage(p, tmp, k));

@@ -84,6 +84,7 @@ export async function runProgram(program: string, description: string, commands:
     const code = await cmd.run(args);
     return code ?? EXIT.ok;
   } catch (err) {
+    clearProgressLine();
     if (err instanceof UsageError) {
       process.stderr.write(`${program} ${cmd.name}: ${err.message}\n`);
       return EXIT.usage;
@@ -149,11 +150,30 @@ function human(n: number): string {
 /** Formats a byte count for people (1.5 MiB). */
 export const formatBytes = human;
 
+/** The bar whose line is on the terminal now, if any: the next message must erase it first. */
+let shownBar: { stream: NodeJS.WritableStream; hide(): void } | undefined;
+
+/**
+ * Erases a progress bar's line (carriage return, erase line) so the message written next
+ * starts on a clean line; the bar draws itself again at its next update. A no-op without one.
+ */
+export function clearProgressLine(): void {
+  shownBar?.hide();
+}
+
 /** A progress bar on stderr, drawn only when stderr is a terminal, at most 10 times a second. */
 export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr): { update(done: number, total: number): void; end(): void } {
   if (!stream.isTTY) return { update() {}, end() {} };
   let last = 0;
   let drawn = false;
+  const me = {
+    stream,
+    hide(): void {
+      if (drawn) stream.write('\r\x1b[2K');
+      drawn = false;
+      if (shownBar === me) shownBar = undefined;
+    },
+  };
   const started = Date.now();
   const draw = (done: number, total: number): void => {
     const width = 30;
@@ -163,6 +183,7 @@ export function progressBar(label: string, stream: NodeJS.WriteStream = process.
     const rate = secs > 0 ? `${human(done / secs)}/s` : '';
     stream.write(`\r${label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${human(done)} / ${human(total)} ${rate}   `);
     drawn = true;
+    shownBar = me;
   };
   return {
     update(done, total) {
@@ -172,7 +193,10 @@ export function progressBar(label: string, stream: NodeJS.WriteStream = process.
       draw(done, total);
     },
     end() {
+      // The finished bar stays on its line; an erased one is not drawn again.
       if (drawn) stream.write('\n');
+      drawn = false;
+      if (shownBar === me) shownBar = undefined;
     },
   };
 }

@@ -70,6 +70,10 @@ export const ERROR_SECTIONS = {
     TREE_TOO_LARGE: fatal(400, 'A module or archive tree unpacks to more than its declared unpackedSize.', 'Rebuild the bundle with ota-release build; do not trust this file.'),
     KEY_INVALID: fatal(400, 'A key file cannot be read as an OpenPGP key.', 'Give an armored OpenPGP key file (ota-release keygen writes one).'),
     KEY_LOCKED: fatal(400, 'The private key is protected.', 'Set OTA_KEY_PASSPHRASE to its passphrase.'),
+    BUNDLE_UNREADABLE: fatal(400, 'The bundle file cannot be opened.', 'Check the path and its permissions.'),
+    OUTPUT_UNWRITABLE: fatal(400, 'The output file cannot be written.', 'Check that its directory exists and is writable.'),
+    PAYLOAD_SOURCE_UNREADABLE: fatal(400, 'A file or directory given to ota-release build as a payload cannot be read.', 'Check the path after "name=".'),
+    KEY_EXISTS: fatal(400, 'A key file of that name exists; keys are never overwritten.', 'Choose another --out or remove the old key.'),
   },
   /** Check-in answers the agent refuses; it carries on and tries again at the next check-in. */
   protocol: {
@@ -119,6 +123,7 @@ export const ERROR_SECTIONS = {
     ENROLL_DEVICE_EXISTS: fatal(409, 'This device id is enrolled on the server already.', 'Re-enroll it with --replace and an ops token, or give the device another device.id.'),
     SERVER_KEY_MISMATCH: fatal(409, 'The server\'s key is not the one configured in server.serverKey.', 'Check server.url leads to your server, or configure its key; nothing was stored.'),
     UPDATE_HELD: transient(503, 'The update waits before arming or rebooting: outside the maintenance windows the server sent, or the busy gate said busy.', 'Nothing: it goes on by itself when a window opens or the gate says free (bounded by busyGate.maxWaitSeconds).'),
+    DOWNLOAD_GAVE_UP: fatal(504, 'A technician install from a URL got no byte for server.installGiveUpSeconds (or --give-up-after), retries included.', 'Check the URL and the network, then install again.'),
   },
   /** Answers of the server's HTTP API, as { error, message } with the status. */
   api: {
@@ -156,6 +161,12 @@ export const ERROR_SECTIONS = {
     SERVER_DATA_UNUSABLE: fatal(500, 'The data directory cannot be created or written.', 'Check the path and its permissions.'),
     SERVER_DB_TOO_NEW: fatal(500, 'The database was written by a newer ota-server.', 'Run that version or restore a backup.'),
     TOKEN_NOT_FOUND: fatal(404, 'No token has this id.', '`ota-server token list` shows the ids.'),
+    SERVER_DATA_NOT_INITIALISED: fatal(500, 'The data directory was not made by ota-server init.', 'Check --data, or run ota-server init --data DIR once.'),
+    SERVER_DATA_NOT_EMPTY: fatal(500, 'ota-server init was given a directory holding other files.', 'Give an empty or new directory.'),
+    SERVER_PORT_IN_USE: fatal(500, 'The address and port cannot be bound: another process listens there, or the port needs privileges.', 'Choose another --port, or stop the other process.'),
+    SERVER_RELEASE_KEY_PRIVATE: fatal(500, 'A --release-key file holds a private key; the server takes public keys only.', 'Give the public key (NAME.pub) and keep the private key offline.'),
+    SERVER_TLS_UNUSABLE: fatal(500, 'The TLS certificate or key (tlsCert, tlsKey) cannot be read or do not match.', 'Fix the paths or the PEM files.'),
+    SERVER_BACKUP_FAILED: fatal(500, 'The backup could not be written.', 'Give --out a new directory on a writable file system with free space.'),
   },
   /** The ops client of ota-release upload|publish talking to a server. */
   client: {

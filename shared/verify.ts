@@ -3,9 +3,8 @@
  * size, and the contents of each payload (gzip bound, tree rules), exactly as a device would
  * check them while installing. Used by `ota-release verify` and the server's upload.
  */
-import { createReadStream } from 'node:fs';
+import { openBundleFile } from './bundle-file.js';
 import { BundleReader, type VerifiedBundle } from './bundle-reader.js';
-import { CHUNK } from './hashing.js';
 import { gunzipLimited } from './inflate.js';
 import type { ModuleSpec } from './manifest.js';
 import type { Keyring } from './signing.js';
@@ -61,5 +60,5 @@ export async function verifyBundleStream(input: AsyncIterable<Uint8Array>, keyri
 
 /** Verifies the bundle file at `path`. */
 export async function verifyBundleFile(path: string, keyring: Keyring): Promise<VerifyReport> {
-  return verifyBundleStream(createReadStream(path, { highWaterMark: CHUNK }), keyring, path);
+  return verifyBundleStream(await openBundleFile(path), keyring, path);
 }

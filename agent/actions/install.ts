@@ -35,6 +35,11 @@ export interface InstallRequest {
   readonly log?: (line: string) => void;
   /** Aborted when the agent must stop: the download ends and the machine stops between states. */
   readonly signal?: AbortSignal;
+  /**
+   * Give up a URL that delivers no byte for this long (a technician waiting at the device);
+   * absent for the daemon, which keeps retrying within server.downloadRetries.
+   */
+  readonly giveUpMs?: number;
 }
 
 /** Runs an install until it ends or waits for the reboot. */
@@ -50,7 +55,7 @@ export async function install(dev: Device, req: InstallRequest): Promise<RunResu
   const retries = new DownloadRetries(dev.store, dev.booted, log, settings.retries);
   const src = await openSource(req.source, {
     ...(req.size !== undefined ? { maxBytes: req.size } : {}),
-    http: retries.http(settings, req.source, { sha256: req.sha256 ?? null, size: req.size ?? null }, req.signal),
+    http: retries.http(settings, req.source, { sha256: req.sha256 ?? null, size: req.size ?? null }, req.signal, req.giveUpMs),
   });
   let reader: BundleReader;
   try {

@@ -62,6 +62,11 @@ export interface SessionOptions {
   readonly resumeInFlight: boolean;
   /** Transactions held at start-up (UPDATE_HELD) that this session goes on with. */
   readonly held?: readonly string[];
+  /**
+   * Log a failed or refused check-in (the daemon). `ota-agent check` prints the outcome itself
+   * as its one closing line, so it turns this off and the error is not printed twice.
+   */
+  readonly logCheckinErrors?: boolean;
 }
 
 /**
@@ -173,7 +178,8 @@ export class ServerSession {
         error = err;
       }
     }
-    if (error) opts.log(`server ${this.conn.url}: ${formatError(error)}`);
+    const logErrors = opts.logCheckinErrors !== false;
+    if (error && logErrors) opts.log(`server ${this.conn.url}: ${formatError(error)}`);
     if (checkin?.ok) {
       // The windows travel in the signed answer; kept on disk so a restart holds to them too.
       if (await saveWindows(dev.config.dataDir, checkin.answer.windows ?? [])) {
@@ -185,7 +191,7 @@ export class ServerSession {
       dev.store.write('check-in answer refused', (w) =>
         w.event({ type: 'server', slot: dev.booted, reason: `answer-refused:${refused.code}`, details: { error: formatError(refused), server: this.conn.url } }),
       );
-      opts.log(`server ${this.conn.url}: check-in answer refused: ${formatError(refused)}; carrying on without it`);
+      if (logErrors) opts.log(`server ${this.conn.url}: check-in answer refused: ${formatError(refused)}; carrying on without it`);
     }
     const base = { server: this.conn.url, reports, ...(checkin ? { checkin } : {}), ...(error ? { error } : {}) };
     const directive = checkin?.ok ? checkin.answer.directive : undefined;

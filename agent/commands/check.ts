@@ -79,7 +79,7 @@ ${CONFIG_HELP}`,
     return withDevice(values, async (dev) => {
       const conn = requireConnection(dev.server);
       const bar = progressBar('downloading');
-      const session = new ServerSession(dev, conn, { log, resumeInFlight: false, onProgress: (done, total) => bar.update(done, total ?? done) });
+      const session = new ServerSession(dev, conn, { log, resumeInFlight: false, logCheckinErrors: false, onProgress: (done, total) => bar.update(done, total ?? done) });
       let r: CheckReport;
       try {
         r = await session.check();
@@ -95,7 +95,7 @@ ${CONFIG_HELP}`,
       out(`reports: ${r.reports.sent} sent${r.reports.dropped ? `, ${r.reports.dropped} refused by the server` : ''}, ${r.reports.pending} waiting`);
       const c = r.checkin;
       if (!c) {
-        process.stderr.write(`ota-agent check: ${formatError(r.error!)}\n`);
+        process.stderr.write(`ota-agent check: server ${r.server}: ${formatError(r.error!)}\n`);
         return EXIT.failure;
       }
       if (!c.ok) {

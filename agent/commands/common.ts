@@ -1,4 +1,5 @@
 /** What every ota-agent command shares: the --config option and opening the device. */
+import { clearProgressLine } from '../../shared/cli.js';
 import { openDevice, type Device } from '../actions/device.js';
 
 /** The --config option every command takes. */
@@ -19,5 +20,7 @@ export async function withDevice<T>(values: Record<string, unknown>, fn: (dev: D
 
 /** Operator messages go to stderr, so stdout stays for --json. */
 export function log(line: string): void {
+  // A download's progress bar may own the current line: start the message on a clean one.
+  clearProgressLine();
   process.stderr.write(`${line}\n`);
 }

@@ -109,6 +109,10 @@ export const FIELDS = {
     kind: 'int', min: 0, max: 1_000_000, default: 1000, type: '0 … 1000000',
     doc: 'network retries one transaction\'s download may use, across restarts, before it fails with `download:DOWNLOAD_RETRIES_EXHAUSTED`',
   },
+  'server.installGiveUpSeconds': {
+    kind: 'int', min: 1, max: 7 * DAY, default: 300, type: '1 … 604800',
+    doc: 'a technician\'s `ota-agent install URL` that gets no byte for this long, retries included, fails with `DOWNLOAD_GAVE_UP` (`--give-up-after` overrides it); the daemon never gives up this way',
+  },
   'server.pollJitter': {
     kind: 'number', min: 0, max: 0.5, default: 0.2, type: '0 … 0.5',
     doc: 'each wait between check-ins is the interval times a random factor in [1 − j, 1 + j] (±20 % by default), so a fleet that booted together does not check in in lockstep',
@@ -151,5 +155,6 @@ export const SERVER_DEFAULTS = Object.freeze({
   pollIntervalSeconds: FIELDS['server.pollIntervalSeconds'].default,
   stallTimeoutSeconds: FIELDS['server.stallTimeoutSeconds'].default,
   downloadRetries: FIELDS['server.downloadRetries'].default,
+  installGiveUpSeconds: FIELDS['server.installGiveUpSeconds'].default,
   pollJitter: FIELDS['server.pollJitter'].default,
 });

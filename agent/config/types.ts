@@ -69,6 +69,8 @@ export interface ServerConfig {
   readonly downloadRetries: number;
   /** Each wait between check-ins is the interval times a random factor in [1 - j, 1 + j]. */
   readonly pollJitter: number;
+  /** A technician's `ota-agent install URL` gives up after this long without a byte (the daemon never does). */
+  readonly installGiveUpSeconds: number;
 }
 
 /**

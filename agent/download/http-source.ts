@@ -52,6 +52,12 @@ export interface HttpSourceOptions {
   readonly onRetry?: (e: RetryEvent) => void;
   /** The retry policy; retry.ts's by default (tests pass a faster one). */
   readonly delay?: (attempt: number, error: unknown) => number | null;
+  /**
+   * Give up (DOWNLOAD_GAVE_UP) once the URL has delivered no byte for this long, retries
+   * included: a technician at the device wants an answer in minutes. The daemon sets none and
+   * keeps its patient retries, bounded by `budget` only.
+   */
+  readonly giveUpMs?: number;
 }
 
 /** An opened download. */
@@ -87,6 +93,8 @@ class Download {
   private closed = false;
   private attempt = 0;
   private receivedAtFailure = -1;
+  /** When the current run of failures without a byte in between began. */
+  private failingSince: number | undefined;
   private readonly etag: string | undefined;
   total: number | null = null;
 
@@ -254,11 +262,19 @@ class Download {
     for (;;) {
       if (this.opts.signal?.aborted) throw this.stopped();
       // Bytes arrived since the last failure: the link works, start the backoff over.
-      if (this.received !== this.receivedAtFailure) this.attempt = 0;
+      if (this.received !== this.receivedAtFailure || this.failingSince === undefined) {
+        this.attempt = 0;
+        this.failingSince = Date.now();
+      }
       this.receivedAtFailure = this.received;
       this.attempt++;
       const delay = (this.opts.delay ?? retryDelay)(this.attempt, err);
       if (delay === null) throw err;
+      const giveUp = this.opts.giveUpMs;
+      if (giveUp !== undefined && Date.now() - this.failingSince + delay > giveUp) {
+        const secs = Math.round((Date.now() - this.failingSince) / 1000);
+        throw new OtaError('DOWNLOAD_GAVE_UP', `bundle ${this.url}: no byte for ${secs} s and ${this.attempt - 1} retries; giving up (the limit is ${Math.round(giveUp / 1000)} s: --give-up-after or server.installGiveUpSeconds); the last failure: ${err.message}`, { cause: err });
+      }
       const budget = this.opts.budget;
       if (budget.used >= budget.limit) {
         throw new OtaError('DOWNLOAD_RETRIES_EXHAUSTED', `bundle ${this.url}: all ${budget.limit} retries of this download are used; the last failure: ${err.message}`, { cause: err });

@@ -18,6 +18,8 @@ export interface DownloadSettings {
   readonly stallMs: number;
   /** Retries one transaction's download may use. */
   readonly retries: number;
+  /** A technician install gives up after this long without a byte. */
+  readonly installGiveUpMs: number;
   /** The server connection: its token goes to its own origin only. */
   readonly server?: ServerConnection;
 }
@@ -25,7 +27,7 @@ export interface DownloadSettings {
 /** The settings from the config and the server connection. */
 export function downloadSettings(config: AgentConfig, server?: ServerConnection): DownloadSettings {
   const s = config.server ?? SERVER_DEFAULTS;
-  return { stallMs: s.stallTimeoutSeconds * 1000, retries: s.downloadRetries, ...(server ? { server } : {}) };
+  return { stallMs: s.stallTimeoutSeconds * 1000, retries: s.downloadRetries, installGiveUpMs: s.installGiveUpSeconds * 1000, ...(server ? { server } : {}) };
 }
 
 /** Retries already used by transaction `txId` (its recorded retry events). */
@@ -76,8 +78,9 @@ export class DownloadRetries {
   };
 
   /** The options of an HTTP download of `url` with these retries. */
-  http(settings: DownloadSettings, url: string, announced: { sha256?: string | null; size?: number | null }, signal?: AbortSignal): HttpDownload {
+  http(settings: DownloadSettings, url: string, announced: { sha256?: string | null; size?: number | null }, signal?: AbortSignal, giveUpMs?: number): HttpDownload {
     return {
+      ...(giveUpMs !== undefined ? { giveUpMs } : {}),
       stallMs: settings.stallMs,
       budget: this.budget,
       onRetry: this.onRetry,

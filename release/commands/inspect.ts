@@ -1,7 +1,6 @@
 /** `ota-release inspect`: what a bundle claims (manifest, payload sizes, signer key id), unverified. */
-import { createReadStream } from 'node:fs';
+import { openBundleFile } from '../../shared/bundle-file.js';
 import { defineCommand, formatBytes, printJson } from '../../shared/cli.js';
-import { CHUNK } from '../../shared/hashing.js';
 import { inspectBundle } from '../../shared/inspect.js';
 
 /** The inspect command. */
@@ -18,7 +17,7 @@ Options:
   positionals: [1, 1],
   async run({ values, positionals }) {
     const path = positionals[0]!;
-    const claims = await inspectBundle(createReadStream(path, { highWaterMark: CHUNK }), path);
+    const claims = await inspectBundle(await openBundleFile(path), path);
     if (values.json) {
       printJson(claims);
       return;

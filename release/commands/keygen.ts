@@ -1,6 +1,7 @@
 /** `ota-release keygen`: a new Ed25519 release key pair, NAME.key and NAME.pub. */
 import { open } from 'node:fs/promises';
-import { UsageError, defineCommand, required } from '../../shared/cli.js';
+import { defineCommand, required } from '../../shared/cli.js';
+import { OtaError, errorMessage } from '../../shared/errors.js';
 import { generateSigningKey } from '../../shared/signing.js';
 
 async function writeNew(path: string, text: string, mode: number): Promise<void> {
@@ -9,8 +10,9 @@ async function writeNew(path: string, text: string, mode: number): Promise<void>
   try {
     fh = await open(path, 'wx', mode);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new UsageError(`${path} already exists; choose another --out or remove it`);
-    throw err;
+    // An existing key is an operational refusal (exit 1), not a usage mistake.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new OtaError('KEY_EXISTS', `${path} already exists; choose another --out or remove it`, { cause: err });
+    throw new OtaError('OUTPUT_UNWRITABLE', `output ${path}: cannot be written (${errorMessage(err)})`, { cause: err });
   }
   try {
     await fh.writeFile(text);

@@ -134,6 +134,7 @@ export async function profileCheckin(work: string, o: CheckinBenchOptions, dir: 
   const data = join(work, 'profiled-data');
   await mkdir(work, { recursive: true });
   await execa('node', [cliPath('release'), 'keygen', '--out', join(work, 'release')]);
+  await execa('node', [SERVER_CLI, 'init', '--data', data]);
   const child = execa('node', ['--cpu-prof', '--cpu-prof-dir', dir, SERVER_CLI, 'start', '--data', data, '--host', '127.0.0.1', '--port', '0', '--release-key', join(work, 'release.pub'), '--log-level', 'warn'], { all: true, buffer: false, reject: false });
   try {
     const url = await new Promise<string>((resolve, reject) => {

@@ -38,6 +38,9 @@ export class ServerProcess {
   }
 
   private async launch(port: number): Promise<void> {
+    // `start` opens only a data directory that `init` made; init leaves an initialised one alone.
+    const init = await execa('node', [SERVER_CLI, 'init', '--data', this.opts.data], { reject: false, stdin: 'ignore' });
+    if (init.exitCode !== 0) throw new Error(`ota-server init failed (exit ${init.exitCode}): ${String(init.stderr)}`);
     const args = [SERVER_CLI, 'start', '--data', this.opts.data, '--host', '127.0.0.1', '--port', String(port), ...this.opts.releaseKeys.flatMap((k) => ['--release-key', k]), ...(this.opts.args ?? [])];
     const child = execa('node', args, { reject: false, stdin: 'ignore', all: true, buffer: false, env: { OTA_SERVER_LOG_LEVEL: 'warn' } });
     this.child = child;

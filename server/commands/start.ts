@@ -1,14 +1,44 @@
 /** `ota-server start`: open the data directory, print the keys, listen until SIGTERM or SIGINT. */
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { defineCommand } from '../../shared/cli.js';
+import { OtaError, errorMessage } from '../../shared/errors.js';
 import { buildApp } from '../app.js';
-import { FIELDS, loadConfig } from '../config.js';
+import { FIELDS, loadConfig, type ServerConfig } from '../config.js';
+import { requireInitialised } from '../data-dir.js';
 import { startMetricsListener } from '../metrics/listener.js';
+import { refusePrivateReleaseKeys } from '../release-keys.js';
 import { openServices } from '../services.js';
 
-function url(addr: AddressInfo): string {
+function url(addr: AddressInfo, tls: boolean): string {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  return `http://${host}:${addr.port}`;
+  return `${tls ? 'https' : 'http'}://${host}:${addr.port}`;
+}
+
+/** The certificate and key files of the config, read once at start. */
+async function readTls(config: ServerConfig): Promise<{ cert: Buffer; key: Buffer } | undefined> {
+  if (config.tlsCert === null || config.tlsKey === null) return undefined;
+  const read = async (what: string, path: string): Promise<Buffer> => {
+    try {
+      return await readFile(path);
+    } catch (cause) {
+      throw new OtaError('SERVER_TLS_UNUSABLE', `TLS ${what} ${path}: cannot be read (${errorMessage(cause)})`, { cause });
+    }
+  };
+  return { cert: await read('certificate', config.tlsCert), key: await read('key', config.tlsKey) };
+}
+
+/** `app.listen`, with a busy port or a bad certificate turned into one coded line. */
+async function listen(app: Awaited<ReturnType<typeof buildApp>>, config: ServerConfig): Promise<void> {
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    await app.close();
+    if (code === 'EADDRINUSE') throw new OtaError('SERVER_PORT_IN_USE', `${config.host}:${config.port} is in use by another process: stop it or choose another --port`, { cause: err });
+    if (code === 'EACCES') throw new OtaError('SERVER_PORT_IN_USE', `${config.host}:${config.port} may not be bound by this user (ports below 1024 need root or CAP_NET_BIND_SERVICE)`, { cause: err });
+    throw err;
+  }
 }
 
 /** The start command. */
@@ -16,9 +46,10 @@ export const startCommand = defineCommand({
   name: 'start',
   summary: 'Run the server',
   usage: 'ota-server start [--data DIR] [--host H] [--port P] [--release-key PUB]... [options]',
-  help: `Opens (or creates) the data directory: server.db, bundles/, tmp/ (emptied), and the server's
-signing key server-key.asc / server-key.pub (made at first start). Prints the server key's
-fingerprint and the trusted release keys, then "listening on URL". Stops on SIGTERM or SIGINT.
+  help: `Opens the data directory that 'ota-server init' made (server.db, bundles/, tmp/ emptied,
+the server's signing key server-key.asc / server-key.pub) and refuses any other. Prints the
+server key's fingerprint and the trusted release keys (public keys only: a private key is
+refused), then "listening on URL". Stops on SIGTERM or SIGINT.
 
 Options (each also an environment variable and a config file key; flags win, then the
 environment, then the file):
@@ -34,6 +65,8 @@ environment, then the file):
   --log-level LEVEL       ${FIELDS.logLevel.env}, "logLevel": fatal|error|warn|info|debug|trace|silent
   --metrics-token T       ${FIELDS.metricsToken.env}, "metricsToken": Prometheus scrapes GET /metrics with it
   --metrics-listen H:P    ${FIELDS.metricsListen.env}, "metricsListen": serve GET /metrics on this address instead
+  --tls-cert FILE         ${FIELDS.tlsCert.env}, "tlsCert": PEM certificate chain; serve HTTPS
+  --tls-key FILE          ${FIELDS.tlsKey.env}, "tlsKey": its PEM private key (with --tls-cert)
   --config FILE           OTA_SERVER_CONFIG: JSON file with the keys above
 
 Example:
@@ -53,9 +86,14 @@ Example:
     'log-level': { type: 'string' },
     'metrics-token': { type: 'string' },
     'metrics-listen': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
   },
   async run({ values }) {
     const config = await loadConfig(values);
+    await requireInitialised(config.data);
+    await refusePrivateReleaseKeys(config.releaseKeys);
+    const tls = await readTls(config);
     const services = await openServices(config);
     const out = (line: string): boolean => process.stdout.write(`${line}\n`);
     out(`data directory ${config.data}`);
@@ -63,9 +101,16 @@ Example:
     for (const k of services.keyring.keys) out(`release key ${k.getFingerprint().toUpperCase()} ${k.getUserIDs().join(', ')}`);
     if (services.keyring.keys.length === 0) process.stderr.write('ota-server start: warning: no release keys (--release-key): every upload will be refused\n');
     if (services.swept.length > 0) out(`removed ${services.swept.length} unrecorded bundle file(s) left by an interrupted upload`);
-    const app = await buildApp({ config, services, logger: true });
-    await app.listen({ host: config.host, port: config.port });
-    out(`listening on ${url(app.server.address() as AddressInfo)}`);
+    let app;
+    try {
+      app = await buildApp({ config, services, logger: true, ...(tls ? { tls } : {}) });
+    } catch (err) {
+      // A key that does not match its certificate, or a malformed PEM, fails in the server's constructor.
+      if (tls && !(err instanceof OtaError)) throw new OtaError('SERVER_TLS_UNUSABLE', `TLS certificate ${config.tlsCert} and key ${config.tlsKey}: ${errorMessage(err)}`, { cause: err });
+      throw err;
+    }
+    await listen(app, config);
+    out(`listening on ${url(app.server.address() as AddressInfo, tls !== undefined)}`);
     const metrics = config.metricsListen !== null ? await startMetricsListener(app.metrics, config.metricsListen, config.metricsToken) : null;
     if (metrics) out(`metrics on ${metrics.url}`);
     await new Promise<void>((resolve) => {

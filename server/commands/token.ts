@@ -2,13 +2,13 @@
 import { UsageError, defineCommand, printJson } from '../../shared/cli.js';
 import { loadConfig } from '../config.js';
 import { Store } from '../db/store.js';
-import { ensureDataDir } from '../services.js';
+import { requireInitialised } from '../data-dir.js';
 import { ADMIN_ROLES, type Role } from '../tokens.js';
 import { dataHelp, dataOptions } from './options.js';
 
 async function openStore(values: Record<string, unknown>): Promise<Store> {
   const config = await loadConfig({ data: values.data, config: values.config });
-  await ensureDataDir(config.data);
+  await requireInitialised(config.data);
   return Store.open(config.data);
 }
 

@@ -70,9 +70,9 @@ describe('agent config', () => {
       { name: 'web', http: 'http://127.0.0.1:8080/health', status: 200, timeoutSeconds: 10 },
       { name: 'cmd', command: ['/bin/true'], timeoutSeconds: 5 },
     ]);
-    expect(c.server).toEqual({ url: 'https://ota.example.com', token: 't', pollIntervalSeconds: 3600, stallTimeoutSeconds: 60, downloadRetries: 1000, pollJitter: 0.2 });
+    expect(c.server).toEqual({ url: 'https://ota.example.com', token: 't', pollIntervalSeconds: 3600, stallTimeoutSeconds: 60, downloadRetries: 1000, installGiveUpSeconds: 300, pollJitter: 0.2 });
     // url, token and serverKey may all come from the enrollment file instead.
-    expect(parseConfig({ ...minimal, server: { pollIntervalSeconds: 1 } }, '/x/agent.json').server).toEqual({ pollIntervalSeconds: 1, stallTimeoutSeconds: 60, downloadRetries: 1000, pollJitter: 0.2 });
+    expect(parseConfig({ ...minimal, server: { pollIntervalSeconds: 1 } }, '/x/agent.json').server).toEqual({ pollIntervalSeconds: 1, stallTimeoutSeconds: 60, downloadRetries: 1000, installGiveUpSeconds: 300, pollJitter: 0.2 });
   });
 
   it('resolves relative paths against the config file directory', () => {

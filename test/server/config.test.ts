@@ -1,14 +1,25 @@
 /** The server config: defaults, precedence, validation naming the key, frozen result. */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../shared/cli.js';
 import { DEFAULTS, loadConfig, resolveConfig } from '../../server/config.js';
 
+// One directory for every config file of this suite, removed at the end.
+let dir: string;
+let files = 0;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'otaab-config-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
 async function file(content: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'otaab-config-'));
-  const p = join(dir, 'server.json');
+  const sub = join(dir, String(++files));
+  await mkdir(sub);
+  const p = join(sub, 'server.json');
   await writeFile(p, content);
   return p;
 }

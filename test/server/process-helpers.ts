@@ -1,5 +1,5 @@
 /** The real `ota-server` as a child process (tests need `npm run build` first). */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/cli.js';
 
@@ -14,6 +14,8 @@ export interface ServerProcess {
 
 /** Starts `ota-server start` on a free loopback port and waits for its "listening on" line. */
 export async function startServer(data: string, releaseKeys: string[], extra: string[] = []): Promise<ServerProcess> {
+  // `start` opens only a data directory that `init` made; init leaves an initialised one alone.
+  execFileSync(process.execPath, [join(ROOT, 'dist', 'server', 'cli.js'), 'init', '--data', data], { stdio: 'ignore' });
   const args = [join(ROOT, 'dist', 'server', 'cli.js'), 'start', '--data', data, '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...releaseKeys.flatMap((k) => ['--release-key', k]), ...extra];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } });
   let out = '';
@@ -23,7 +25,7 @@ export async function startServer(data: string, releaseKeys: string[], extra: st
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`ota-server did not start within 30 s:\n${out}`)), 30_000);
     const check = (): void => {
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on (https?:\/\/\S+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

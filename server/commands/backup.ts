@@ -1,0 +1,33 @@
+/** `ota-server backup`: a consistent copy of a data directory, taken while the server runs. */
+import { defineCommand, formatBytes, required } from '../../shared/cli.js';
+import { resolve } from 'node:path';
+import { loadConfig } from '../config.js';
+import { backupDataDir } from '../data-dir.js';
+import { dataHelp, dataOptions } from './options.js';
+
+/** The backup command. */
+export const backupCommand = defineCommand({
+  name: 'backup',
+  summary: 'Copy the database, bundles and server key consistently, even while the server runs',
+  usage: 'ota-server backup --out DIR [--data DIR]',
+  help: `Writes a new directory OUT that is itself a data directory: the database copied with
+SQLite's online backup (one consistent moment, while the server keeps serving), the bundles
+that moment records, and the server key (OUT holds the private server key: keep it as safe
+as the data directory). OUT is assembled beside its final name and renamed last, so an
+interrupted backup never looks complete. Restore: stop the server, put OUT in place of the
+data directory (or start with --data OUT). See docs/SERVER.md, "Backups and restore".
+
+Options:
+  --out DIR        the backup directory to create (must not exist)
+${dataHelp}
+
+Example:
+  ota-server backup --data /var/lib/otaab-server --out /srv/backup/otaab-$(date +%F)`,
+  options: { ...dataOptions, out: { type: 'string', short: 'o' } },
+  async run({ values }) {
+    const out = resolve(required(values, 'out'));
+    const config = await loadConfig({ data: values.data, config: values.config });
+    const r = await backupDataDir(config.data, out);
+    process.stdout.write(`backed up ${config.data} to ${r.out}: database, ${r.bundles} bundle(s) (${formatBytes(r.bytes)}), server key\n`);
+  },
+});
