@@ -60,6 +60,10 @@ export const FIELDS = {
   device: { kind: 'section', required: true, type: 'object', doc: 'who the device is' },
   'device.id': { kind: 'string', required: true, type: 'string', doc: 'the device\'s name (server check-ins, reports)' },
   'device.compatible': { kind: 'string', required: true, type: 'string', doc: 'the device type; a bundle must list it in its `compatible`' },
+  'device.product': {
+    kind: 'string', pattern: /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/, why: 'must be a product name like "gateway"', type: 'string',
+    doc: 'the product the device runs (a manifest\'s `product`), sent at enrollment: the server then offers it that product\'s releases only; without it the server infers none and offers a release of any product made for `device.compatible`',
+  },
   'device.attributes': {
     kind: 'stringMap', max: 24, type: 'object of strings (≤ 24)', defaultText: '`{}`',
     doc: 'what the device reports of itself at every check-in for grouping (e.g. `{"hardware": "rev-c", "site": "lyon"}`); the agent adds `agentVersion` and `slot.A`/`slot.B` (the version each slot holds)',
