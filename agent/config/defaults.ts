@@ -5,7 +5,17 @@ export const DEFAULT_CONFIG_PATH = '/etc/otaab/agent.json';
 
 /** Defaults applied to keys left out of the config file. */
 export const DEFAULTS = Object.freeze({
-  boot: Object.freeze({ grubenv: '/boot/grub/grubenv' }),
+  boot: Object.freeze({
+    bootloader: 'grub',
+    grubenv: '/boot/grub/grubenv',
+    fwEnvConfig: '/etc/otaab/fw_env.config',
+    fwEnvConfigBackup: '/etc/otaab/fw_env.backup.config',
+    autoboot: '/boot/firmware/autoboot.txt',
+    partitionA: 2,
+    partitionB: 3,
+    deviceTree: '/proc/device-tree/chosen/bootloader',
+    trybootCommand: Object.freeze(['reboot', '0 tryboot']),
+  }),
   cmdlinePath: '/proc/cmdline',
   rebootCommand: Object.freeze(['systemctl', 'reboot']),
   rebootTimeoutSeconds: 600,
@@ -14,7 +24,7 @@ export const DEFAULTS = Object.freeze({
   healthDeadlineSeconds: 300,
   maxTransitions: 50,
   checkpointBytes: 64 * 1024 * 1024,
-  tools: Object.freeze({ systemctl: 'systemctl', grubEditenv: 'grub-editenv' }),
+  tools: Object.freeze({ systemctl: 'systemctl', grubEditenv: 'grub-editenv', fwPrintenv: 'fw_printenv', fwSetenv: 'fw_setenv' }),
   systemdCheck: Object.freeze({ restarts: 2, settleSeconds: 5 }),
   httpCheck: Object.freeze({ status: 200, timeoutSeconds: 10 }),
   commandCheck: Object.freeze({ timeoutSeconds: 60 }),

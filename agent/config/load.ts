@@ -9,7 +9,7 @@ import { OtaError, errorMessage } from '../../shared/errors.js';
 import { parseStrictJson } from '../../shared/strict-json.js';
 import { DEFAULTS, DEFAULT_CONFIG_PATH } from './defaults.js';
 import { Section } from './section.js';
-import type { AgentConfig, HealthCheckConfig, ServerConfig, SlotConfig, SlotName } from './types.js';
+import type { AgentConfig, BootConfig, HealthCheckConfig, ServerConfig, SlotConfig, SlotName } from './types.js';
 import '../errors.js';
 
 const DAY = 86_400;
@@ -68,6 +68,24 @@ function server(s: Section): ServerConfig {
   return out;
 }
 
+function bootConfig(s: Section): BootConfig {
+  const d = DEFAULTS.boot;
+  const kind = s.string('bootloader', d.bootloader);
+  if (kind !== 'grub' && kind !== 'uboot' && kind !== 'rpi-tryboot') s.invalid('bootloader', `must be "grub", "uboot" or "rpi-tryboot", not "${kind}"`);
+  const partitions = { A: s.int('partitionA', 1, 63, d.partitionA), B: s.int('partitionB', 1, 63, d.partitionB) };
+  if (partitions.A === partitions.B) s.invalid('partitionB', `must differ from partitionA (both are ${partitions.A})`);
+  return {
+    bootloader: kind,
+    grubenv: s.path('grubenv', d.grubenv),
+    fwEnvConfig: s.path('fwEnvConfig', d.fwEnvConfig),
+    fwEnvConfigBackup: s.path('fwEnvConfigBackup', d.fwEnvConfigBackup),
+    autoboot: s.path('autoboot', d.autoboot),
+    partitions,
+    deviceTree: s.path('deviceTree', d.deviceTree),
+    trybootCommand: s.argv('trybootCommand', d.trybootCommand),
+  };
+}
+
 function deepFreeze<T>(v: T): T {
   if (v && typeof v === 'object' && !Object.isFrozen(v)) {
     Object.freeze(v);
@@ -92,9 +110,9 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
   if (slots[0]!.kind !== slots[1]!.kind) top.invalid('slots', 'must both be of the same kind ("raw" or "fs"): one bundle has to fit either slot');
   slots.sort((a, b) => a.name.localeCompare(b.name));
   const boot = top.section('boot');
-  boot.only(['grubenv']);
+  boot.only(['bootloader', 'grubenv', 'fwEnvConfig', 'fwEnvConfigBackup', 'autoboot', 'partitionA', 'partitionB', 'deviceTree', 'trybootCommand']);
   const tools = top.section('tools');
-  tools.only(['systemctl', 'grubEditenv']);
+  tools.only(['systemctl', 'grubEditenv', 'fwPrintenv', 'fwSetenv']);
   const checks = top.sections('healthChecks').map(healthCheck);
   const names = new Set<string>();
   for (const c of checks) {
@@ -105,7 +123,7 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
     source: file,
     device: { id: device.string('id'), compatible: device.string('compatible') },
     slots,
-    boot: { grubenv: boot.path('grubenv', DEFAULTS.boot.grubenv) },
+    boot: bootConfig(boot),
     cmdlinePath: top.path('cmdlinePath', DEFAULTS.cmdlinePath),
     rebootCommand: top.argv('rebootCommand', DEFAULTS.rebootCommand),
     rebootTimeoutSeconds: top.int('rebootTimeoutSeconds', 1, DAY, DEFAULTS.rebootTimeoutSeconds),
@@ -118,6 +136,8 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
     tools: {
       systemctl: tools.string('systemctl', DEFAULTS.tools.systemctl),
       grubEditenv: tools.string('grubEditenv', DEFAULTS.tools.grubEditenv),
+      fwPrintenv: tools.string('fwPrintenv', DEFAULTS.tools.fwPrintenv),
+      fwSetenv: tools.string('fwSetenv', DEFAULTS.tools.fwSetenv),
     },
     ...(top.has('server') ? { server: server(top.section('server')) } : {}),
   };

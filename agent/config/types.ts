@@ -73,6 +73,32 @@ export interface ServerConfig {
 export interface ToolsConfig {
   readonly systemctl: string;
   readonly grubEditenv: string;
+  /** libubootenv's tools, the only programs that touch the U-Boot env (bootloader "uboot"). */
+  readonly fwPrintenv: string;
+  readonly fwSetenv: string;
+}
+
+/** The bootloader backends (DESIGN §11). */
+export type BootloaderKind = 'grub' | 'uboot' | 'rpi-tryboot';
+
+/** Which bootloader the device has, and where its state lives. */
+export interface BootConfig {
+  /** The backend: `grub` (grubenv), `uboot` (redundant U-Boot env), `rpi-tryboot` (autoboot.txt). */
+  readonly bootloader: BootloaderKind;
+  /** grub: the grubenv file. */
+  readonly grubenv: string;
+  /** uboot: fw_env.config of the primary env copy (otaab.env). */
+  readonly fwEnvConfig: string;
+  /** uboot: fw_env.config of the second env copy (otaab.bak). */
+  readonly fwEnvConfigBackup: string;
+  /** rpi-tryboot: autoboot.txt on the mounted FAT boot partition. */
+  readonly autoboot: string;
+  /** rpi-tryboot: the boot partition number of each slot. */
+  readonly partitions: { readonly A: number; readonly B: number };
+  /** rpi-tryboot: the firmware's device-tree node with `tryboot` and `partition`. */
+  readonly deviceTree: string;
+  /** rpi-tryboot: the reboot that boots the [tryboot] partition once. */
+  readonly trybootCommand: readonly string[];
 }
 
 /** The whole agent configuration. */
@@ -81,7 +107,7 @@ export interface AgentConfig {
   readonly source: string;
   readonly device: { readonly id: string; readonly compatible: string };
   readonly slots: readonly SlotConfig[];
-  readonly boot: { readonly grubenv: string };
+  readonly boot: BootConfig;
   readonly cmdlinePath: string;
   readonly rebootCommand: readonly string[];
   readonly rebootTimeoutSeconds: number;

@@ -22,6 +22,13 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = Object.freeze({
   'apt-cache': 'apt',
   'dpkg-deb': 'dpkg',
   tar: 'tar',
+  // uboot
+  'qemu-system-aarch64': 'qemu-system-arm',
+  mkimage: 'u-boot-tools',
+  mkenvimage: 'u-boot-tools',
+  fw_printenv: 'libubootenv-tool',
+  fw_setenv: 'libubootenv-tool',
+  mtype: 'mtools',
 });
 
 const cache = new Map<string, string>();
