@@ -29,6 +29,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = Object.freeze({
   fw_printenv: 'libubootenv-tool',
   fw_setenv: 'libubootenv-tool',
   mtype: 'mtools',
+  find: 'findutils',
+  touch: 'coreutils',
 });
 
 const cache = new Map<string, string>();
