@@ -35,6 +35,8 @@ setenv ota_fdt ${fdtcontroladdr}
 if load ${ota_dev} ${ota_envaddr} otaab-device.txt; then
   env import -t ${ota_envaddr} ${filesize}
 fi
+# ota_fdt=firmware: the device tree the firmware handed over (Raspberry Pi).
+if test "${ota_fdt}" = firmware; then setenv ota_fdt ${fdt_addr}; fi
 
 # Values set before (an old env, a console) must not stand in for missing ones.
 setenv ORDER
