@@ -31,6 +31,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = Object.freeze({
   mtype: 'mtools',
   find: 'findutils',
   touch: 'coreutils',
+  dd: 'coreutils',
 });
 
 const cache = new Map<string, string>();
