@@ -257,8 +257,7 @@ export class PowerRig {
   /** The device as it is now (call it powered off): grubenv, slots' contents, the store's view. */
   async seen(): Promise<DeviceSeen> {
     const d = this.device.dev;
-    // U-Boot: the env as boot.scr will read it (primary, else the second copy), via fw_printenv.
-    const env = d.bootloader === 'uboot' ? await new UBootBootloader({ primaryConfig: d.fwEnvConfig, backupConfig: d.fwEnvConfigBackup }).env() : await readEnvFile(d.grubenvPath);
+    const env = await this.env();
     let storeSlots: Record<Slot, { version: string | null; status: string }> = { A: { version: null, status: '?' }, B: { version: null, status: '?' } };
     let storeError: string | undefined;
     try {
@@ -274,6 +273,13 @@ export class PowerRig {
     }
     const slot = async (name: Slot) => ({ ok: envOk(env, name), holds: await identifySlot(d.slots[name], this.known), store: storeSlots[name] });
     return { booted: await bootedSlot(d), env, slots: { A: await slot('A'), B: await slot('B') }, ...(storeError ? { storeError } : {}) };
+  }
+
+  /** The boot env as the bootloader will read it (U-Boot: primary, else the second copy, via fw_printenv). */
+  async env(): Promise<Record<string, string>> {
+    const d = this.device.dev;
+    if (d.bootloader === 'uboot') return new UBootBootloader({ primaryConfig: d.fwEnvConfig, backupConfig: d.fwEnvConfigBackup }).env();
+    return readEnvFile(d.grubenvPath);
   }
 
   /** The agent's data directory. */
