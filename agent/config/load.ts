@@ -74,11 +74,14 @@ function bootConfig(s: Section): BootConfig {
   if (kind !== 'grub' && kind !== 'uboot' && kind !== 'rpi-tryboot') s.invalid('bootloader', `must be "grub", "uboot" or "rpi-tryboot", not "${kind}"`);
   const partitions = { A: s.int('partitionA', 1, 63, d.partitionA), B: s.int('partitionB', 1, 63, d.partitionB) };
   if (partitions.A === partitions.B) s.invalid('partitionB', `must differ from partitionA (both are ${partitions.A})`);
+  const fwEnvConfig = s.path('fwEnvConfig', d.fwEnvConfig);
+  const fwEnvConfigBackup = s.path('fwEnvConfigBackup', d.fwEnvConfigBackup);
+  if (fwEnvConfig === fwEnvConfigBackup) s.invalid('fwEnvConfigBackup', 'must name another fw_env.config than fwEnvConfig: the two env copies are what makes a write power-safe');
   return {
     bootloader: kind,
     grubenv: s.path('grubenv', d.grubenv),
-    fwEnvConfig: s.path('fwEnvConfig', d.fwEnvConfig),
-    fwEnvConfigBackup: s.path('fwEnvConfigBackup', d.fwEnvConfigBackup),
+    fwEnvConfig,
+    fwEnvConfigBackup,
     autoboot: s.path('autoboot', d.autoboot),
     partitions,
     deviceTree: s.path('deviceTree', d.deviceTree),

@@ -153,5 +153,6 @@ describe('agent config: bootloader selection', () => {
   it('refuses an unknown bootloader and equal partitions', () => {
     expect(() => parseConfig({ ...base, boot: { bootloader: 'lilo' } }, '/x.json')).toThrow(/"boot.bootloader" must be "grub", "uboot" or "rpi-tryboot"/);
     expect(() => parseConfig({ ...base, boot: { bootloader: 'rpi-tryboot', partitionA: 2, partitionB: 2 } }, '/x.json')).toThrow(/"boot.partitionB" must differ/);
+    expect(() => parseConfig({ ...base, boot: { bootloader: 'uboot', fwEnvConfig: '/e/fw', fwEnvConfigBackup: '/e/fw' } }, '/x.json')).toThrow(/"boot.fwEnvConfigBackup" must name another/);
   });
 });
