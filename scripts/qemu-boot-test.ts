@@ -31,7 +31,7 @@ set ota_cmdline="console=ttyS0,115200 panic=1 quiet no_timer_check"
 `;
 
 const JOBS = Number(process.env['OTAAB_QEMU_JOBS'] ?? 2);
-const PER_BOOT_MS = Number(process.env['OTAAB_BOOT_TIMEOUT_MS'] ?? 60_000);
+const PER_BOOT_MS = Number(process.env['OTAAB_BOOT_TIMEOUT_MS'] ?? 120_000);
 const KEEP = process.env['OTAAB_QEMU_KEEP'] === '1';
 
 interface Outcome {
