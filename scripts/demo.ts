@@ -27,6 +27,12 @@ const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..', '..');
 const RELEASE = join(ROOT, 'dist', 'release', 'cli.js');
 const COMPATIBLE = 'x86-gw';
 const DEVICES = ['gw-berlin', 'gw-lyon', 'charger-07'];
+// uboot: a Raspberry-Pi-like arm64 gateway beside the x86 ones. Every boot of it runs the
+// project's uboot/boot.scr in Debian's real U-Boot under qemu-system-aarch64, and its agent
+// uses the U-Boot backend (fw_printenv/fw_setenv on the redundant env).
+const PI_DEVICE = 'pi-gw-kiel';
+const PI_COMPATIBLE = 'rpi-cm4';
+DEVICES.push(PI_DEVICE);
 const verbose = process.argv.includes('--verbose');
 const keep = process.argv.includes('--keep');
 const started = Date.now();
@@ -116,7 +122,8 @@ try {
     const d = await FleetDevice.create({
       root: join(work, 'devices', id),
       id,
-      compatible: COMPATIBLE,
+      compatible: id === PI_DEVICE ? PI_COMPATIBLE : COMPATIBLE,
+      bootloader: id === PI_DEVICE ? 'uboot' : 'grub',
       kind: 'fs',
       trustedKeys: [join(work, 'release.pub')],
       config: { server: { url: server.url, pollIntervalSeconds: 1 } },
@@ -128,11 +135,12 @@ try {
     d.start();
   }
   await waitFleet(server.url, ops, 'the first check-ins', (r) => r.lastSeen !== null);
+  detail(`${PI_DEVICE} is a Raspberry-Pi-like arm64 gateway: it boots through real U-Boot (boot.scr, env in otaab.env + otaab.bak)`);
   detail('each device booted slot A (the factory system), passed its boot health check and checked in');
 
   say('Release 1.0.0: a healthy root file system. CI builds, signs, uploads and publishes it to "stable".');
   await rootfs(join(work, 'v1'), '1.0.0', true);
-  await release(work, ['build', '--key', 'release.key', '--product', 'gateway', '--version', '1.0.0', '--compatible', COMPATIBLE, '--archive', 'rootfs=v1', '-o', 'gateway-1.0.0.otab']);
+  await release(work, ['build', '--key', 'release.key', '--product', 'gateway', '--version', '1.0.0', '--compatible', COMPATIBLE, '--compatible', PI_COMPATIBLE, '--archive', 'rootfs=v1', '-o', 'gateway-1.0.0.otab']);
   detail((await release(work, ['upload', 'gateway-1.0.0.otab', '--server', server.url, '--channel', 'stable'], { OTA_TOKEN: ops })).trim().split('\n').join('\n          '));
   let rows = await waitFleet(server.url, ops, 'v1.0.0 committed everywhere', (r) => r.version === '1.0.0' && r.transaction === null && r.lastOutcome?.outcome === 'success');
   detail('every device downloaded it into its inactive slot B, verified every byte, read it back, armed GRUB, rebooted,');
@@ -141,7 +149,7 @@ try {
 
   say('Release 1.1.0 has a bug: its root file system breaks the application (no /etc/healthy). It is published too.');
   await rootfs(join(work, 'v2'), '1.1.0', false);
-  await release(work, ['build', '--key', 'release.key', '--product', 'gateway', '--version', '1.1.0', '--compatible', COMPATIBLE, '--archive', 'rootfs=v2', '-o', 'gateway-1.1.0.otab']);
+  await release(work, ['build', '--key', 'release.key', '--product', 'gateway', '--version', '1.1.0', '--compatible', COMPATIBLE, '--compatible', PI_COMPATIBLE, '--archive', 'rootfs=v2', '-o', 'gateway-1.1.0.otab']);
   await release(work, ['upload', 'gateway-1.1.0.otab', '--server', server.url, '--channel', 'stable'], { OTA_TOKEN: ops });
   rows = await waitFleet(server.url, ops, 'v1.1.0 rolled back everywhere', (r) => r.transaction === null && r.lastOutcome?.version === '1.1.0' && r.lastOutcome.outcome === 'failure');
   detail('each device installed it into slot A, rebooted into it, ran its health check, saw it fail, disarmed A,');
@@ -155,7 +163,7 @@ try {
   await mkdir(join(work, 'linky2influx', 'bin'), { recursive: true });
   await writeFile(join(work, 'linky2influx', 'bin', 'linky2influx'), '#!/bin/sh\necho "linky2influx 1.5.0: meter readings to InfluxDB"\n');
   await chmod(join(work, 'linky2influx', 'bin', 'linky2influx'), 0o755);
-  await release(work, ['build', '--key', 'release.key', '--product', 'gateway', '--version', '1.2.0', '--compatible', COMPATIBLE, '--module', 'linky2influx@1.5.0=linky2influx:/opt/modules/linky2influx', '-o', 'gateway-1.2.0.otab']);
+  await release(work, ['build', '--key', 'release.key', '--product', 'gateway', '--version', '1.2.0', '--compatible', COMPATIBLE, '--compatible', PI_COMPATIBLE, '--module', 'linky2influx@1.5.0=linky2influx:/opt/modules/linky2influx', '-o', 'gateway-1.2.0.otab']);
   const sizes = JSON.parse(await release(work, ['inspect', 'gateway-1.2.0.otab', '--json'])) as { entries: { name: string; size: number }[] };
   detail(`the bundle holds ${sizes.entries.map((e) => `${e.name} (${e.size} B)`).join(', ')}`);
   await release(work, ['upload', 'gateway-1.2.0.otab', '--server', server.url, '--channel', 'stable'], { OTA_TOKEN: ops });

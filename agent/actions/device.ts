@@ -5,8 +5,7 @@
 import { execa } from 'execa';
 import { OtaError, errorMessage } from '../../shared/errors.js';
 import type { Bootloader } from '../boot/bootloader.js';
-import { readBootedSlot } from '../boot/cmdline.js';
-import { GrubBootloader } from '../boot/grub.js';
+import { openBootloader, readBooted } from '../boot/select.js';
 import { loadConnection, type ServerConnection } from '../client/connection.js';
 import { configPath, loadConfig } from '../config/load.js';
 import type { AgentConfig, SlotName } from '../config/types.js';
@@ -27,27 +26,28 @@ export interface Device {
 }
 
 /** Runs the reboot command; its failure is transient (the transaction resumes at next start). */
-export async function runReboot(config: AgentConfig): Promise<void> {
-  const [cmd, ...args] = config.rebootCommand;
+export async function runReboot(config: AgentConfig, boot?: Bootloader): Promise<void> {
+  const command = (await boot?.rebootCommand?.()) ?? config.rebootCommand;
+  const [cmd, ...args] = command;
   try {
     await execa(cmd!, args, { stdin: 'ignore', timeout: 120_000 });
   } catch (cause) {
     const detail = (cause as { stderr?: string }).stderr?.trim() || errorMessage(cause);
-    throw new OtaError('REBOOT_FAILED', `reboot command ${config.rebootCommand.join(' ')} failed (${detail})`, { cause });
+    throw new OtaError('REBOOT_FAILED', `reboot command ${command.join(' ')} failed (${detail})`, { cause });
   }
 }
 
 /** Loads the config and opens the store, the bootloader and the booted slot. */
 export async function openDevice(configOption?: string): Promise<Device> {
   const config = await loadConfig(configPath(configOption));
-  const booted = await readBootedSlot(config.cmdlinePath);
+  const booted = await readBooted(config);
   const server = await loadConnection(config);
   const store = Store.open(config.dataDir);
   return {
     config,
     store,
     booted,
-    boot: new GrubBootloader(config.boot.grubenv, config.tools.grubEditenv),
+    boot: openBootloader(config),
     ...(server ? { server } : {}),
     close: () => store.close(),
   };
@@ -63,7 +63,7 @@ export function machineFor(
     store: dev.store,
     boot: dev.boot,
     booted: dev.booted,
-    reboot: () => runReboot(dev.config),
+    reboot: () => runReboot(dev.config, dev.boot),
     log: opts.log ?? ((line) => process.stderr.write(`${line}\n`)),
     download: downloadSettings(dev.config, dev.server),
     ...(opts.live ? { live: opts.live } : {}),

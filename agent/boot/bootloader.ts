@@ -27,4 +27,10 @@ export interface Bootloader {
    * `disableOther` the other slot is marked bad in the same write. One durable write.
    */
   setPrimary(slot: SlotName, opts?: { disableOther?: boolean }): Promise<void>;
+  /**
+   * For bootloaders that need a special reboot (the Raspberry Pi's one-shot tryboot): the
+   * command to run instead of the configured rebootCommand, or undefined for the normal one.
+   * May write the boot state (the try is counted before the reboot).
+   */
+  rebootCommand?(): Promise<readonly string[] | undefined>;
 }

@@ -9,7 +9,7 @@ import { OtaError, errorMessage } from '../../shared/errors.js';
 import { parseStrictJson } from '../../shared/strict-json.js';
 import { CHECK_KINDS, DEFAULT_CONFIG_PATH, childFields, type CheckKind, type Field } from './fields.js';
 import { Section } from './section.js';
-import type { AgentConfig, HealthCheckConfig, SlotConfig } from './types.js';
+import type { AgentConfig, BootConfig, HealthCheckConfig, SlotConfig } from './types.js';
 
 /** One key's value as its field says to read it; undefined when it is absent and has no default. */
 function readField(s: Section, name: string, f: Field, path: string, check: CheckKind | undefined): unknown {
@@ -84,6 +84,7 @@ function readObject(s: Section, path: string): Record<string, unknown> {
   return out;
 }
 
+
 function deepFreeze<T>(v: T): T {
   if (v && typeof v === 'object' && !Object.isFrozen(v)) {
     Object.freeze(v);
@@ -101,6 +102,9 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
   if (slots.length !== 2 || slots[0]!.name === slots[1]!.name) top.invalid('slots', 'must list exactly two slots, one named "A" and one named "B"');
   if (slots[0]!.kind !== slots[1]!.kind) top.invalid('slots', 'must both be of the same kind ("raw" or "fs"): one bundle has to fit either slot');
   slots.sort((a, b) => a.name.localeCompare(b.name));
+  const boot = read.boot as BootConfig;
+  if (boot.partitionA === boot.partitionB) top.section('boot').invalid('partitionB', `must differ from partitionA (both are ${boot.partitionA})`);
+  if (boot.fwEnvConfig === boot.fwEnvConfigBackup) top.section('boot').invalid('fwEnvConfigBackup', 'must name another fw_env.config than fwEnvConfig: the two env copies are what makes a write power-safe');
   const names = new Set<string>();
   for (const c of read.healthChecks as HealthCheckConfig[]) {
     if (names.has(c.name)) top.invalid('healthChecks', `has two checks named "${c.name}"`);

@@ -91,6 +91,34 @@ export interface BusyGateConfig {
 export interface ToolsConfig {
   readonly systemctl: string;
   readonly grubEditenv: string;
+  /** libubootenv's tools, the only programs that touch the U-Boot env (bootloader "uboot"). */
+  readonly fwPrintenv: string;
+  readonly fwSetenv: string;
+}
+
+/** The bootloader backends (DESIGN §11). */
+export type BootloaderKind = 'grub' | 'uboot' | 'rpi-tryboot';
+
+/** Which bootloader the device has, and where its state lives. */
+export interface BootConfig {
+  /** The backend: `grub` (grubenv), `uboot` (redundant U-Boot env), `rpi-tryboot` (autoboot.txt). */
+  readonly bootloader: BootloaderKind;
+  /** grub: the grubenv file. */
+  readonly grubenv: string;
+  /** uboot: fw_env.config of the primary env copy (otaab.env). */
+  readonly fwEnvConfig: string;
+  /** uboot: fw_env.config of the second env copy (otaab.bak). */
+  readonly fwEnvConfigBackup: string;
+  /** rpi-tryboot: autoboot.txt on the mounted FAT boot partition. */
+  readonly autoboot: string;
+  /** rpi-tryboot: slot A's boot partition number. */
+  readonly partitionA: number;
+  /** rpi-tryboot: slot B's boot partition number. */
+  readonly partitionB: number;
+  /** rpi-tryboot: the firmware's device-tree node with `tryboot` and `partition`. */
+  readonly deviceTree: string;
+  /** rpi-tryboot: the reboot that boots the [tryboot] partition once. */
+  readonly trybootCommand: readonly string[];
 }
 
 /** The whole agent configuration. */
@@ -101,7 +129,7 @@ export interface AgentConfig {
   /** `product`: the product the device runs, sent at enrollment (its releases are that product's). */
   readonly device: { readonly id: string; readonly compatible: string; readonly product?: string; readonly attributes: Readonly<Record<string, string>> };
   readonly slots: readonly SlotConfig[];
-  readonly boot: { readonly grubenv: string };
+  readonly boot: BootConfig;
   readonly cmdlinePath: string;
   readonly rebootCommand: readonly string[];
   readonly rebootTimeoutSeconds: number;

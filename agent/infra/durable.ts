@@ -9,7 +9,7 @@
 import { appendFileSync } from 'node:fs';
 
 /** What kind of durable write completed. */
-export type DurableKind = 'store' | 'slot-sync' | 'grubenv' | 'report-sent' | 'enrollment';
+export type DurableKind = 'store' | 'slot-sync' | 'grubenv' | 'report-sent' | 'enrollment' | 'ubootenv' | 'autoboot';
 
 let count = 0;
 

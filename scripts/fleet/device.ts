@@ -33,6 +33,8 @@ export interface FleetDeviceOptions {
   config?: Record<string, unknown>;
   /** Environment for every agent process (e.g. OTA_CRASH_AFTER_WRITE). */
   env?: Record<string, string>;
+  /** `grub` (default, grub-emu) or `uboot` (real U-Boot under qemu-system-aarch64, the agent's U-Boot backend). */
+  bootloader?: 'grub' | 'uboot';
 }
 
 /** One line the supervisor or the agent said. */
@@ -61,7 +63,7 @@ export class FleetDevice {
   /** Lays out the device: simulator slots (a healthy factory system on A), health check, agent config. */
   static async create(opts: FleetDeviceOptions): Promise<FleetDevice> {
     await mkdir(opts.root, { recursive: true });
-    const dev = await createDevice(join(opts.root, 'device'), { kind: opts.kind ?? 'fs', slotSize: opts.slotSize ?? 4 << 20, maxTries: opts.maxTries ?? 3 });
+    const dev = await createDevice(join(opts.root, 'device'), { kind: opts.kind ?? 'fs', slotSize: opts.slotSize ?? 4 << 20, maxTries: opts.maxTries ?? 3, bootloader: opts.bootloader ?? 'grub' });
     if (dev.kind === 'fs') {
       await mkdir(join(dev.slots.A, 'etc'), { recursive: true });
       await writeFile(join(dev.slots.A, 'etc', 'healthy'), 'factory\n');
@@ -95,7 +97,7 @@ fi
         { name: 'A', kind: dev.kind, path: dev.slots.A },
         { name: 'B', kind: dev.kind, path: dev.slots.B },
       ],
-      boot: { grubenv: dev.grubenvPath },
+      boot: dev.bootloader === 'uboot' ? { bootloader: 'uboot', fwEnvConfig: dev.fwEnvConfig, fwEnvConfigBackup: dev.fwEnvConfigBackup } : { grubenv: dev.grubenvPath },
       cmdlinePath: dev.cmdlinePath,
       rebootCommand: ['sh', '-c', `echo reboot >> '${rebootLog}'`],
       rebootTimeoutSeconds: 600,
@@ -175,7 +177,7 @@ fi
       if (needBoot) {
         const up = await bootUntilUp(this.dev);
         this.boots += up.boots;
-        this.say('power', `booted slot ${up.slot}${up.boots > 1 ? ` after ${up.boots - 1} failed boot(s)` : ''} (GRUB: ORDER="${up.env.ORDER ?? ''}" A_OK=${up.env.A_OK ?? ''} A_TRY=${up.env.A_TRY ?? ''} B_OK=${up.env.B_OK ?? ''} B_TRY=${up.env.B_TRY ?? ''})`);
+        this.say('power', `booted slot ${up.slot}${up.boots > 1 ? ` after ${up.boots - 1} failed boot(s)` : ''} (${this.dev.bootloader === 'uboot' ? 'U-Boot' : 'GRUB'}: ORDER="${up.env.ORDER ?? ''}" A_OK=${up.env.A_OK ?? ''} A_TRY=${up.env.A_TRY ?? ''} B_OK=${up.env.B_OK ?? ''} B_TRY=${up.env.B_TRY ?? ''})`);
         needBoot = false;
       }
       const before = await this.reboots();

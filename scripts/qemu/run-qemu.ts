@@ -32,13 +32,18 @@ const BOOT_LINE = /ota: slot [AB], attempt \d of \d/;
  * notes/grub-testing.md) with the serial console on stdout. Without -no-reboot a guest
  * reboot (panic=1, GRUB's reboot) starts the firmware again; power-off ends qemu.
  */
-export async function runQemu(disk: string, limits: QemuLimits, logPath?: string): Promise<QemuRun> {
-  const started = Date.now();
-  const child = execa(tool('qemu-system-x86_64'), [
+export async function runQemu(disk: string, limits: QemuLimits, logPath?: string, extraArgs: readonly string[] = []): Promise<QemuRun> {
+  return runQemuCommand('qemu-system-x86_64', [
     '-accel', 'tcg', '-machine', 'pc', '-m', '256', '-smp', '1',
     '-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'stdio',
-    '-drive', `file=${disk},format=raw,if=ide`, '-boot', 'c',
-  ], { stdin: 'ignore', stderr: 'pipe', reject: false, buffer: { stdout: false } });
+    '-drive', `file=${disk},format=raw,if=ide`, '-boot', 'c', ...extraArgs,
+  ], limits, logPath);
+}
+
+/** Runs any qemu (`program` found with tool()) with its serial console on stdout, under the same limits. */
+export async function runQemuCommand(program: string, args: readonly string[], limits: QemuLimits, logPath?: string): Promise<QemuRun> {
+  const started = Date.now();
+  const child = execa(tool(program), args, { stdin: 'ignore', stderr: 'pipe', reject: false, buffer: { stdout: false } });
 
   let raw = '';
   let boots = 0;

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { api } from '../fleet/server.js';
 import { bootedSlot } from '../sim/simulator.js';
 import type { ServerReport, Slot } from './invariants.js';
-import { readEnvFile, type PowerRig } from './rig.js';
+import type { PowerRig } from './rig.js';
 
 /** The server a device reports to, as the harness reads it (ops token). */
 export interface ServerView {
@@ -30,7 +30,7 @@ export async function waitUntil(what: string, rig: PowerRig, ok: () => Promise<b
 
 /** Waits until slot `slot` is up and its boot was assessed (try counter back to 0). */
 export async function waitBooted(rig: PowerRig, slot: Slot, timeoutMs = 60_000): Promise<void> {
-  await waitUntil(`slot ${slot} up and assessed`, rig, async () => (await bootedSlot(rig.device.dev)) === slot && (await readEnvFile(rig.device.dev.grubenvPath))[`${slot}_TRY`] === '0', timeoutMs);
+  await waitUntil(`slot ${slot} up and assessed`, rig, async () => (await bootedSlot(rig.device.dev)) === slot && (await rig.env())[`${slot}_TRY`] === '0', timeoutMs);
 }
 
 /** The device's reports as the server stored them. */
@@ -54,7 +54,7 @@ export async function waitRest(rig: PowerRig, txBefore: number, server: ServerVi
     }));
     if (!st || st.n <= txBefore || st.inflight > 0 || !st.newest?.finished_at) return false;
     const booted = await bootedSlot(rig.device.dev);
-    if (!booted || (await readEnvFile(rig.device.dev.grubenvPath))[`${booted}_TRY`] !== '0') return false;
+    if (!booted || (await rig.env())[`${booted}_TRY`] !== '0') return false;
     txId = st.newest.id;
     if (!server) return true;
     if (st.unsent > 0) return false;

@@ -58,6 +58,8 @@ interface Scenario {
   baseline: 'factory' | 'committed';
   /** The new slot's kernel panics at every boot: GRUB must fall back. */
   crashB?: boolean;
+  /** `uboot`: the device boots through real U-Boot and its agent uses the U-Boot backend. */
+  bootloader?: 'uboot';
   expected: Expected;
   trigger(p: Point): Promise<void>;
 }
@@ -119,6 +121,20 @@ export const SCENARIOS: readonly Scenario[] = [
     expected: { state: 'rolled-back', reason: 'boot-failed', booted: 'A' },
     trigger: techInstall('good'),
   },
+  // uboot: the same local boot fallback on a U-Boot device. Every boot runs boot.scr in real
+  // U-Boot (qemu-system-aarch64); every agent env write is two fw_setenv (primary, then the
+  // second copy), each a cut point, and a cut after the primary's write is made a cut *during*
+  // it (the primary torn, see rig.ts): U-Boot and the agent must carry on from the second copy.
+  {
+    name: 'uboot-local-boot-fallback',
+    what: 'U-Boot device: a local install whose new slot panics at boot; cuts during and between fw_setenv writes',
+    server: false,
+    baseline: 'factory',
+    crashB: true,
+    bootloader: 'uboot',
+    expected: { state: 'rolled-back', reason: 'boot-failed', booted: 'A' },
+    trigger: techInstall('good'),
+  },
 ];
 
 /** What one run of a scenario showed. */
@@ -148,7 +164,7 @@ async function runPoint(world: World, sc: Scenario, plan: CutPlan | undefined): 
     const s = world.server!;
     rigServer = { url: s.proc.url, token: await enrollDevice(s, id, channel), serverKey: s.serverKey, pollSeconds: 2 };
   }
-  const rig = await PowerRig.create({ root, id, kind: 'fs', trustedKeys: [world.key.pubPath], known: world.known, ...(rigServer ? { server: rigServer } : {}) });
+  const rig = await PowerRig.create({ root, id, kind: 'fs', trustedKeys: [world.key.pubPath], known: world.known, ...(rigServer ? { server: rigServer } : {}), ...(sc.bootloader ? { bootloader: sc.bootloader } : {}) });
   const point: Point = { rig, world, id, channel };
   const view = sc.server ? { url: world.server!.proc.url, ops: world.server!.tokens.ops, device: id } : undefined;
   const problems: string[] = [];
@@ -303,7 +319,7 @@ export async function runPowercut(opts: PowercutOptions): Promise<Row[]> {
           what: sc.what,
           tried: results.filter((x) => !x.r.notReached || x.r.problems.length).length,
           held,
-          figures: `${points.length} durable writes in ${traced.traces.length} agent processes (${writeKinds})${mode === 'fast' ? `; every ${FAST_STRIDE}th cut in this run` : '; a cut after every one'} (cuts made after: ${[...cutKinds.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}); invariants checked at every boot, after every cut and at rest; ended ${sc.expected.state}${sc.expected.reason ? ` (${sc.expected.reason})` : ''} on slot ${sc.expected.booted} as uncut; ${boots} boots through GRUB; ${perPoint.toFixed(1)} s per point`,
+          figures: `${points.length} durable writes in ${traced.traces.length} agent processes (${writeKinds})${mode === 'fast' ? `; every ${FAST_STRIDE}th cut in this run` : '; a cut after every one'} (cuts made after: ${[...cutKinds.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}); invariants checked at every boot, after every cut and at rest; ended ${sc.expected.state}${sc.expected.reason ? ` (${sc.expected.reason})` : ''} on slot ${sc.expected.booted} as uncut; ${boots} boots through ${sc.bootloader === 'uboot' ? 'U-Boot' : 'GRUB'}; ${perPoint.toFixed(1)} s per point`,
           failures,
           notes,
           seconds: since(t0),

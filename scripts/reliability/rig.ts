@@ -9,11 +9,13 @@
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Store } from '../../agent/store/store.js';
 import { AGENT_CLI, FleetDevice } from '../fleet/device.js';
-import { bootedSlot } from '../sim/simulator.js';
+import { bootedSlot, type SimDevice } from '../sim/simulator.js';
+import { UBootBootloader } from '../../agent/boot/uboot.js';
+import { UBOOT_ENV_FILES } from '../sim/ubootenv.js';
 import { hashFile } from '../../shared/hashing.js';
 import { identifySlot, treeDigest, type ReleaseContent } from './digest.js';
 import { checkBootableSlots, envOk, type DeviceSeen, type Slot } from './invariants.js';
@@ -48,11 +50,13 @@ export interface RigOptions {
   server?: RigServer;
   /** Releases a slot may hold, by name; 'factory' is added from slot A as created. */
   known: ReadonlyMap<string, ReleaseContent>;
+  /** `uboot`: boots through real U-Boot, the agent uses the U-Boot backend (default grub). */
+  bootloader?: 'grub' | 'uboot';
 }
 
 /** Parses the env the supervisor prints for a boot: `(GRUB: ORDER="A B" A_OK=1 ...)`. */
 export function parseBootLine(text: string): { slot: Slot; env: Record<string, string> } | undefined {
-  const m = /^booted slot ([AB]).*\(GRUB: (.*)\)$/.exec(text);
+  const m = /^booted slot ([AB]).*\((?:GRUB|U-Boot): (.*)\)$/.exec(text);
   if (!m) return undefined;
   const env: Record<string, string> = {};
   for (const kv of m[2]!.matchAll(/(\w+)=("[^"]*"|\S*)/g)) env[kv[1]!] = kv[2]!.replace(/^"|"$/g, '');
@@ -67,6 +71,22 @@ export async function readEnvFile(path: string): Promise<Record<string, string>>
     if (m) env[m[1]!] = m[2]!;
   }
   return env;
+}
+
+/**
+ * uboot: a cut right after the agent's fw_setenv of the primary env copy is turned into a cut
+ * *during* that fw_setenv: the primary is torn (bytes overwritten, its CRC fails) while the
+ * second copy still holds the env from before the write, exactly what power lost in the middle
+ * of writing the primary leaves. U-Boot must then boot from the second copy.
+ */
+async function tearUbootCopy(dev: SimDevice, cut: { write: string } | undefined): Promise<void> {
+  if (dev.bootloader !== 'uboot' || !cut || !cut.write.startsWith('ubootenv') || !cut.write.endsWith('(primary)')) return;
+  const fh = await open(join(dev.bootDir, UBOOT_ENV_FILES.primary), 'r+');
+  try {
+    await fh.write(Buffer.from('cut!'), 0, 4, 8);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** A device with numbered, traced and optionally cut agent processes. */
@@ -105,7 +125,7 @@ export class PowerRig {
       rebootCommand: ['sh', '-c', `(sleep 1; echo reboot >> '${join(opts.root, 'reboots')}') >/dev/null 2>&1 &`],
       ...(opts.server ? { server: { url: opts.server.url, token: opts.server.token, serverKey: opts.server.serverKey, pollIntervalSeconds: opts.server.pollSeconds } } : {}),
     };
-    const device = await FleetDevice.create({ root: opts.root, id: opts.id, compatible: 'x86-gw', kind: opts.kind, slotSize: 4 << 20, trustedKeys: opts.trustedKeys, config });
+    const device = await FleetDevice.create({ root: opts.root, id: opts.id, compatible: 'x86-gw', kind: opts.kind, slotSize: 4 << 20, trustedKeys: opts.trustedKeys, config, bootloader: opts.bootloader ?? 'grub' });
     const known = new Map(opts.known);
     const a = device.dev.slots.A;
     // Like a factory image, both slots hold the factory system: grub/README.md's initial env
@@ -184,6 +204,7 @@ export class PowerRig {
   private async powerCycle(): Promise<void> {
     await this.device.stop();
     await this.noteCut(this.processes - 1);
+    await tearUbootCopy(this.device.dev, this.cut);
     // The device exactly as the cut left it, before GRUB runs again.
     for (const p of checkBootableSlots(await this.seen())) this.problems.push(`right after the cut: ${p}`);
     this.device.start();
@@ -215,6 +236,7 @@ export class PowerRig {
       const wasRunning = this.device.isRunning;
       if (wasRunning) await this.device.stop();
       await this.noteCut(index);
+      await tearUbootCopy(this.device.dev, this.cut);
       for (const p of checkBootableSlots(await this.seen())) this.problems.push(`right after the cut: ${p}`);
       return { code: null, stderr: String(r.stderr) };
     }
@@ -235,7 +257,7 @@ export class PowerRig {
   /** The device as it is now (call it powered off): grubenv, slots' contents, the store's view. */
   async seen(): Promise<DeviceSeen> {
     const d = this.device.dev;
-    const env = await readEnvFile(d.grubenvPath);
+    const env = await this.env();
     let storeSlots: Record<Slot, { version: string | null; status: string }> = { A: { version: null, status: '?' }, B: { version: null, status: '?' } };
     let storeError: string | undefined;
     try {
@@ -251,6 +273,13 @@ export class PowerRig {
     }
     const slot = async (name: Slot) => ({ ok: envOk(env, name), holds: await identifySlot(d.slots[name], this.known), store: storeSlots[name] });
     return { booted: await bootedSlot(d), env, slots: { A: await slot('A'), B: await slot('B') }, ...(storeError ? { storeError } : {}) };
+  }
+
+  /** The boot env as the bootloader will read it (U-Boot: primary, else the second copy, via fw_printenv). */
+  async env(): Promise<Record<string, string>> {
+    const d = this.device.dev;
+    if (d.bootloader === 'uboot') return new UBootBootloader({ primaryConfig: d.fwEnvConfig, backupConfig: d.fwEnvConfigBackup }).env();
+    return readEnvFile(d.grubenvPath);
   }
 
   /** The agent's data directory. */

@@ -9,6 +9,11 @@ import { join, resolve } from 'node:path';
 import { grubSourceDir } from './paths.js';
 import { DEFAULT_ENV, createEnv, readEnv } from './grubenv.js';
 import { runSelection } from './grub-emu.js';
+import { execa } from 'execa';
+import { repoRoot } from './paths.js';
+import { tool } from './tools.js';
+import { createUbootEnv, readUbootEnv, UBOOT_ENV_FILES, writeFwEnvConfig } from './ubootenv.js';
+import { runUbootSelection } from './uboot-qemu.js';
 
 /** grubenv helpers (all through grub-editenv), re-exported so a test needs one import. */
 export { DEFAULT_ENV, readEnv, writeEnv, unsetEnv } from './grubenv.js';
@@ -27,6 +32,11 @@ export interface SimDevice {
   slots: { A: string; B: string };
   /** Whether slots are raw images or directory trees. */
   kind: 'raw' | 'fs';
+  /** The bootloader the device boots with (uboot: boot.scr under real U-Boot in qemu). */
+  bootloader: 'grub' | 'uboot';
+  /** uboot: fw_env.config of the primary env copy (`bootDir/otaab.env`) and of the second copy. */
+  fwEnvConfig: string;
+  fwEnvConfigBackup: string;
 }
 
 /** Options of {@link createDevice}. */
@@ -37,6 +47,8 @@ export interface CreateDeviceOptions {
   slotSize?: number;
   /** MAX_TRIES written into the initial grubenv (1 to 5, default 3). */
   maxTries?: number;
+  /** `grub` (default: grub-emu) or `uboot` (Debian's U-Boot under qemu-system-aarch64). */
+  bootloader?: 'grub' | 'uboot';
 }
 
 /** What one simulated boot did. */
@@ -56,10 +68,13 @@ export const SLOTS = ['A', 'B'] as const;
 
 const DEFAULT_SLOT_SIZE = 4 << 20;
 
-function layout(root: string, kind: 'raw' | 'fs'): SimDevice {
+function layout(root: string, kind: 'raw' | 'fs', bootloader: 'grub' | 'uboot' = 'grub'): SimDevice {
   const abs = resolve(root);
   const bootDir = join(abs, 'boot');
   return {
+    bootloader,
+    fwEnvConfig: join(abs, 'fw_env.config'),
+    fwEnvConfigBackup: join(abs, 'fw_env.backup.config'),
     root: abs,
     bootDir,
     grubenvPath: join(bootDir, 'grub', 'grubenv'),
@@ -81,18 +96,22 @@ export async function createDevice(root: string, opts: CreateDeviceOptions = {})
   if (!Number.isSafeInteger(slotSize) || slotSize <= 0) throw new Error(`invalid slotSize ${slotSize}: give a positive number of bytes`);
   const maxTries = opts.maxTries ?? 3;
   if (!Number.isInteger(maxTries) || maxTries < 1 || maxTries > 5) throw new Error(`invalid maxTries ${maxTries}: GRUB allows 1 to 5`);
-  const dev = layout(root, kind);
-  if (existsSync(dev.grubenvPath)) throw new Error(`${dev.root} already holds a device: open it with openDevice, or pick an empty folder`);
+  const dev = layout(root, kind, opts.bootloader ?? 'grub');
+  if (existsSync(dev.grubenvPath) || existsSync(join(dev.bootDir, 'boot.scr'))) throw new Error(`${dev.root} already holds a device: open it with openDevice, or pick an empty folder`);
 
-  const grubDir = join(dev.bootDir, 'grub');
-  await mkdir(grubDir, { recursive: true });
   await mkdir(join(dev.root, 'slots'), { recursive: true });
   await mkdir(join(dev.root, 'crash'), { recursive: true });
-  // The device gets copies, as a real boot partition would: GRUB runs what is on the device.
-  const source = grubSourceDir();
-  await copyFile(join(source, 'grub.cfg'), join(grubDir, 'grub.cfg'));
-  await copyFile(join(source, 'ota-select.cfg'), join(grubDir, 'ota-select.cfg'));
-  await createEnv(dev.grubenvPath, { ...DEFAULT_ENV, MAX_TRIES: String(maxTries) });
+  if (dev.bootloader === 'uboot') {
+    await createUbootBoot(dev, maxTries);
+  } else {
+    const grubDir = join(dev.bootDir, 'grub');
+    await mkdir(grubDir, { recursive: true });
+    // The device gets copies, as a real boot partition would: GRUB runs what is on the device.
+    const source = grubSourceDir();
+    await copyFile(join(source, 'grub.cfg'), join(grubDir, 'grub.cfg'));
+    await copyFile(join(source, 'ota-select.cfg'), join(grubDir, 'ota-select.cfg'));
+    await createEnv(dev.grubenvPath, { ...DEFAULT_ENV, MAX_TRIES: String(maxTries) });
+  }
   for (const slot of SLOTS) {
     if (kind === 'fs') {
       await mkdir(dev.slots[slot], { recursive: true });
@@ -112,13 +131,15 @@ export async function createDevice(root: string, opts: CreateDeviceOptions = {})
 
 /** Opens a device made by {@link createDevice}; the slot kind is read from the slots. */
 export async function openDevice(root: string): Promise<SimDevice> {
-  const probe = layout(root, 'raw');
-  for (const path of [probe.grubenvPath, join(probe.bootDir, 'grub', 'ota-select.cfg'), probe.slots.A, probe.slots.B]) {
+  const bootloader = existsSync(join(resolve(root), 'boot', 'boot.scr')) ? 'uboot' : 'grub';
+  const probe = layout(root, 'raw', bootloader);
+  const bootFiles = bootloader === 'uboot' ? [join(probe.bootDir, 'otaab.env')] : [probe.grubenvPath, join(probe.bootDir, 'grub', 'ota-select.cfg')];
+  for (const path of [...bootFiles, probe.slots.A, probe.slots.B]) {
     if (!existsSync(path)) throw new Error(`${probe.root} is not a simulated device: ${path} is missing (create one with createDevice)`);
   }
   const [a, b] = await Promise.all([stat(probe.slots.A), stat(probe.slots.B)]);
   if (a.isDirectory() !== b.isDirectory()) throw new Error(`${probe.root}: slot A and slot B differ in kind (one file, one directory)`);
-  return layout(root, a.isDirectory() ? 'fs' : 'raw');
+  return layout(root, a.isDirectory() ? 'fs' : 'raw', bootloader);
 }
 
 // Two boots of one device at once would race on its grubenv; boots of different devices
@@ -142,6 +163,7 @@ export async function boot(dev: SimDevice): Promise<BootResult> {
 }
 
 async function bootOnce(dev: SimDevice): Promise<BootResult> {
+  if (dev.bootloader === 'uboot') return bootUboot(dev);
   const { selection, output, grubenv } = await runSelection(dev.bootDir);
   if (grubenv) {
     // Replace, never half-write: a reader (or a crash of the test) sees the old or the new env.
@@ -155,6 +177,27 @@ async function bootOnce(dev: SimDevice): Promise<BootResult> {
   await writeFile(dev.cmdlinePath, crashed ? '' : `BOOT_IMAGE=/boot/vmlinuz root=${dev.slots[slot]} ro quiet ota.slot=${slot}\n`);
   const env = grubenv ? await readEnv(dev.grubenvPath) : {};
   return { slot, crashed, env, output };
+}
+
+/** A U-Boot device's boot partition: boot.scr from uboot/boot.cmd, board settings, both env copies. */
+async function createUbootBoot(dev: SimDevice, maxTries: number): Promise<void> {
+  await mkdir(dev.bootDir, { recursive: true });
+  await execa(tool('mkimage'), ['-A', 'arm64', '-O', 'linux', '-T', 'script', '-C', 'none', '-n', 'otaab A/B boot script', '-d', join(repoRoot(), 'uboot', 'boot.cmd'), join(dev.bootDir, 'boot.scr')], { stdin: 'ignore' });
+  await writeFile(join(dev.bootDir, 'otaab-device.txt'), 'ota_root_prefix=/dev/vda\nota_cmdline=console=ttyAMA0 panic=1\n');
+  for (const [file, config] of [[UBOOT_ENV_FILES.primary, dev.fwEnvConfig], [UBOOT_ENV_FILES.backup, dev.fwEnvConfigBackup]] as const) {
+    await createUbootEnv(join(dev.bootDir, file), { ...DEFAULT_ENV, MAX_TRIES: String(maxTries) });
+    await writeFwEnvConfig(config, join(dev.bootDir, file));
+  }
+}
+
+/** One boot through real U-Boot (scripts/sim/uboot-qemu.ts): boot.scr picks, counts, saves. */
+async function bootUboot(dev: SimDevice): Promise<BootResult> {
+  const sel = await runUbootSelection(dev.bootDir);
+  const slot = sel.slot;
+  const crashed = existsSync(crashFlag(dev, slot));
+  await writeFile(dev.cmdlinePath, crashed ? '' : `console=ttyAMA0 panic=1 root=/dev/vda${slot === 'A' ? 2 : 3} ota.slot=${slot}\n`);
+  const env = await readUbootEnv(dev.fwEnvConfig).catch(() => readUbootEnv(dev.fwEnvConfigBackup));
+  return { slot, crashed, env, output: sel.output };
 }
 
 /** Boots until a slot comes up without crashing; fails after `maxBoots` crashed boots. */

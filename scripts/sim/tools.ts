@@ -22,6 +22,16 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = Object.freeze({
   'apt-cache': 'apt',
   'dpkg-deb': 'dpkg',
   tar: 'tar',
+  // uboot
+  'qemu-system-aarch64': 'qemu-system-arm',
+  mkimage: 'u-boot-tools',
+  mkenvimage: 'u-boot-tools',
+  fw_printenv: 'libubootenv-tool',
+  fw_setenv: 'libubootenv-tool',
+  mtype: 'mtools',
+  find: 'findutils',
+  touch: 'coreutils',
+  dd: 'coreutils',
 });
 
 const cache = new Map<string, string>();

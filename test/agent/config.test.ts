@@ -43,7 +43,8 @@ describe('agent config', () => {
     expect(c.healthDeadlineSeconds).toBe(300);
     expect(c.maxTransitions).toBe(50);
     expect(c.checkpointBytes).toBe(64 * 1024 * 1024);
-    expect(c.tools).toEqual({ systemctl: 'systemctl', grubEditenv: 'grub-editenv' });
+    expect(c.tools).toEqual({ systemctl: 'systemctl', grubEditenv: 'grub-editenv', fwPrintenv: 'fw_printenv', fwSetenv: 'fw_setenv' });
+    expect(c.boot.bootloader).toBe('grub');
     expect(c.server).toBeUndefined();
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.slots[0])).toBe(true);
@@ -226,5 +227,21 @@ describe('agent config', () => {
       const rows = table.slice(0, table.indexOf('\n\n')).split('\n').slice(2);
       expect(rows).toEqual(fields.map(([key, f]) => `| \`${key}\` | ${f.type} | ${defaultText(f)} | ${f.doc} |`));
     });
+  });
+});
+
+// uboot: the bootloader keys of issue 16.
+describe('agent config: bootloader selection', () => {
+  const base = { device: { id: 'd', compatible: 'c' }, slots: [{ name: 'A', kind: 'fs', path: '/a' }, { name: 'B', kind: 'fs', path: '/b' }], trustedKeys: ['/k.asc'] };
+  it('selects uboot with its fw_env.config files and rpi-tryboot with its partitions', () => {
+    const u = parseConfig({ ...base, boot: { bootloader: 'uboot', fwEnvConfig: '/etc/fw1', fwEnvConfigBackup: '/etc/fw2' } }, '/etc/otaab/agent.json');
+    expect(u.boot).toMatchObject({ bootloader: 'uboot', fwEnvConfig: '/etc/fw1', fwEnvConfigBackup: '/etc/fw2' });
+    const t = parseConfig({ ...base, boot: { bootloader: 'rpi-tryboot', partitionA: 5, partitionB: 6 } }, '/etc/otaab/agent.json');
+    expect(t.boot).toMatchObject({ bootloader: 'rpi-tryboot', partitionA: 5, partitionB: 6, autoboot: '/boot/firmware/autoboot.txt', trybootCommand: ['reboot', '0 tryboot'] });
+  });
+  it('refuses an unknown bootloader and equal partitions', () => {
+    expect(() => parseConfig({ ...base, boot: { bootloader: 'lilo' } }, '/x.json')).toThrow(/"boot.bootloader" must be "grub" or "uboot" or "rpi-tryboot"/);
+    expect(() => parseConfig({ ...base, boot: { bootloader: 'rpi-tryboot', partitionA: 2, partitionB: 2 } }, '/x.json')).toThrow(/"boot.partitionB" must differ/);
+    expect(() => parseConfig({ ...base, boot: { bootloader: 'uboot', fwEnvConfig: '/e/fw', fwEnvConfigBackup: '/e/fw' } }, '/x.json')).toThrow(/"boot.fwEnvConfigBackup" must name another/);
   });
 });

@@ -16,7 +16,6 @@ import { imageBundle } from './helpers/bundles.js';
 import { logSink, withDev } from './helpers/agent-inproc.js';
 import { makeRig, rebootCount, releaseImage, type Rig } from './helpers/rig.js';
 import { ROOT } from '../helpers/cli.js';
-import '../../agent/errors.js';
 
 const rigs: Rig[] = [];
 afterAll(async () => Promise.all(rigs.map((r) => r.cleanup())));

@@ -3,7 +3,6 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { clearProgressLine, defineCommand, progressBar, runProgram } from '../../shared/cli.js';
 import { OtaError } from '../../shared/errors.js';
 import { log } from '../../agent/commands/common.js';
-import '../../agent/errors.js';
 
 /** stderr as a terminal, recording every write in order. */
 function terminal(): { out: string[] } {

@@ -40,6 +40,9 @@ describe.concurrent('createDevice and openDevice', () => {
       cmdlinePath: join(root, 'cmdline'),
       slots: { A: join(root, 'slots', 'A'), B: join(root, 'slots', 'B') },
       kind: 'raw',
+      bootloader: 'grub',
+      fwEnvConfig: join(root, 'fw_env.config'),
+      fwEnvConfigBackup: join(root, 'fw_env.backup.config'),
     });
     expect((await stat(dev.slots.A)).size).toBe(1 << 20);
     expect((await stat(dev.slots.B)).size).toBe(1 << 20);
