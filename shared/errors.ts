@@ -105,4 +105,14 @@ export const BundleErrors = defineErrors({
   TREE_TOO_LARGE: bad('A module or archive tree unpacks to more than its declared unpackedSize.'),
   KEY_INVALID: bad('A key file cannot be read as an OpenPGP key.'),
   KEY_LOCKED: bad('The private key is protected: set OTA_KEY_PASSPHRASE to its passphrase.'),
+  // delta
+  INDEX_HASH_MISMATCH: bad('An index/<name> entry differs from the size or sha256 the manifest signed: the index was altered.'),
+  INDEX_MALFORMED: bad('A chunk index is not an otaab index (magic, version, chunk sizes or length), or does not inflate.'),
+  INDEX_UNSORTED: bad('A chunk index lists a chunk before one at a lower offset.'),
+  INDEX_OVERLAP: bad('A chunk index lists chunks whose byte ranges overlap.'),
+  INDEX_GAP: bad('A chunk index leaves bytes of the image in no chunk.'),
+  INDEX_CHUNK_TOO_LARGE: bad('A chunk index lists an empty chunk or one larger than its maximum chunk size.'),
+  INDEX_PAST_END: bad('A chunk index lists a chunk that runs past the end of the image.'),
+  INDEX_CHUNK_MISMATCH: bad("A chunk's stored bytes do not decode to the bytes its signed hash names: the index does not describe its payload."),
+  INDEX_STORED_RANGE: bad("A chunk's stored bytes do not follow the previous chunk's, exceed its length's bound, or run past the payload."),
 });
