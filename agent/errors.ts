@@ -51,6 +51,12 @@ export const AgentErrors = defineErrors({
   SERVER_REFUSED: fatal(400, 'The server refused the request (HTTP 4xx): the message names the server\'s error code.'),
   ENROLL_DEVICE_EXISTS: fatal(409, 'This device id is enrolled on the server already: re-enroll it with --replace and an ops token, or give the device another device.id.'),
   SERVER_KEY_MISMATCH: fatal(409, 'The server\'s key is not the one configured in server.serverKey: the URL may lead to another server; nothing was stored.'),
+  // delta
+  DELTA_RANGE_NOT_PARTIAL: fatal(502, 'A range request of a delta install was answered with 200 and the whole bundle: the origin must honour single Range requests (or set delta.enabled false).'),
+  DELTA_RANGE_MISMATCH: fatal(502, 'A range request of a delta install was answered with other bytes than asked (another Content-Range, or a longer body): a broken proxy or origin.'),
+  DELTA_CHUNK_HASH_MISMATCH: fatal(502, 'A chunk fetched for a delta install does not inflate or hash to its signed sha256: the bundle on the origin is not the one signed.'),
+  DELTA_IMAGE_MISMATCH: fatal(500, 'The image a delta install assembled does not hash to the index\'s image sha256; nothing was armed.'),
+  DELTA_SLOT_UNREADABLE: fatal(500, 'The running slot cannot be read to take chunks from it: check the slot path; set delta.enabled false to install whole images.'),
 });
 
 /** One of the agent's error codes. */

@@ -18,5 +18,6 @@ export const DEFAULTS = Object.freeze({
   systemdCheck: Object.freeze({ restarts: 2, settleSeconds: 5 }),
   httpCheck: Object.freeze({ status: 200, timeoutSeconds: 10 }),
   commandCheck: Object.freeze({ timeoutSeconds: 60 }),
+  delta: Object.freeze({ enabled: true, maxRequests: 4096, mergeGapBytes: 0 }),
   server: Object.freeze({ pollIntervalSeconds: 3600, stallTimeoutSeconds: 60, downloadRetries: 1000 }),
 });

@@ -68,6 +68,15 @@ function server(s: Section): ServerConfig {
   return out;
 }
 
+function deltaSection(s: Section): AgentConfig['delta'] {
+  s.only(['enabled', 'maxRequests', 'mergeGapBytes']);
+  return {
+    enabled: s.bool('enabled', DEFAULTS.delta.enabled),
+    maxRequests: s.int('maxRequests', 1, 1_000_000, DEFAULTS.delta.maxRequests),
+    mergeGapBytes: s.int('mergeGapBytes', 0, 64 * 1024 * 1024, DEFAULTS.delta.mergeGapBytes),
+  };
+}
+
 function deepFreeze<T>(v: T): T {
   if (v && typeof v === 'object' && !Object.isFrozen(v)) {
     Object.freeze(v);
@@ -82,6 +91,7 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
   top.only([
     'device', 'slots', 'boot', 'cmdlinePath', 'rebootCommand', 'rebootTimeoutSeconds', 'trustedKeys',
     'dataDir', 'healthChecks', 'healthDeadlineSeconds', 'maxTransitions', 'checkpointBytes', 'tools', 'server',
+    'delta',
   ]);
   if (!top.has('device')) top.invalid('device', 'is required');
   const device = top.section('device');
@@ -120,6 +130,7 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
       grubEditenv: tools.string('grubEditenv', DEFAULTS.tools.grubEditenv),
     },
     ...(top.has('server') ? { server: server(top.section('server')) } : {}),
+    delta: deltaSection(top.section('delta')),
   };
   return deepFreeze(config);
 }

@@ -94,4 +94,16 @@ export interface AgentConfig {
   readonly checkpointBytes: number;
   readonly tools: ToolsConfig;
   readonly server?: ServerConfig;
+  /** Delta installs of indexed images into raw slots (docs/DELTA.md). */
+  readonly delta: DeltaConfig;
+}
+
+/** The `delta` section. */
+export interface DeltaConfig {
+  /** Build the new slot from the running one where chunks match (else always download whole). */
+  readonly enabled: boolean;
+  /** The most range requests for one image's missing chunks. */
+  readonly maxRequests: number;
+  /** Missing chunks at most this many bundle bytes apart share one request. */
+  readonly mergeGapBytes: number;
 }
