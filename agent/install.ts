@@ -80,6 +80,7 @@ export async function install(dev: Device, req: InstallRequest): Promise<RunResu
     ...(req.size !== undefined ? { size: req.size } : {}),
     log,
     vet,
+    ...(req.manifest ? { manifest: req.manifest } : {}),
   });
   const src = delta
     ? deltaSource(delta)

@@ -26,6 +26,7 @@ export async function deltaFor(ctx: MachineContext, tx: Transaction, target: Slo
     keyring: await loadKeyring(ctx.config.trustedKeys),
     ...(tx.bundleSize !== null ? { size: tx.bundleSize } : {}),
     log: ctx.log,
+    manifest: tx.manifest,
   });
   if (d) checkSameManifest(d, tx.manifest, tx.id);
   return d;

@@ -5,7 +5,8 @@
  * delta writer or, when a delta does not pay, to the ordinary full download.
  */
 import { resolve } from 'node:path';
-import { OtaError } from '../../shared/errors.js';
+import { OtaError, isOtaError } from '../../shared/errors.js';
+import { parseManifest } from '../../shared/manifest.js';
 import type { BundleReader } from '../../shared/bundle-reader.js';
 import { readBundleHead, type BundleHead } from '../../shared/delta/head.js';
 import { localChunks, planDelta, type LocalChunks } from '../../shared/delta/plan.js';
@@ -37,6 +38,8 @@ export interface DeltaQuery {
   readonly keyring: Keyring;
   readonly size?: number;
   readonly log: (line: string) => void;
+  /** The manifest announced for the bundle (a server directive, a transaction): no index in it, no head request. */
+  readonly manifest?: Buffer | null;
   /** Refuses the bundle (policy) once its head is verified, before the running slot is read. */
   readonly vet?: (reader: BundleReader, name: string) => Promise<void>;
 }
@@ -46,11 +49,29 @@ export function rangeReader(source: string, http: HttpDownload): RangeReader {
   return isUrl(source) ? new HttpRangeReader(source, http) : new FileRangeReader(resolve(source));
 }
 
+/** True when an announced manifest has an indexed image (unparseable: let the head read decide). */
+function announcesIndex(bytes: Buffer): boolean {
+  try {
+    return parseManifest(bytes).modules.some((m) => m.type === 'image' && m.index !== undefined);
+  } catch {
+    return true;
+  }
+}
+
 /** Reads the head and plans; undefined when this install goes the full way. */
 export async function prepareDelta(q: DeltaQuery): Promise<DeltaStart | undefined> {
   if (!q.config.delta.enabled || q.target.kind !== 'raw' || q.active.kind !== 'raw') return undefined;
+  if (q.manifest && !announcesIndex(q.manifest)) return undefined;
   const src = rangeReader(q.source, q.http);
-  const head = await readBundleHead(src, q.keyring, q.size);
+  let head: BundleHead;
+  try {
+    head = await readBundleHead(src, q.keyring, q.size);
+  } catch (err) {
+    // An origin that ignores Range can still serve the whole bundle: say so, and download it.
+    if (!isOtaError(err, 'DELTA_RANGE_NOT_PARTIAL')) throw err;
+    q.log(`delta: ${q.source} does not serve byte ranges; downloading it whole`);
+    return undefined;
+  }
   await q.vet?.(head.reader, src.name);
   if (!head.image) {
     q.log(`delta: bundle ${q.source} has no chunk index; downloading it whole`);

@@ -9,9 +9,12 @@ import { CHUNK } from '../../shared/hashing.js';
 import '../errors.js';
 import { ifRangeHolds, planRange } from '../http/range.js';
 import { bundleSchema } from '../schemas/bundles.js';
+import { ServedCounter, servedRoute } from './bundle-served.js';
 
 /** The bundle route. */
 export const bundleRoutes: FastifyPluginAsync = async (app) => {
+  const served = new ServedCounter();
+  servedRoute(app, served);
   app.get<{ Params: { sha256: string } }>('/bundles/:sha256', { schema: bundleSchema, config: { roles: ['device', 'ops'] } }, async (req, reply) => {
     const sha256 = req.params.sha256;
     const stored = app.store.releases.bundle(sha256);
@@ -38,6 +41,8 @@ export const bundleRoutes: FastifyPluginAsync = async (app) => {
     const [start, end] = plan.type === 'partial' ? [plan.start, plan.end] : [0, size - 1];
     if (plan.type === 'partial') reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`);
     reply.header('content-length', String(end - start + 1)).type('application/octet-stream');
-    return reply.send(fh.createReadStream({ start, end, highWaterMark: CHUNK }));
+    const body = fh.createReadStream({ start, end, highWaterMark: CHUNK });
+    served.count(sha256, plan.type === 'partial', body);
+    return reply.send(body);
   });
 };
