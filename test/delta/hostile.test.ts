@@ -55,7 +55,7 @@ beforeAll(async () => {
       return;
     }
     if (bad === 'shifted') [a, b] = [a + 1, b + 1];
-    let body = Buffer.from(served.subarray(a, b + 1));
+    const body = Buffer.from(served.subarray(a, b + 1));
     if (bad === 'flipped') body[body.length >> 1] = body[body.length >> 1]! ^ 0x55;
     res.writeHead(206, { 'content-range': `bytes ${a}-${b}/${served.length}`, 'content-length': body.length });
     res.end(body);
