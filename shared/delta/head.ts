@@ -14,7 +14,7 @@ import { checkIndexMatchesModule } from '../index-check.js';
 import type { RangeReader } from './range.js';
 
 /** What the first request asks for: enough for a manifest, its signature and a few headers. */
-export const HEAD_BYTES = 64 * 1024;
+export const HEAD_BYTES = 8 * 1024;
 /** Headers of an entry (ustar; a pax or long-name header makes it longer, and costs a request). */
 const HEADER = 512;
 const MAX_HEAD_REQUESTS = 8;
