@@ -17,6 +17,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { demoDelta } from './demo/delta.js';
 import { FleetDevice } from './fleet/device.js';
 import { ServerProcess, api, createToken, fleet, type FleetRow } from './fleet/server.js';
 
@@ -166,6 +167,8 @@ try {
   detail('rebooted into it and reported the rollback with reason "technician". 1.2.0 stays its newest committed');
   detail('release, so the server will not push it again; a newer release will be offered as usual.');
   if ((await running()).get(target) !== '1.0.0') throw new Error(`${target} should run 1.0.0 after the technician rollback`);
+
+  await demoDelta({ work, releaseCli: RELEASE, serverUrl: server.url, ops, enroll, say, detail, verbose }, devices);
 
   say('The fleet at the end, as the server sees it, with what each device runs:');
   process.stdout.write(`${await table(rows)}\n`);
