@@ -9,7 +9,10 @@
  * In the bundle the index is stored deflated (`index/<name>`); the binary layout, big-endian:
  *   magic "OTAIDX" 0x01 0x00 | u8 storage (0 raw, 1 gzip) | 3 zero bytes | u32 min, avg, max |
  *   u64 imageSize | 32 bytes image sha256 | u64 storedSize | u32 count |
- *   count × (u64 offset | u32 length | u64 storedOffset | u32 storedLength | 32 bytes sha256)
+ *   count × (i64 offset | u32 length | i64 storedOffset | u32 storedLength | 32 bytes sha256)
+ * where each offset is stored as its distance from the end of the chunk before (0 for a
+ * well-formed index), so the deflated index costs little more than its hashes; a negative or
+ * positive distance still says exactly how an index overlaps, goes backwards or leaves a gap.
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { OtaError } from './errors.js';
@@ -62,11 +65,15 @@ export function encodeIndex(ix: ChunkIndex): Buffer {
   out.writeBigUInt64BE(BigInt(ix.storedSize), 64);
   out.writeUInt32BE(ix.chunks.length, 72);
   let at = HEADER;
+  let end = 0;
+  let storedEnd = 0;
   for (const c of ix.chunks) {
-    out.writeBigUInt64BE(BigInt(c.offset), at);
+    out.writeBigInt64BE(BigInt(c.offset - end), at);
     out.writeUInt32BE(c.length, at + 8);
-    out.writeBigUInt64BE(BigInt(c.storedOffset), at + 12);
+    out.writeBigInt64BE(BigInt(c.storedOffset - storedEnd), at + 12);
     out.writeUInt32BE(c.storedLength, at + 20);
+    end = c.offset + c.length;
+    storedEnd = c.storedOffset + c.storedLength;
     c.sha256.copy(out, at + 24);
     at += ENTRY;
   }
@@ -85,6 +92,13 @@ function malformed(what: string, why: string): OtaError {
 function u64(b: Buffer, at: number, what: string): number {
   const v = b.readBigUInt64BE(at);
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw malformed(what, `a 64-bit field at byte ${at} is out of range`);
+  return Number(v);
+}
+
+/** `base` plus the signed distance at `at`; out of range (or negative) is malformed. */
+function after(base: number, b: Buffer, at: number, what: string): number {
+  const v = BigInt(base) + b.readBigInt64BE(at);
+  if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw malformed(what, `the offset at byte ${at} is out of range`);
   return Number(v);
 }
 
@@ -121,9 +135,9 @@ export function parseIndex(b: Buffer, what: string): ChunkIndex {
   let end = 0;
   let storedEnd = -1;
   for (let k = 0, at = HEADER; k < count; k++, at += ENTRY) {
-    const offset = u64(b, at, what);
+    const offset = after(end, b, at, what);
     const length = b.readUInt32BE(at + 8);
-    const storedOffset = u64(b, at + 12, what);
+    const storedOffset = after(Math.max(0, storedEnd), b, at + 12, what);
     const storedLength = b.readUInt32BE(at + 20);
     const sha256 = Buffer.from(b.subarray(at + 24, at + 56));
     const prev = chunks[k - 1];
