@@ -6,20 +6,20 @@
  * files (zstd) plus its .caibx index, which a device needs as well. Also sweeps the chunk sizes
  * on one pair. Apply time and memory of the agent are not measured here (docs/DELTA.md).
  *
- *   node dist/scripts/bench/delta.js [--size-mib 512] [--dir DIR] [--json FILE] [--sweep]
+ *   node dist/scripts/bench/delta.js [--size-mib 512] [--dir DIR] [--json FILE] [--sweep] [--no-ext4]
  */
 import { execa } from 'execa';
 import { randomFillSync } from 'node:crypto';
-import { copyFile, mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { buildBundle } from '../../shared/bundle-writer.js';
 import { deltaReport } from '../../shared/delta/report.js';
 import { generateSigningKey, keyringFromArmored, readPrivateKey } from '../../shared/signing.js';
-import { randomFile } from './util.js';
+import { ROOT, randomFile } from './util.js';
 
-const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '512' }, dir: { type: 'string' }, json: { type: 'string' }, sweep: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '512' }, dir: { type: 'string' }, json: { type: 'string' }, sweep: { type: 'boolean' }, 'no-ext4': { type: 'boolean' } } });
 const mib = Number(values['size-mib']);
 const work = await mkdtemp(join(values.dir ?? tmpdir(), 'otaab-delta-bench-'));
 const say = (l: string): void => void process.stderr.write(`bench delta: ${l}\n`);
@@ -53,6 +53,34 @@ async function casyncBytes(oldImg: string, newImg: string, tag: string): Promise
   const caibx = (await stat(join(work, `${tag}-new.caibx`))).size;
   await rm(store, { recursive: true, force: true });
   return fresh + caibx;
+}
+
+const DEBS = ['coreutils', 'bash', 'perl-base', 'python3.11-minimal', 'libc6', 'libssl3', 'libstdc++6', 'util-linux'];
+
+/**
+ * Pair c: an ext4 root file system made with mkfs.ext4 -d from the trees of a few Debian
+ * packages (fetched once with apt-get download into .cache/debs), then rebuilt with one package
+ * swapped (bash for dash). Fixed UUID, hash seed and time, so only the content differs.
+ */
+async function ext4Pair(): Promise<[string, string]> {
+  const cache = join(ROOT, '.cache', 'debs');
+  await mkdir(cache, { recursive: true });
+  const have = await readdir(cache);
+  const missing = [...DEBS, 'dash'].filter((p) => !have.some((f) => f.startsWith(`${p}_`)));
+  if (missing.length > 0) await execa('apt-get', ['download', '-q', ...missing], { cwd: cache });
+  const debs = await readdir(cache);
+  const make = async (tag: string, pkgs: string[]): Promise<string> => {
+    const tree = join(work, `tree-${tag}`);
+    await mkdir(tree, { recursive: true });
+    for (const p of pkgs) await execa('dpkg-deb', ['-x', join(cache, debs.find((f) => f.startsWith(`${p}_`))!), tree]);
+    const img = join(work, `ext4-${tag}.img`);
+    await execa('mkfs.ext4', ['-q', '-F', '-d', tree, '-U', '6d2e0f1c-4b0a-4c7e-9d43-0f3a3b2c1d00', '-E', 'hash_seed=1b4e28ba-2fa1-11d2-883f-0016d3cca427', '-L', 'rootfs', img, '160M'], {
+      env: { E2FSPROGS_FAKE_TIME: '1764547200' },
+    });
+    await rm(tree, { recursive: true, force: true });
+    return img;
+  };
+  return [await make('old', DEBS), await make('new', DEBS.map((p) => (p === 'bash' ? 'dash' : p)))];
 }
 
 async function patch(src: string, dst: string, regions: [number, number][]): Promise<void> {
@@ -94,6 +122,14 @@ try {
     const casync = await casyncBytes(old, img, tag);
     results.push({ pair: name, otaabWireBytes: r.wireBytes, otaabRequests: r.requests, otaabHeadBytes: r.headBytes, bundleBytes: r.bundleBytes, casyncBytes: casync, ratio: r.wireBytes / casync });
     say(`${name}: otaab ${r.wireBytes} bytes in ${r.requests} requests (head ${r.headBytes}), casync ${casync}`);
+  }
+  if (!values['no-ext4']) {
+    say('c: an ext4 root file system with one Debian package swapped');
+    const [o, n] = await ext4Pair();
+    const r = await deltaReport(await bundle(o, join(work, 'c-old.otab')), await bundle(n, join(work, 'c.otab')), keyring);
+    const casync = await casyncBytes(o, n, 'c');
+    results.push({ pair: 'c: ext4 root fs, one Debian package swapped', otaabWireBytes: r.wireBytes, otaabRequests: r.requests, otaabHeadBytes: r.headBytes, bundleBytes: r.bundleBytes, casyncBytes: casync, ratio: r.wireBytes / casync });
+    say(`c: otaab ${r.wireBytes} bytes in ${r.requests} requests (head ${r.headBytes}), casync ${casync}, full bundle ${r.bundleBytes}`);
   }
   // Chunk sizes on pair b (scattered changes favour small chunks, the index favours large ones).
   for (const avg of values.sweep ? [16, 32, 64, 128] : []) {
