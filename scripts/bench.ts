@@ -20,8 +20,9 @@ import { benchMemory } from './bench/memory.js';
 import { formatSummary, summarizeDir } from './bench/profile.js';
 import { ROOT, dropCaches, randomFile, type BenchRow } from './bench/util.js';
 import { benchWire } from './bench/wire.js';
+import { benchDelta } from './bench/delta-rows.js';
 
-const BENCHES = ['build', 'install', 'memory', 'checkin', 'wire'];
+const BENCHES = ['build', 'install', 'memory', 'checkin', 'wire', 'delta'];
 const USAGE = `Usage: npm run bench -- [options]
 
 Runs the benchmarks, prints a table and writes bench/results.json (see docs/PERFORMANCE.md).
@@ -146,6 +147,10 @@ try {
     }
     rows.push(...r.rows);
     details.checkin = { closed: r.closed, open: r.open };
+  }
+  if (only.has('delta')) {
+    say(`benchmark 6: delta wire bytes against casync, ${mib} MiB images (scripts/bench/delta.ts)`);
+    rows.push(...(await benchDelta(work, mib)));
   }
 } finally {
   await rm(work, { recursive: true, force: true });

@@ -19,6 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { keepRunning } from './demo-keep.js';
 import { stagedRolloutStory } from './demo/staged.js';
+import { demoDelta } from './demo/delta.js';
 import { FleetDevice } from './fleet/device.js';
 import { ServerProcess, api, createToken, fleet, type FleetRow } from './fleet/server.js';
 import { requireSystemTools } from './setup/system-tools.js';
@@ -182,6 +183,7 @@ try {
   if ((await running()).get(target) !== '1.0.0') throw new Error(`${target} should run 1.0.0 after the technician rollback`);
 
   await stagedRolloutStory({ work, url: server.url, ops, enroll, say, detail, release });
+  await demoDelta({ work, releaseCli: RELEASE, serverUrl: server.url, ops, enroll, say, detail, verbose }, devices);
 
   say('The fleet at the end, as the server sees it, with what each device runs:');
   process.stdout.write(`${await table(rows)}\n`);

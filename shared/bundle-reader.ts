@@ -86,6 +86,8 @@ function checkRegular(h: TarHeader, what: string): void {
 /** Reads and verifies one bundle from a byte stream. */
 export class BundleReader {
   private consumedAll = false;
+  private readonly indexBytes = new Map<string, Buffer>();
+  private indexesRead = false;
 
   private constructor(
     private readonly src: ByteSource,
@@ -176,6 +178,7 @@ export class BundleReader {
     const byName = new Map(modules.map((m, i) => [m.name, i]));
     const seen = new Set<string>();
     let expected = 0;
+    await this.indexes();
     if (this.resumeState) {
       const { at, prefix } = this.resumeState;
       for (const m of modules.slice(0, at.index + 1)) seen.add(m.name);
@@ -218,6 +221,36 @@ export class BundleReader {
       throw new OtaError('ENTRY_MISSING', `${this.what}: payload "${modules[expected]!.name}" is declared but absent`);
     }
     this.consumedAll = true;
+  }
+
+  /**
+   * The `index/<name>` entries (format 2) that follow the signature, each checked against the
+   * size and sha256 the manifest signed, by module name. Read before the first payload; a
+   * resumed reader starts past them and has none.
+   */
+  async indexes(): Promise<ReadonlyMap<string, Buffer>> {
+    if (this.indexesRead || this.resumeState) return this.indexBytes;
+    for (const m of this.manifest.modules) {
+      if (!m.index) continue;
+      const want = `index/${m.name}`;
+      const h = await this.tar.next();
+      if (!h) throw new OtaError('ENTRY_MISSING', `${this.what}: the archive ends where ${want} was expected`);
+      const name = checkName(h.name, this.what);
+      if (name !== want) throw new OtaError('ENTRY_ORDER', `${this.what}: entry "${name}" comes where "${want}" was expected`);
+      checkRegular(h, this.what);
+      if (h.size !== m.index.size) {
+        throw new OtaError('INDEX_HASH_MISMATCH', `${this.what}: ${want} is ${h.size} bytes in the archive but ${m.index.size} in the manifest`);
+      }
+      const bytes = Buffer.concat(await collect(this.src.take(h.size, `${this.what}: ${want}`)));
+      await this.src.skip(padded(h.size) - h.size, this.what);
+      const digest = createHash('sha256').update(bytes).digest('hex');
+      if (digest !== m.index.sha256) {
+        throw new OtaError('INDEX_HASH_MISMATCH', `${this.what}: ${want} has sha256 ${digest}, the manifest signed ${m.index.sha256}`);
+      }
+      this.indexBytes.set(m.name, bytes);
+    }
+    this.indexesRead = true;
+    return this.indexBytes;
   }
 
   /** True once `payloads()` ran to the verified end of the archive. */

@@ -14,6 +14,8 @@ import { createGzip } from 'node:zlib';
 import type { PrivateKey } from 'openpgp';
 import { OtaError, errorMessage } from './errors.js';
 import { fsyncPath } from './fsync.js';
+import { indexRawImage, stageChunkedGzip, type ChunkBuildOptions } from './chunk-build.js';
+import { packIndex } from './chunk-index.js';
 import { CHUNK, forEachChunk, hashFile, sha256Hex } from './hashing.js';
 import { isPayloadName, serializeManifest, validateManifest, type Manifest, type ModuleSpec, type ModuleType } from './manifest.js';
 import { signDetached } from './signing.js';
@@ -36,6 +38,9 @@ export interface PayloadInput {
   version?: string;
 }
 
+/** Whether images get a chunk index (format 2, docs/DELTA.md), and how they are chunked. */
+export type IndexOption = false | ChunkBuildOptions;
+
 /** Everything `buildBundle` needs. */
 export interface BuildInput {
   product: string;
@@ -46,6 +51,8 @@ export interface BuildInput {
   payloads: PayloadInput[];
   key: PrivateKey;
   out: string;
+  /** Chunk index for every image (delta updates); none when absent or false. */
+  index?: IndexOption;
   /** Called as payload bytes are written: (bytes written, total payload bytes). */
   onProgress?: (done: number, total: number) => void;
 }
@@ -60,6 +67,8 @@ export interface BuildResult {
 interface Staged {
   spec: ModuleSpec;
   file: string;
+  /** The packed `index/<name>` entry. */
+  index?: Buffer;
 }
 
 async function stageGzip(path: string, out: string): Promise<{ sha256: string; size: number; unpackedSize: number }> {
@@ -82,7 +91,7 @@ async function stageGzip(path: string, out: string): Promise<{ sha256: string; s
   return { sha256: hash.digest('hex'), size, unpackedSize };
 }
 
-async function stage(p: PayloadInput, tmp: string, k: number): Promise<Staged> {
+async function stage(p: PayloadInput, tmp: string, k: number, indexing: IndexOption = false): Promise<Staged> {
   if (!isPayloadName(p.name)) {
     throw new OtaError('MANIFEST_FIELD_VALUE', `payload name "${p.name}" must be 1-64 letters, digits, ".", "_" or "-"`);
   }
@@ -98,6 +107,14 @@ async function stage(p: PayloadInput, tmp: string, k: number): Promise<Staged> {
   if (p.version !== undefined) extra.version = p.version;
   if (p.type === 'image') {
     if (!st.isFile()) throw new OtaError('MANIFEST_FIELD_VALUE', `payload ${p.name}: an image must be a file, ${p.path} is not`);
+    if (indexing !== false) {
+      const file = p.gzip ? join(tmp, `${k}.gz`) : p.path;
+      const c = p.gzip ? await stageChunkedGzip(p.path, file, indexing) : await indexRawImage(p.path, indexing);
+      const index = packIndex(c.index);
+      const spec: ModuleSpec = { ...base, sha256: c.sha256, size: c.size, compression: p.gzip ? 'gzip' : 'none', index: { sha256: sha256Hex(index), size: index.length } };
+      if (p.gzip) spec.unpackedSize = c.index.imageSize;
+      return { file, spec, index };
+    }
     if (p.gzip) {
       const file = join(tmp, `${k}.gz`);
       const g = await stageGzip(p.path, file);
@@ -133,10 +150,10 @@ export async function buildBundle(input: BuildInput): Promise<BuildResult> {
   }
   try {
     const staged: Staged[] = [];
-    for (const [k, p] of input.payloads.entries()) staged.push(await stage(p, tmp, k));
+    for (const [k, p] of input.payloads.entries()) staged.push(await stage(p, tmp, k, input.index));
     const created = (input.created ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const draft: Record<string, unknown> = {
-      format: 1,
+      format: staged.some((s) => s.index) ? 2 : 1,
       product: input.product,
       version: input.version,
       compatible: input.compatible,
@@ -166,6 +183,11 @@ export async function buildBundle(input: BuildInput): Promise<BuildResult> {
       await write(pad(manifestBytes));
       await write(entryHeader('manifest.json.sig', signature.length, mtime));
       await write(pad(signature));
+      for (const s of staged) {
+        if (!s.index) continue;
+        await write(entryHeader(`index/${s.spec.name}`, s.index.length, mtime));
+        await write(pad(s.index));
+      }
       const total = staged.reduce((n, s) => n + s.spec.size, 0);
       let done = 0;
       for (const s of staged) {

@@ -74,6 +74,15 @@ export const ERROR_SECTIONS = {
     OUTPUT_UNWRITABLE: fatal(400, 'The output file cannot be written.', 'Check that its directory exists and is writable.'),
     PAYLOAD_SOURCE_UNREADABLE: fatal(400, 'A file or directory given to ota-release build as a payload cannot be read.', 'Check the path after "name=".'),
     KEY_EXISTS: fatal(400, 'A key file of that name exists; keys are never overwritten.', 'Choose another --out or remove the old key.'),
+    INDEX_HASH_MISMATCH: fatal(400, 'An index/<name> entry differs from the size or sha256 the manifest signed: the index was altered.', 'Rebuild the bundle with ota-release build; re-download it.'),
+    INDEX_MALFORMED: fatal(400, 'A chunk index is not an otaab index (magic, version, chunk sizes or length), or does not inflate.', 'Rebuild the bundle with ota-release build.'),
+    INDEX_UNSORTED: fatal(400, 'A chunk index lists a chunk before one at a lower offset.', 'Rebuild the bundle with ota-release build.'),
+    INDEX_OVERLAP: fatal(400, 'A chunk index lists chunks whose byte ranges overlap.', 'Rebuild the bundle with ota-release build.'),
+    INDEX_GAP: fatal(400, 'A chunk index leaves bytes of the image in no chunk.', 'Rebuild the bundle with ota-release build.'),
+    INDEX_CHUNK_TOO_LARGE: fatal(400, 'A chunk index lists an empty chunk or one larger than its maximum chunk size.', 'Rebuild the bundle with ota-release build.'),
+    INDEX_PAST_END: fatal(400, 'A chunk index lists a chunk that runs past the end of the image.', 'Rebuild the bundle with ota-release build.'),
+    INDEX_CHUNK_MISMATCH: fatal(400, 'A chunk\'s stored bytes do not decode to the bytes its signed hash names: the index does not describe its payload.', 'Rebuild the bundle with ota-release build.'),
+    INDEX_STORED_RANGE: fatal(400, 'A chunk\'s stored bytes do not follow the previous chunk\'s, exceed its length\'s bound, or run past the payload.', 'Rebuild the bundle with ota-release build.'),
   },
   /** Check-in answers the agent refuses; it carries on and tries again at the next check-in. */
   protocol: {
@@ -124,6 +133,11 @@ export const ERROR_SECTIONS = {
     SERVER_KEY_MISMATCH: fatal(409, 'The server\'s key is not the one configured in server.serverKey.', 'Check server.url leads to your server, or configure its key; nothing was stored.'),
     UPDATE_HELD: transient(503, 'The update waits before arming or rebooting: outside the maintenance windows the server sent, or the busy gate said busy.', 'Nothing: it goes on by itself when a window opens or the gate says free (bounded by busyGate.maxWaitSeconds).'),
     DOWNLOAD_GAVE_UP: fatal(504, 'A technician install from a URL got no byte for server.installGiveUpSeconds (or --give-up-after), retries included.', 'Check the URL and the network, then install again.'),
+    DELTA_RANGE_NOT_PARTIAL: fatal(502, 'A range request of a delta install was answered with 200 and the whole bundle.', 'Serve the bundle from an origin that honours single Range requests, or set delta.enabled false.'),
+    DELTA_RANGE_MISMATCH: fatal(502, 'A range request of a delta install was answered with other bytes than asked (another Content-Range, or a longer body).', 'Fix or bypass the proxy or origin in between; nothing was armed.'),
+    DELTA_CHUNK_HASH_MISMATCH: fatal(502, 'A chunk fetched for a delta install does not inflate or hash to its signed sha256.', 'Check that the origin serves the bundle that was signed; nothing was armed.'),
+    DELTA_IMAGE_MISMATCH: fatal(500, 'The image a delta install assembled does not hash to the index\'s image sha256.', 'Install the release again (or with delta.enabled false); nothing was armed.'),
+    DELTA_SLOT_UNREADABLE: fatal(500, 'The running slot cannot be read to take chunks from it.', 'Check the slot path, or set delta.enabled false to install whole images.'),
   },
   /** Answers of the server's HTTP API, as { error, message } with the status. */
   api: {

@@ -23,11 +23,23 @@ export interface ModuleSpec {
   unpackedSize?: number;
   target?: string;
   version?: string;
+  /** The chunk index entry (`index/<name>`) of an image, format 2 (docs/DELTA.md). */
+  index?: IndexSpec;
 }
+
+/** Hash and size of an image's `index/<name>` entry, as stored in the bundle. */
+export interface IndexSpec {
+  sha256: string;
+  size: number;
+}
+
+/** The largest `index/<name>` entry accepted. */
+export const MAX_INDEX_ENTRY_BYTES = 64 * 1024 * 1024;
 
 /** The signed description of a bundle. */
 export interface Manifest {
-  format: 1;
+  /** 1, or 2 when an image carries a chunk index. */
+  format: 1 | 2;
   product: string;
   version: string;
   compatible: string[];
@@ -93,13 +105,24 @@ function byteCount(n: number, field: string): void {
   value(Number.isSafeInteger(n) && n >= 0, field, 'must be a whole number of bytes');
 }
 
+function validateIndex(raw: unknown, where: string): IndexSpec {
+  if (typeOf(raw) !== 'object') throw new OtaError('MANIFEST_FIELD_TYPE', `manifest: field "${where}" must be an object, not ${typeOf(raw)}`);
+  const f = fieldCheck(raw as Record<string, unknown>, `${where}.`);
+  f.only(['sha256', 'size']);
+  const sha256 = f.req<string>('sha256', 'string');
+  value(SHA256.test(sha256), `${where}.sha256`, 'must be 64 lowercase hex digits');
+  const size = f.req<number>('size', 'number');
+  value(Number.isSafeInteger(size) && size > 0 && size <= MAX_INDEX_ENTRY_BYTES, `${where}.size`, `must be 1 to ${MAX_INDEX_ENTRY_BYTES} bytes`);
+  return { sha256, size };
+}
+
 function validateModule(raw: unknown, index: number): ModuleSpec {
   const where = `modules[${index}].`;
   if (typeOf(raw) !== 'object') {
     throw new OtaError('MANIFEST_FIELD_TYPE', `manifest: field "modules[${index}]" must be an object, not ${typeOf(raw)}`);
   }
   const f = fieldCheck(raw as Record<string, unknown>, where);
-  f.only(['name', 'type', 'sha256', 'size', 'compression', 'unpackedSize', 'target', 'version']);
+  f.only(['name', 'type', 'sha256', 'size', 'compression', 'unpackedSize', 'target', 'version', 'index']);
   const name = f.req<string>('name', 'string');
   value(isPayloadName(name), `${where}name`, 'must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit');
   const type = f.req<string>('type', 'string');
@@ -126,11 +149,15 @@ function validateModule(raw: unknown, index: number): ModuleSpec {
   }
   const version = f.opt<string>('version', 'string');
   if (version !== undefined) value(isVersion(version), `${where}version`, 'must be a semantic version such as 1.4.2');
+  const rawIndex = f.opt<unknown>('index', 'object');
+  const indexSpec = rawIndex === undefined ? undefined : validateIndex(rawIndex, `${where}index`);
+  value(indexSpec === undefined || type === 'image', `${where}index`, `is only allowed for an image, not for an ${type}`);
   const spec: ModuleSpec = { name, type: type as ModuleType, sha256, size };
   if (compression !== undefined) spec.compression = compression as 'none' | 'gzip';
   if (unpackedSize !== undefined) spec.unpackedSize = unpackedSize;
   if (target !== undefined) spec.target = target;
   if (version !== undefined) spec.version = version;
+  if (indexSpec !== undefined) spec.index = indexSpec;
   return spec;
 }
 
@@ -140,7 +167,7 @@ export function validateManifest(raw: unknown): Manifest {
   const f = fieldCheck(raw as Record<string, unknown>, '');
   f.only(['format', 'product', 'version', 'compatible', 'created', 'modules', 'notes']);
   const format = f.req<number>('format', 'number');
-  value(format === 1, 'format', `must be 1 (this reader knows format 1 only, got ${format})`);
+  value(format === 1 || format === 2, 'format', `must be 1 or 2 (this reader knows formats 1 and 2, got ${format})`);
   const product = f.req<string>('product', 'string');
   value(IDENT.test(product), 'product', 'must be 1-64 letters, digits, ".", "_", "+" or "-"');
   const version = f.req<string>('version', 'string');
@@ -161,9 +188,13 @@ export function validateManifest(raw: unknown): Manifest {
     if (seen.has(m.name)) throw new OtaError('MANIFEST_DUPLICATE_MODULE', `manifest: module name "${m.name}" is declared twice`);
     seen.add(m.name);
   }
+  // Format 2 exists for the index entries: a format 1 manifest may not declare one, so a
+  // format 1 reader never meets an entry it does not know.
+  const indexed = modules.some((m) => m.index !== undefined);
+  value(!indexed || format === 2, 'format', 'must be 2 when a module declares an index');
   const notes = f.opt<string>('notes', 'string');
   if (notes !== undefined) value(notes.length <= 65536, 'notes', 'must be at most 64 KiB');
-  const manifest: Manifest = { format: 1, product, version, compatible: compatible as string[], created, modules };
+  const manifest: Manifest = { format: format as 1 | 2, product, version, compatible: compatible as string[], created, modules };
   if (notes !== undefined) manifest.notes = notes;
   return manifest;
 }

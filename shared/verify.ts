@@ -5,6 +5,8 @@
  */
 import { openBundleFile } from './bundle-file.js';
 import { BundleReader, type VerifiedBundle } from './bundle-reader.js';
+import { unpackIndex } from './chunk-index.js';
+import { IndexChecker, checkIndexMatchesModule } from './index-check.js';
 import { gunzipLimited } from './inflate.js';
 import type { ModuleSpec } from './manifest.js';
 import type { Keyring } from './signing.js';
@@ -52,8 +54,25 @@ export async function checkPayload(module: ModuleSpec, chunks: AsyncIterable<Buf
 export async function verifyBundleStream(input: AsyncIterable<Uint8Array>, keyring: Keyring, source: string): Promise<VerifyReport> {
   const reader = await BundleReader.open(input, { keyring, source });
   const payloads: PayloadReport[] = [];
+  const indexes = await reader.indexes();
   for await (const p of reader.payloads()) {
-    payloads.push(await checkPayload(p.module, p.chunks, `bundle ${source}: payload "${p.module.name}"`));
+    const what = `bundle ${source}: payload "${p.module.name}"`;
+    const packed = indexes.get(p.module.name);
+    if (!packed) {
+      payloads.push(await checkPayload(p.module, p.chunks, what));
+      continue;
+    }
+    const ix = unpackIndex(packed, `bundle ${source}: index/${p.module.name}`);
+    checkIndexMatchesModule(ix, p.module, what);
+    const checker = new IndexChecker(ix, what);
+    const tapped = async function* (): AsyncGenerator<Buffer> {
+      for await (const c of p.chunks) {
+        checker.push(c);
+        yield c;
+      }
+      checker.finish();
+    };
+    payloads.push(await checkPayload(p.module, tapped(), what));
   }
   return { bundle: reader.bundle, payloads };
 }

@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { BundleReader } from '../../shared/bundle-reader.js';
 import { OtaError } from '../../shared/errors.js';
 import { loadKeyring } from '../../shared/signing.js';
-import { openSource } from '../infra/bundle-source.js';
+import { openSource, type OpenedSource } from '../infra/bundle-source.js';
+import { prepareDelta, type DeltaStart } from '../delta/start.js';
 import { otherSlot } from '../config/types.js';
 import { machineFor, type Device } from './device.js';
 import { DownloadRetries, downloadSettings } from '../download/settings.js';
@@ -42,6 +43,11 @@ export interface InstallRequest {
   readonly giveUpMs?: number;
 }
 
+/** A delta install reads by ranges: its "source" only names the bundle and counts bytes. */
+function deltaSource(d: DeltaStart): OpenedSource {
+  return { name: d.src.name, chunks: (async function* () {})(), total: d.plannedBytes, bytesRead: () => d.src.stats.bytes, close: () => undefined };
+}
+
 /** Runs an install until it ends or waits for the reboot. */
 export async function install(dev: Device, req: InstallRequest): Promise<RunResult> {
   const inFlight = dev.store.current();
@@ -53,15 +59,11 @@ export async function install(dev: Device, req: InstallRequest): Promise<RunResu
   const log = req.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const settings = downloadSettings(dev.config, dev.server);
   const retries = new DownloadRetries(dev.store, dev.booted, log, settings.retries);
-  const src = await openSource(req.source, {
-    ...(req.size !== undefined ? { maxBytes: req.size } : {}),
-    http: retries.http(settings, req.source, { sha256: req.sha256 ?? null, size: req.size ?? null }, req.signal, req.giveUpMs),
-  });
-  let reader: BundleReader;
-  try {
-    reader = await BundleReader.open(src.chunks, { keyring: await loadKeyring(dev.config.trustedKeys), source: src.name });
+  const keyring = await loadKeyring(dev.config.trustedKeys);
+  // Every refusal happens here, before any slot or bootloader variable is touched.
+  const vet = async (reader: BundleReader, name: string): Promise<void> => {
     if (req.manifest && !reader.bundle.manifestBytes.equals(req.manifest)) {
-      throw new OtaError('BUNDLE_CHANGED', `bundle ${src.name}: its manifest (version ${reader.manifest.version}) is not the one announced for it`);
+      throw new OtaError('BUNDLE_CHANGED', `bundle ${name}: its manifest (version ${reader.manifest.version}) is not the one announced for it`);
     }
     const capacity = await slotBackend(slot).capacity();
     checkBundlePolicy(reader.manifest, {
@@ -71,13 +73,36 @@ export async function install(dev: Device, req: InstallRequest): Promise<RunResu
       slotKind: slot.kind,
       ...(capacity !== undefined ? { slotCapacity: capacity } : {}),
     });
+  };
+  const delta = await prepareDelta({
+    config: dev.config,
+    target: slot,
+    active: slotConfig(dev.config, dev.booted),
+    source: req.source,
+    http: retries.http(settings, req.source, { sha256: req.sha256 ?? null, size: req.size ?? null }, req.signal, req.giveUpMs),
+    keyring,
+    ...(req.size !== undefined ? { size: req.size } : {}),
+    log,
+    vet,
+    ...(req.manifest ? { manifest: req.manifest } : {}),
+  });
+  const src = delta
+    ? deltaSource(delta)
+    : await openSource(req.source, {
+        ...(req.size !== undefined ? { maxBytes: req.size } : {}),
+        http: retries.http(settings, req.source, { sha256: req.sha256 ?? null, size: req.size ?? null }, req.signal, req.giveUpMs),
+      });
+  let reader: BundleReader;
+  try {
+    reader = delta ? delta.head.reader : await BundleReader.open(src.chunks, { keyring, source: src.name });
+    if (!delta) await vet(reader, src.name);
   } catch (err) {
     // Refused before anything was touched: let go of the file or the connection too.
     src.close();
     throw err;
   }
   const machine = machineFor(dev, {
-    live: { reader, bytesRead: src.bytesRead },
+    live: { reader, bytesRead: src.bytesRead, ...(delta ? { delta } : {}) },
     ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     ...(req.signal ? { signal: req.signal } : {}),
     log,
@@ -98,7 +123,7 @@ export async function install(dev: Device, req: InstallRequest): Promise<RunResu
     manifestSig: reader.bundle.signature,
     allowDowngrade: req.allowDowngrade === true,
     payloadsOffset: reader.bundle.payloadsOffset,
-    bytesTotal: req.size ?? src.total,
+    bytesTotal: delta ? delta.plannedBytes : (req.size ?? src.total),
   });
   // The source was opened before the transaction existed; its later retries belong to it.
   retries.attach(tx.id);

@@ -23,17 +23,17 @@ export interface Field {
   /**
    * How the value is read: `string` (non-empty), `url` (http or https), `baseUrl` (a URL whose
    * trailing slashes are dropped), `path` (relative to the config file's directory), `paths`,
-   * `argv` (a command as an array), `int`, `number` (a finite number in a range), `stringMap`
+   * `argv` (a command as an array), `int`, `number` (a finite number in a range), `bool`, `stringMap`
    * (an object of short strings, at most `max` entries), `enum`, `section` (an object), `list`
    * (of objects).
    */
-  readonly kind: 'string' | 'url' | 'baseUrl' | 'path' | 'paths' | 'argv' | 'int' | 'number' | 'stringMap' | 'enum' | 'section' | 'list';
+  readonly kind: 'string' | 'url' | 'baseUrl' | 'path' | 'paths' | 'argv' | 'int' | 'number' | 'bool' | 'stringMap' | 'enum' | 'section' | 'list';
   /** Absent is an error. */
   readonly required?: boolean;
   /** A section left out stays out of the result (otherwise it is read with its defaults). */
   readonly optional?: boolean;
   /** The value when the key is absent; without one, an absent optional key stays absent. */
-  readonly default?: string | number | readonly string[];
+  readonly default?: string | number | boolean | readonly string[];
   /** int: the range; paths: the fewest items. */
   readonly min?: number;
   readonly max?: number;
@@ -145,6 +145,16 @@ export const FIELDS = {
   metricsTextfile: {
     kind: 'path', pattern: /\.prom$/, why: 'must end in ".prom" (node-exporter reads only those)', type: 'path ending in `.prom`',
     doc: 'node-exporter textfile the agent rewrites after every check (temp file + rename): state, slots, committed version, last check-in, last outcome; see [Metrics textfile](#metrics-textfile)',
+  },
+  delta: { kind: 'section', type: 'object', defaultText: 'all defaults', doc: 'delta installs of indexed images into raw slots, see [DELTA.md](DELTA.md)' },
+  'delta.enabled': {
+    kind: 'bool', default: true, type: 'boolean',
+    doc: 'install an indexed image into a raw slot by delta: chunks the running slot has are taken from it, the rest fetched with Range requests ([DELTA.md](DELTA.md))',
+  },
+  'delta.maxRequests': { kind: 'int', min: 1, max: 1_000_000, default: 4096, type: '1 … 1000000', doc: 'the most range requests for one image\'s missing chunks; past it the closest ranges are merged' },
+  'delta.mergeGapBytes': {
+    kind: 'int', min: 0, max: 64 * 1024 * 1024, default: 0, type: '0 … 64 MiB',
+    doc: 'missing chunks at most this many bundle bytes apart share one request (the bytes between are fetched and dropped)',
   },
 } as const satisfies Record<string, Field>;
 

@@ -45,6 +45,8 @@ function readField(s: Section, name: string, f: Field, path: string, check: Chec
       return s.argv(name, def as readonly string[] | undefined);
     case 'int':
       return s.int(name, f.min ?? 0, per ? per.max : (f.max ?? Number.MAX_SAFE_INTEGER), def as number | undefined);
+    case 'bool':
+      return s.bool(name, def as boolean | undefined);
     case 'number':
       return s.number(name, f.min ?? 0, f.max ?? Number.MAX_VALUE, def as number);
     case 'stringMap':
@@ -83,6 +85,7 @@ function readObject(s: Section, path: string): Record<string, unknown> {
   }
   return out;
 }
+
 
 
 function deepFreeze<T>(v: T): T {

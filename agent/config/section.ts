@@ -115,6 +115,14 @@ export class Section {
     return v;
   }
 
+  /** true or false. */
+  bool(key: string, def?: boolean): boolean {
+    const v = this.get(key, def === undefined);
+    if (v === undefined) return def as boolean;
+    if (typeof v !== 'boolean') this.invalid(key, `must be true or false, not ${JSON.stringify(v)}`);
+    return v;
+  }
+
   /** A list of strings (each non-empty); `minLength` items at least. */
   strings(key: string, minLength: number, def?: readonly string[]): readonly string[] {
     const v = this.get(key, def === undefined);

@@ -145,4 +145,16 @@ export interface AgentConfig {
   readonly busyGate?: BusyGateConfig;
   /** node-exporter textfile the daemon rewrites after every check (a `.prom` path), if any. */
   readonly metricsTextfile?: string;
+  /** Delta installs of indexed images into raw slots (docs/DELTA.md). */
+  readonly delta: DeltaConfig;
+}
+
+/** The `delta` section. */
+export interface DeltaConfig {
+  /** Build the new slot from the running one where chunks match (else always download whole). */
+  readonly enabled: boolean;
+  /** The most range requests for one image's missing chunks. */
+  readonly maxRequests: number;
+  /** Missing chunks at most this many bundle bytes apart share one request. */
+  readonly mergeGapBytes: number;
 }

@@ -4,12 +4,15 @@ import type { Bootloader } from '../boot/bootloader.js';
 import type { AgentConfig, SlotConfig, SlotName } from '../config/types.js';
 import type { DownloadSettings } from '../download/settings.js';
 import type { Store } from '../store/store.js';
+import type { DeltaStart } from '../delta/start.js';
 
 /** A bundle already opened (and its signature verified) by whoever started the transaction. */
 export interface LiveBundle {
   readonly reader: BundleReader;
   /** Bundle bytes read so far. */
   bytesRead(): number;
+  /** Set when the install goes by delta (its head already read and verified). */
+  readonly delta?: DeltaStart;
 }
 
 /** Everything a handler needs. */

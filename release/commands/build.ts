@@ -57,6 +57,8 @@ Options:
   --version V         release version, semantic versioning (e.g. 2026.11.2)
   --compatible C      device type the bundle may install on (repeat for several)
   --notes TEXT        free text stored in the manifest
+  --no-index          no chunk index for the images (format 1; devices then always download
+                      whole images). By default every image gets one: delta updates
   -o, --out FILE      the bundle to write (written to a temporary name, then renamed)
 
 Example:
@@ -72,6 +74,7 @@ Example:
     archive: { type: 'string', multiple: true },
     module: { type: 'string', multiple: true },
     notes: { type: 'string' },
+    'no-index': { type: 'boolean' },
     out: { type: 'string', short: 'o' },
   },
   async run({ values, tokens }) {
@@ -85,7 +88,7 @@ Example:
     if (payloads.length === 0) throw new UsageError('at least one payload is required: --image, --archive or --module');
     const key = await loadPrivateKey(keyPath);
     const bar = progressBar('writing');
-    const input = { product, version, compatible, payloads, key, out, onProgress: bar.update };
+    const input = { product, version, compatible, payloads, key, out, onProgress: bar.update, index: values['no-index'] === true ? (false as const) : {} };
     const result = await buildBundle(typeof values.notes === 'string' ? { ...input, notes: values.notes } : input);
     bar.end();
     process.stdout.write(`${out}: ${result.manifest.product} ${result.manifest.version}, ${result.manifest.modules.length} payload(s), ${formatBytes(result.size)}\nsha256 ${result.sha256}\n`);

@@ -4,6 +4,7 @@ import { buildCommand } from './build.js';
 import { deviceCommand, devicesCommand, rollbackCommand, tagCommand } from './devices.js';
 import { releaseCommand, releasesCommand } from './releases.js';
 import { rolloutCommand, windowCommand } from './rollout.js';
+import { deltaReportCommand } from './delta-report.js';
 import { inspectCommand } from './inspect.js';
 import { keygenCommand } from './keygen.js';
 import { publishCommand } from './publish.js';
@@ -25,4 +26,5 @@ export const commands: Command[] = [
   tagCommand,
   windowCommand,
   rollbackCommand,
+  deltaReportCommand,
 ];

@@ -161,7 +161,7 @@ export async function makeCorpus(dir: string): Promise<Corpus> {
         const { product: _product, ...rest } = m;
         return rest;
       })],
-    ['manifest-bad-value', 'MANIFEST_FIELD_VALUE', 'format 2', async () => signedManifestCase((m) => ({ ...m, format: 2 }))],
+    ['manifest-bad-value', 'MANIFEST_FIELD_VALUE', 'format 3', async () => signedManifestCase((m) => ({ ...m, format: 3 }))],
     ['module-declared-twice', 'MANIFEST_DUPLICATE_MODULE', 'two modules named rootfs', async () => {
       const m = json({ ...manifestFor([image]), modules: [moduleSpec(image), moduleSpec(image)] });
       return rawTar([{ name: 'manifest.json', data: m }, { name: 'manifest.json.sig', data: await sign(m) }, { name: 'payloads/rootfs', data: image.data }, { name: 'payloads/rootfs', data: image.data }]);

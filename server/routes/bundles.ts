@@ -8,9 +8,12 @@ import { OtaError } from '../../shared/errors.js';
 import { CHUNK } from '../../shared/hashing.js';
 import { ifRangeHolds, planRange } from '../http/range.js';
 import { bundleSchema } from '../schemas/bundles.js';
+import { ServedCounter, servedRoute } from './bundle-served.js';
 
 /** The bundle route. */
 export const bundleRoutes: FastifyPluginAsync = async (app) => {
+  const served = new ServedCounter();
+  servedRoute(app, served);
   app.get<{ Params: { sha256: string } }>('/bundles/:sha256', { schema: bundleSchema, config: { roles: ['device', 'ops'] } }, async (req, reply) => {
     const sha256 = req.params.sha256;
     const stored = app.store.releases.bundle(sha256);
@@ -39,6 +42,7 @@ export const bundleRoutes: FastifyPluginAsync = async (app) => {
     reply.header('content-length', String(end - start + 1)).type('application/octet-stream');
     const stream = fh.createReadStream({ start, end, highWaterMark: CHUNK });
     app.metrics.download(plan.type === 'partial', stream);
+    served.count(sha256, plan.type === 'partial', stream);
     return reply.send(stream);
   });
 };

@@ -49,6 +49,6 @@ describe('ota-agent CLI', () => {
     await writeFile(bad, JSON.stringify({ device: { id: 'x', compatible: 'y' }, slots: [], trustedKeys: ['/k'], colour: 1 }));
     const r = await runCli('agent', ['status'], { env: { OTA_AGENT_CONFIG: bad } });
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`ota-agent status: CONFIG_UNKNOWN_KEY: config ${bad}: unknown key "colour" in section "top level" (known keys: device, slots, boot, cmdlinePath, rebootCommand, rebootTimeoutSeconds, trustedKeys, dataDir, healthChecks, healthDeadlineSeconds, maxTransitions, checkpointBytes, tools, server, busyGate, metricsTextfile)`);
+    expect(r.stderr).toBe(`ota-agent status: CONFIG_UNKNOWN_KEY: config ${bad}: unknown key "colour" in section "top level" (known keys: device, slots, boot, cmdlinePath, rebootCommand, rebootTimeoutSeconds, trustedKeys, dataDir, healthChecks, healthDeadlineSeconds, maxTransitions, checkpointBytes, tools, server, busyGate, metricsTextfile, delta)`);
   });
 });

@@ -70,9 +70,9 @@ const CASES: { name: string; code: string; bundle: () => Promise<Buffer> | Buffe
     bundle: () => craftBundle({ manifest: imageManifest('1.0.0', payload, { compatible: [] }), payloads: [{ name: 'rootfs', bytes: payload }], key: trusted }),
   },
   {
-    name: 'of an incompatible bundle format (format 2)',
+    name: 'of an incompatible bundle format (format 3)',
     code: 'MANIFEST_FIELD_VALUE',
-    bundle: () => craftBundle({ manifest: imageManifest('1.0.0', payload, { format: 2 }), payloads: [{ name: 'rootfs', bytes: payload }], key: trusted }),
+    bundle: () => craftBundle({ manifest: imageManifest('1.0.0', payload, { format: 3 }), payloads: [{ name: 'rootfs', bytes: payload }], key: trusted }),
   },
   {
     name: 'with a manifest field the format does not define',

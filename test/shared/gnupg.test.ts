@@ -94,7 +94,7 @@ describe('bundles made by ota-release build, checked with GNU tar and gpg', () =
     expect(b.stderr).toBe('');
     expect(b.code).toBe(0);
     const listing = (await execa('tar', ['-tf', out])).stdout.split('\n');
-    expect(listing).toEqual(['manifest.json', 'manifest.json.sig', 'payloads/rootfs', 'payloads/linky2influx']);
+    expect(listing).toEqual(['manifest.json', 'manifest.json.sig', 'index/rootfs', 'payloads/rootfs', 'payloads/linky2influx']);
     expect((await execa('tar', ['-tvf', out])).stdout).toMatch(/payloads\/rootfs/);
 
     const x = join(dir, 'extracted');

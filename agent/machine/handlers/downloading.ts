@@ -14,6 +14,9 @@ import { progressReport } from '../reports.js';
 import type { Handler } from '../runner.js';
 import { assertInactiveTarget } from './guard.js';
 import { bundleFor } from './open-bundle.js';
+import { deltaFor, keepIndexOf } from '../../delta/handler.js';
+import { runDelta } from '../../delta/run.js';
+import { forgetSlotIndex } from '../../delta/slot-index.js';
 
 function recordDurable(ctx: MachineContext, tx: Transaction, bundle: LiveBundle, point: DurablePoint): void {
   ctx.store.write(`transaction ${tx.id}: ${point.slotBytes} slot bytes durable`, (w) => {
@@ -33,6 +36,9 @@ export const downloading: Handler = async (ctx, tx) => {
   await ctx.boot.setState(tx.targetSlot, 'bad');
   const target = slotConfig(ctx.config, tx.targetSlot);
   const active = slotConfig(ctx.config, ctx.booted);
+  await forgetSlotIndex(ctx.config.dataDir, tx.targetSlot);
+  const delta = await deltaFor(ctx, tx, target, active);
+  if (delta) return runDelta(ctx, tx, target, active, delta);
   const bundle = await bundleFor(ctx, tx, target);
   const modules = bundle.reader.manifest.modules;
   // A module-only bundle copies the running system first, so that slot must be mounted too.
@@ -53,6 +59,7 @@ export const downloading: Handler = async (ctx, tx) => {
     clearInterval(timer);
   }
   ctx.onProgress?.(bundle.bytesRead(), tx.bytesTotal);
+  await keepIndexOf(ctx, tx, bundle);
   if (!bundle.reader.complete) throw new OtaError('BUNDLE_TRUNCATED', `bundle ${tx.source ?? ''}: payloads ended before the end of the archive`);
   ctx.store.write(`transaction ${tx.id}: slot ${tx.targetSlot} written`, (w) => {
     w.progress(tx, { bytesRead: bundle.bytesRead(), slotDigest: JSON.stringify(result.digest) });

@@ -1,0 +1,195 @@
+/**
+ * Writes a new image into a raw slot from a delta plan: chunks the running slot has are read
+ * from it and hashed before they are written (a running slot that changed costs that chunk's
+ * download, never a bad slot); the others come from the bundle's range requests, each inflated
+ * and hashed against the signed index. Chunks are written in image order, so the fsynced prefix
+ * of the slot is the journal: a checkpoint records the image offset (a chunk boundary) below
+ * which every chunk is durable, and a restarted install continues from there, re-fetching at
+ * most the chunks after it. The written image must hash to the index's image sha256.
+ */
+import { createHash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import { ByteSource } from '../../shared/byte-source.js';
+import type { ChunkEntry, ChunkIndex } from '../../shared/chunk-index.js';
+import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
+import { forEachChunk } from '../../shared/hashing.js';
+import { decodeChunk } from '../../shared/index-check.js';
+import { planDelta, type LocalChunks, type PlanOptions } from '../../shared/delta/plan.js';
+import type { RangeReader } from '../../shared/delta/range.js';
+import { WriteBehind } from '../../shared/write-behind.js';
+import type { SlotConfig } from '../config/types.js';
+import { durablyAsync } from '../infra/durable.js';
+import type { SlotDigest } from '../boot/slots/types.js';
+
+/** One delta write. */
+export interface DeltaJob {
+  readonly target: SlotConfig;
+  readonly active: SlotConfig;
+  readonly index: ChunkIndex;
+  readonly have: LocalChunks;
+  /** Bundle offset of the image payload's first stored byte. */
+  readonly dataOffset: number;
+  readonly src: RangeReader;
+  readonly plan: PlanOptions;
+  /** Image offset up to which the slot is already durable (a chunk boundary; 0 for a fresh start). */
+  readonly from: number;
+  readonly checkpointBytes: number;
+  /** Every chunk below `offset` is fsynced in the slot. */
+  readonly onDurable: (offset: number) => void;
+}
+
+/** Counters of a delta write, for the history and the bench. */
+export interface DeltaStats {
+  bytesWritten: number;
+  localBytes: number;
+  fetchedBytes: number;
+  /** Chunks the plan took from the running slot but whose bytes there no longer hashed. */
+  localMisses: number;
+  requests: number;
+  wireBytes: number;
+  resumedAt: number;
+}
+
+function slotError(slot: SlotConfig, what: string, cause: unknown): OtaError {
+  if (isOtaError(cause)) return cause;
+  return new OtaError('SLOT_WRITE_FAILED', `slot ${slot.name} (${slot.path}): ${what} failed (${errorMessage(cause)})`, { cause });
+}
+
+function chunkError(src: RangeReader, err: unknown): unknown {
+  if (!isOtaError(err, 'INDEX_CHUNK_MISMATCH')) return err;
+  return new OtaError('DELTA_CHUNK_HASH_MISMATCH', `bundle ${src.name}: ${err.message}`, { cause: err });
+}
+
+/** The chunk that starts at image offset `at`, by binary search; -1 if none does. */
+function chunkAt(ix: ChunkIndex, at: number): number {
+  let lo = 0;
+  let hi = ix.chunks.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const o = ix.chunks[mid]!.offset;
+    if (o === at) return mid;
+    if (o < at) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return at === ix.imageSize ? ix.chunks.length : -1;
+}
+
+/** Runs the job; returns what the slot must read back as. */
+export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; stats: DeltaStats }> {
+  const { index: ix, src, target } = job;
+  let first = chunkAt(ix, job.from);
+  if (first < 0) first = 0;
+  const from = first < ix.chunks.length ? ix.chunks[first]!.offset : ix.imageSize;
+  const image = createHash('sha256');
+  // The durable prefix is hashed again from the slot, so the image hash covers every byte.
+  if (from > 0) await forEachChunk(target.path, (b) => image.update(b), 0, from);
+  const plan = planDelta(ix, job.have, job.dataOffset, job.plan, first);
+  const before = { requests: src.stats.requests, bytes: src.stats.bytes };
+  const stats: DeltaStats = { bytesWritten: 0, localBytes: 0, fetchedBytes: 0, localMisses: 0, requests: 0, wireBytes: 0, resumedAt: from };
+
+  let out: FileHandle;
+  let old: FileHandle;
+  try {
+    out = await open(target.path, 'r+');
+  } catch (cause) {
+    throw slotError(target, 'opening', cause);
+  }
+  try {
+    old = await open(job.active.path, 'r');
+  } catch (cause) {
+    await out.close();
+    throw new OtaError('DELTA_SLOT_UNREADABLE', `slot ${job.active.name} (${job.active.path}): cannot be opened (${errorMessage(cause)})`, { cause });
+  }
+  const writer = new WriteBehind(out, from, (at, cause) => slotError(target, `writing at offset ${at}`, cause));
+  let synced = from;
+  const checkpoint = async (at: number): Promise<void> => {
+    await writer.drain();
+    await durablyAsync('slot-sync', `slot ${target.name} at ${at}`, () => out.sync()).catch((cause: unknown) => {
+      throw slotError(target, 'fsync', cause);
+    });
+    synced = at;
+    job.onDurable(at);
+  };
+
+  const readLocal = async (c: ChunkEntry, at: number): Promise<Buffer | undefined> => {
+    const buf = Buffer.allocUnsafe(c.length);
+    let got;
+    try {
+      got = await old.read(buf, 0, c.length, at);
+    } catch (cause) {
+      throw new OtaError('DELTA_SLOT_UNREADABLE', `slot ${job.active.name} (${job.active.path}): reading ${c.length} bytes at ${at} failed (${errorMessage(cause)})`, { cause });
+    }
+    if (got.bytesRead !== c.length || !createHash('sha256').update(buf).digest().equals(c.sha256)) return undefined;
+    return buf;
+  };
+  const fetchOne = async (c: ChunkEntry): Promise<Buffer> => {
+    const start = job.dataOffset + c.storedOffset;
+    const parts: Buffer[] = [];
+    for await (const b of src.read(start, start + c.storedLength)) parts.push(b);
+    try {
+      return decodeChunk(ix, c, Buffer.concat(parts), `bundle ${src.name}`);
+    } catch (err) {
+      throw chunkError(src, err);
+    }
+  };
+
+  let r = 0;
+  let range: { source: ByteSource; body: AsyncGenerator<Buffer> } | undefined;
+  try {
+    for (let k = first; k < ix.chunks.length; k++) {
+      const c = ix.chunks[k]!;
+      const rr = plan.ranges[r];
+      let stored: Buffer | undefined;
+      if (rr && k >= rr.first && k <= rr.last) {
+        if (!range) {
+          const body = src.read(rr.start, rr.end)[Symbol.asyncIterator]() as AsyncGenerator<Buffer>;
+          range = { source: new ByteSource({ [Symbol.asyncIterator]: () => body }, rr.start), body };
+        }
+        const at = job.dataOffset + c.storedOffset;
+        if (range.source.position < at) await range.source.skip(at - range.source.position, `bundle ${src.name}`);
+        stored = await range.source.read(c.storedLength);
+        if (stored.length !== c.storedLength) {
+          throw new OtaError('DELTA_RANGE_MISMATCH', `bundle ${src.name}: the range ${rr.start}-${rr.end - 1} ended before the chunk at image offset ${c.offset}`);
+        }
+        if (k === rr.last) {
+          await range.body.return(undefined);
+          range = undefined;
+          r++;
+        }
+      }
+      let data: Buffer | undefined;
+      const local = plan.localOffset[k]!;
+      if (local >= 0) {
+        data = await readLocal(c, local);
+        if (data) stats.localBytes += c.length;
+        else stats.localMisses++;
+      }
+      if (!data) {
+        try {
+          data = stored ? decodeChunk(ix, c, stored, `bundle ${src.name}`) : await fetchOne(c);
+        } catch (err) {
+          throw chunkError(src, err);
+        }
+        stats.fetchedBytes += c.length;
+      }
+      image.update(data);
+      await writer.add(data);
+      stats.bytesWritten += data.length;
+      const end = c.offset + c.length;
+      if (end - synced >= job.checkpointBytes && end < ix.imageSize) await checkpoint(end);
+    }
+    await checkpoint(ix.imageSize);
+  } finally {
+    await range?.body.return(undefined);
+    await writer.abandon();
+    await out.close();
+    await old.close();
+  }
+  stats.requests = src.stats.requests - before.requests;
+  stats.wireBytes = src.stats.bytes - before.bytes;
+  const digest = image.digest('hex');
+  if (digest !== ix.imageSha256) {
+    throw new OtaError('DELTA_IMAGE_MISMATCH', `slot ${target.name}: the assembled image has sha256 ${digest}, the index says ${ix.imageSha256}`);
+  }
+  return { digest: { kind: 'raw', length: ix.imageSize, sha256: ix.imageSha256 }, stats };
+}

@@ -1,0 +1,163 @@
+/**
+ * The chunk index of an image payload (docs/DELTA.md): for every content-defined chunk of the
+ * uncompressed image, its offset, length and sha256, and where its bytes are stored in the
+ * payload (the same range for an uncompressed image; an independently inflatable deflate
+ * segment for a gzip image). The manifest signs the index entry's hash and size, so once that
+ * matches, every chunk a device takes, from its running slot or from a Range request, is
+ * checked against a signed hash.
+ *
+ * In the bundle the index is stored deflated (`index/<name>`); the binary layout, big-endian:
+ *   magic "OTAIDX" 0x01 0x00 | u8 storage (0 raw, 1 gzip) | 3 zero bytes | u32 min, avg, max |
+ *   u64 imageSize | 32 bytes image sha256 | u64 storedSize | u32 count |
+ *   count × (i64 offset | u32 length | i64 storedOffset | u32 storedLength | 32 bytes sha256)
+ * where each offset is stored as its distance from the end of the chunk before (0 for a
+ * well-formed index), so the deflated index costs little more than its hashes; a negative or
+ * positive distance still says exactly how an index overlaps, goes backwards or leaves a gap.
+ */
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { OtaError } from './errors.js';
+import { validChunkParams, type ChunkParams } from './chunker.js';
+
+/** How the chunks' bytes are stored in the payload. */
+export type ChunkStorage = 'raw' | 'gzip';
+
+/** One chunk of the image. */
+export interface ChunkEntry {
+  readonly offset: number;
+  readonly length: number;
+  /** Where its stored bytes lie in the payload. */
+  readonly storedOffset: number;
+  readonly storedLength: number;
+  readonly sha256: Buffer;
+}
+
+/** A parsed, checked index. */
+export interface ChunkIndex {
+  readonly storage: ChunkStorage;
+  readonly params: ChunkParams;
+  readonly imageSize: number;
+  readonly imageSha256: string;
+  /** Size of the payload the stored offsets point into. */
+  readonly storedSize: number;
+  readonly chunks: readonly ChunkEntry[];
+}
+
+const MAGIC = Buffer.from('OTAIDX\x01\x00', 'latin1');
+const HEADER = 8 + 4 + 12 + 8 + 32 + 8 + 4;
+const ENTRY = 8 + 4 + 8 + 4 + 32;
+/** The largest inflated index accepted (about 1.2 million chunks: a 75 GiB image at 64 KiB). */
+export const MAX_INDEX_BYTES = 64 * 1024 * 1024;
+/** What a chunk's deflate segment may add to its length (stored blocks and the flush marker). */
+export function storedBound(length: number): number {
+  return length + 5 * Math.ceil(length / 16384) + 16;
+}
+
+/** The binary form of an index (not yet deflated). */
+export function encodeIndex(ix: ChunkIndex): Buffer {
+  const out = Buffer.alloc(HEADER + ENTRY * ix.chunks.length);
+  MAGIC.copy(out, 0);
+  out[8] = ix.storage === 'raw' ? 0 : 1;
+  out.writeUInt32BE(ix.params.min, 12);
+  out.writeUInt32BE(ix.params.avg, 16);
+  out.writeUInt32BE(ix.params.max, 20);
+  out.writeBigUInt64BE(BigInt(ix.imageSize), 24);
+  Buffer.from(ix.imageSha256, 'hex').copy(out, 32);
+  out.writeBigUInt64BE(BigInt(ix.storedSize), 64);
+  out.writeUInt32BE(ix.chunks.length, 72);
+  let at = HEADER;
+  let end = 0;
+  let storedEnd = 0;
+  for (const c of ix.chunks) {
+    out.writeBigInt64BE(BigInt(c.offset - end), at);
+    out.writeUInt32BE(c.length, at + 8);
+    out.writeBigInt64BE(BigInt(c.storedOffset - storedEnd), at + 12);
+    out.writeUInt32BE(c.storedLength, at + 20);
+    end = c.offset + c.length;
+    storedEnd = c.storedOffset + c.storedLength;
+    c.sha256.copy(out, at + 24);
+    at += ENTRY;
+  }
+  return out;
+}
+
+/** The bytes of an `index/<name>` bundle entry. */
+export function packIndex(ix: ChunkIndex): Buffer {
+  return deflateRawSync(encodeIndex(ix), { level: 9 });
+}
+
+function malformed(what: string, why: string): OtaError {
+  return new OtaError('INDEX_MALFORMED', `${what}: ${why}`);
+}
+
+function u64(b: Buffer, at: number, what: string): number {
+  const v = b.readBigUInt64BE(at);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw malformed(what, `a 64-bit field at byte ${at} is out of range`);
+  return Number(v);
+}
+
+/** `base` plus the signed distance at `at`; out of range (or negative) is malformed. */
+function after(base: number, b: Buffer, at: number, what: string): number {
+  const v = BigInt(base) + b.readBigInt64BE(at);
+  if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw malformed(what, `the offset at byte ${at} is out of range`);
+  return Number(v);
+}
+
+/** Inflates an `index/<name>` entry (bounded) and parses it strictly. */
+export function unpackIndex(packed: Uint8Array, what: string): ChunkIndex {
+  let raw: Buffer;
+  try {
+    raw = inflateRawSync(packed, { maxOutputLength: MAX_INDEX_BYTES });
+  } catch (cause) {
+    throw new OtaError('INDEX_MALFORMED', `${what}: the index does not inflate (or inflates past ${MAX_INDEX_BYTES} bytes)`, { cause });
+  }
+  return parseIndex(raw, what);
+}
+
+/**
+ * Parses a binary index and checks it whole: chunks sorted, neither overlapping nor leaving
+ * gaps, none larger than `max`, none past the image's end, stored ranges inside the payload.
+ * Each kind of fault has its own code, so a report says which rule a bad index broke.
+ */
+export function parseIndex(b: Buffer, what: string): ChunkIndex {
+  if (b.length < HEADER || !b.subarray(0, 8).equals(MAGIC)) throw malformed(what, 'not an otaab chunk index (bad magic or version)');
+  const st = b[8];
+  if ((st !== 0 && st !== 1) || b[9] !== 0 || b[10] !== 0 || b[11] !== 0) throw malformed(what, `unknown storage ${st} or non-zero reserved bytes`);
+  const storage: ChunkStorage = st === 0 ? 'raw' : 'gzip';
+  const params = { min: b.readUInt32BE(12), avg: b.readUInt32BE(16), max: b.readUInt32BE(20) };
+  if (!validChunkParams(params)) throw malformed(what, `chunk sizes ${params.min}/${params.avg}/${params.max} are not valid`);
+  const imageSize = u64(b, 24, what);
+  const imageSha256 = b.subarray(32, 64).toString('hex');
+  const storedSize = u64(b, 64, what);
+  const count = b.readUInt32BE(72);
+  if (b.length !== HEADER + count * ENTRY) throw malformed(what, `${b.length} bytes for ${count} chunks (${HEADER + count * ENTRY} expected)`);
+  if (storage === 'raw' && storedSize !== imageSize) throw new OtaError('INDEX_STORED_RANGE', `${what}: a raw image's payload is ${storedSize} bytes, the image ${imageSize}`);
+  const chunks: ChunkEntry[] = [];
+  let end = 0;
+  let storedEnd = -1;
+  for (let k = 0, at = HEADER; k < count; k++, at += ENTRY) {
+    const offset = after(end, b, at, what);
+    const length = b.readUInt32BE(at + 8);
+    const storedOffset = after(Math.max(0, storedEnd), b, at + 12, what);
+    const storedLength = b.readUInt32BE(at + 20);
+    const sha256 = Buffer.from(b.subarray(at + 24, at + 56));
+    const prev = chunks[k - 1];
+    if (prev && offset < prev.offset) throw new OtaError('INDEX_UNSORTED', `${what}: chunk ${k} at offset ${offset} comes after chunk ${k - 1} at ${prev.offset}`);
+    if (offset < end) throw new OtaError('INDEX_OVERLAP', `${what}: chunk ${k} at offset ${offset} overlaps the previous chunk, which ends at ${end}`);
+    if (offset > end) throw new OtaError('INDEX_GAP', `${what}: chunk ${k} starts at ${offset}, leaving bytes ${end}-${offset - 1} of the image in no chunk`);
+    if (length === 0 || length > params.max) throw new OtaError('INDEX_CHUNK_TOO_LARGE', `${what}: chunk ${k} is ${length} bytes; chunks are 1 to ${params.max} bytes`);
+    if (offset + length > imageSize) throw new OtaError('INDEX_PAST_END', `${what}: chunk ${k} (${offset}+${length}) runs past the image's ${imageSize} bytes`);
+    const rawOk = storedLength === length && storedOffset === offset;
+    const gzOk = storedLength > 0 && storedLength <= storedBound(length) && (storedEnd < 0 || storedOffset === storedEnd);
+    if (storage === 'raw' ? !rawOk : !gzOk) {
+      throw new OtaError('INDEX_STORED_RANGE', `${what}: chunk ${k} is stored at ${storedOffset}+${storedLength}, which does not follow the previous chunk or fit its length`);
+    }
+    if (storedOffset + storedLength > storedSize) {
+      throw new OtaError('INDEX_STORED_RANGE', `${what}: chunk ${k}'s stored bytes (${storedOffset}+${storedLength}) run past the payload's ${storedSize} bytes`);
+    }
+    chunks.push({ offset, length, storedOffset, storedLength, sha256 });
+    end = offset + length;
+    storedEnd = storedOffset + storedLength;
+  }
+  if (end !== imageSize) throw new OtaError('INDEX_GAP', `${what}: the chunks cover ${end} of the image's ${imageSize} bytes`);
+  return { storage, params, imageSize, imageSha256, storedSize, chunks };
+}

@@ -1,0 +1,21 @@
+/**
+ * The chunk index of bytes a device already has (its running slot, or an old bundle's image)
+ * when no kept index describes them: the same chunker over the bytes, so identical content
+ * cuts identically. Costs one read of the slot (docs/DELTA.md has the measured price).
+ */
+import { createHash } from 'node:crypto';
+import { DEFAULT_CHUNKING, chunkStream, type ChunkParams } from '../chunker.js';
+import type { ChunkEntry, ChunkIndex } from '../chunk-index.js';
+
+/** Chunks `input` into a raw index (no stored ranges beyond the bytes themselves). */
+export async function indexOfStream(input: AsyncIterable<Uint8Array>, params: ChunkParams = DEFAULT_CHUNKING): Promise<ChunkIndex> {
+  const whole = createHash('sha256');
+  const chunks: ChunkEntry[] = [];
+  let offset = 0;
+  for await (const c of chunkStream(input, params)) {
+    whole.update(c);
+    chunks.push({ offset, length: c.length, storedOffset: offset, storedLength: c.length, sha256: createHash('sha256').update(c).digest() });
+    offset += c.length;
+  }
+  return { storage: 'raw', params, imageSize: offset, imageSha256: whole.digest('hex'), storedSize: offset, chunks };
+}

@@ -1,0 +1,108 @@
+/**
+ * The delta planner: which chunks of the new image a device already has in its running slot
+ * (matched by their signed sha256), and which it must fetch, grouped into single HTTP ranges
+ * of the bundle. Neighbouring chunks share a request; when more requests than allowed remain,
+ * the closest ranges are merged (the bytes between them are fetched and dropped). The agent and
+ * `ota-release delta-report` use this one planner, so the report is what the device downloads.
+ */
+import type { ChunkEntry, ChunkIndex } from '../chunk-index.js';
+
+/** Limits of a plan. */
+export interface PlanOptions {
+  /** The most range requests for the chunks (default 4096). */
+  readonly maxRequests?: number;
+  /** Ranges at most this many bytes apart are merged (default 0: only touching ones). */
+  readonly mergeGapBytes?: number;
+}
+
+/** Defaults of PlanOptions. */
+export const PLAN_DEFAULTS = { maxRequests: 4096, mergeGapBytes: 0 } as const;
+
+/** One request: bundle bytes `[start, end)` carrying chunks `first` to `last` (inclusive) of the new index. */
+export interface FetchRange {
+  readonly start: number;
+  readonly end: number;
+  readonly first: number;
+  readonly last: number;
+}
+
+/** Where each chunk of the new image comes from. */
+export interface DeltaPlan {
+  /** For chunk k of the new index: its offset in the running slot, or -1 to fetch it. */
+  readonly localOffset: Float64Array;
+  /** The range requests, in bundle order (which is image order). */
+  readonly ranges: readonly FetchRange[];
+  /** Image bytes taken from the running slot, and fetched. */
+  readonly localBytes: number;
+  readonly fetchedImageBytes: number;
+  /** Bundle bytes the ranges carry (stored chunk bytes plus merged gaps). */
+  readonly wireBytes: number;
+}
+
+/** What the running slot holds: chunk sha256 (hex of the first 16 bytes is enough as a key) → offset. */
+export type LocalChunks = ReadonlyMap<string, { offset: number; length: number }>;
+
+const key = (c: Pick<ChunkEntry, 'sha256' | 'length'>): string => `${c.sha256.toString('hex')}:${c.length}`;
+
+/** The running slot's chunks as a lookup table, from its index. */
+export function localChunks(ix: ChunkIndex): LocalChunks {
+  const m = new Map<string, { offset: number; length: number }>();
+  for (const c of ix.chunks) if (!m.has(key(c))) m.set(key(c), { offset: c.offset, length: c.length });
+  return m;
+}
+
+/** The local offset of chunk `c`, if the running slot has it. */
+export function findLocal(have: LocalChunks, c: ChunkEntry): number {
+  return have.get(key(c))?.offset ?? -1;
+}
+
+/**
+ * Plans chunks `from` to the end of `ix` (a resumed install starts part-way), with the payload's
+ * stored bytes starting at bundle offset `dataOffset`.
+ */
+export function planDelta(ix: ChunkIndex, have: LocalChunks, dataOffset: number, opts: PlanOptions = {}, from = 0): DeltaPlan {
+  const maxRequests = Math.max(1, opts.maxRequests ?? PLAN_DEFAULTS.maxRequests);
+  const gap = Math.max(0, opts.mergeGapBytes ?? PLAN_DEFAULTS.mergeGapBytes);
+  const localOffset = new Float64Array(ix.chunks.length).fill(-1);
+  let localBytes = 0;
+  let fetchedImageBytes = 0;
+  let ranges: { start: number; end: number; first: number; last: number }[] = [];
+  for (let k = from; k < ix.chunks.length; k++) {
+    const c = ix.chunks[k]!;
+    const at = findLocal(have, c);
+    if (at >= 0) {
+      localOffset[k] = at;
+      localBytes += c.length;
+      continue;
+    }
+    fetchedImageBytes += c.length;
+    const start = dataOffset + c.storedOffset;
+    const end = start + c.storedLength;
+    const prev = ranges[ranges.length - 1];
+    if (prev && start - prev.end <= gap) {
+      prev.end = end;
+      prev.last = k;
+    } else ranges.push({ start, end, first: k, last: k });
+  }
+  if (ranges.length > maxRequests) ranges = mergeClosest(ranges, maxRequests);
+  const wireBytes = ranges.reduce((n, r) => n + (r.end - r.start), 0);
+  return { localOffset, ranges, localBytes, fetchedImageBytes, wireBytes };
+}
+
+/** Merges the ranges separated by the smallest gaps until `max` remain. */
+function mergeClosest(ranges: FetchRange[], max: number): { start: number; end: number; first: number; last: number }[] {
+  const gaps = ranges.slice(1).map((r, i) => ({ i, gap: r.start - ranges[i]!.end }));
+  gaps.sort((a, b) => a.gap - b.gap || a.i - b.i);
+  const join = new Uint8Array(ranges.length);
+  for (const g of gaps.slice(0, ranges.length - max)) join[g.i] = 1;
+  const out: { start: number; end: number; first: number; last: number }[] = [];
+  for (let i = 0; i < ranges.length; i++) {
+    const r = ranges[i]!;
+    const prev = out[out.length - 1];
+    if (prev && join[i - 1]) {
+      prev.end = r.end;
+      prev.last = r.last;
+    } else out.push({ ...r });
+  }
+  return out;
+}

@@ -1,0 +1,72 @@
+/**
+ * What a device running OLD downloads to install NEW by delta: the head requests (manifest,
+ * signature, index) and the planned chunk ranges, computed by the agent's own code paths
+ * against the bundle files. `ota-release delta-report` prints it.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { OtaError } from '../errors.js';
+import { CHUNK } from '../hashing.js';
+import { gunzipLimited } from '../inflate.js';
+import { BundleReader } from '../bundle-reader.js';
+import type { Keyring } from '../signing.js';
+import type { ChunkIndex } from '../chunk-index.js';
+import { readBundleHead } from './head.js';
+import { indexOfStream } from './local-index.js';
+import { localChunks, planDelta, type PlanOptions } from './plan.js';
+import { FileRangeReader } from './range.js';
+
+/** The report. */
+export interface DeltaReport {
+  /** Size of the NEW bundle: what a full install downloads. */
+  readonly bundleBytes: number;
+  /** Bytes a delta install downloads (head, indexes and chunk ranges). */
+  readonly wireBytes: number;
+  /** HTTP requests of a delta install. */
+  readonly requests: number;
+  readonly imageBytes: number;
+  /** Image bytes taken from the running slot, and fetched. */
+  readonly localBytes: number;
+  readonly fetchedImageBytes: number;
+  readonly chunks: number;
+  readonly fetchedChunks: number;
+  /** Bytes of the head (manifest, signature, indexes) among wireBytes. */
+  readonly headBytes: number;
+}
+
+/** The chunks of OLD's image: its index, or (a format 1 bundle) the image chunked now. */
+async function oldIndex(path: string, keyring: Keyring): Promise<ChunkIndex> {
+  const src = new FileRangeReader(path);
+  const head = await readBundleHead(src, keyring);
+  if (head.image) return head.image.index;
+  const reader = await BundleReader.open(createReadStream(path, { highWaterMark: CHUNK }), { keyring, source: path });
+  for await (const p of reader.payloads()) {
+    if (p.module.type !== 'image') continue;
+    const data = p.module.compression === 'gzip' ? gunzipLimited(p.chunks, p.module.unpackedSize ?? 0, `bundle ${path}`) : p.chunks;
+    return indexOfStream(data);
+  }
+  throw new OtaError('MANIFEST_FIELD_VALUE', `bundle ${path}: it has no image payload to compare with`);
+}
+
+/** Computes the report for a device whose running slot holds OLD's image. */
+export async function deltaReport(oldPath: string, newPath: string, keyring: Keyring, opts: PlanOptions = {}): Promise<DeltaReport> {
+  const old = await oldIndex(oldPath, keyring);
+  const bundleBytes = (await stat(newPath)).size;
+  const src = new FileRangeReader(newPath);
+  const head = await readBundleHead(src, keyring, bundleBytes);
+  if (!head.image) throw new OtaError('MANIFEST_FIELD_VALUE', `bundle ${newPath}: its image has no chunk index (built with --no-index?); a device downloads it whole`);
+  const ix = head.image.index;
+  const plan = planDelta(ix, localChunks(old), head.image.dataOffset, opts);
+  const headBytes = src.stats.bytes;
+  return {
+    bundleBytes,
+    wireBytes: headBytes + plan.wireBytes,
+    requests: src.stats.requests + plan.ranges.length,
+    imageBytes: ix.imageSize,
+    localBytes: plan.localBytes,
+    fetchedImageBytes: plan.fetchedImageBytes,
+    chunks: ix.chunks.length,
+    fetchedChunks: plan.localOffset.filter((x) => x < 0).length,
+    headBytes,
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * Checks a chunk index against the payload it describes: the index must agree with the signed
+ * module (sizes, storage, hash of a raw image), and, as the stored bytes stream past, every
+ * chunk's stored range must decode on its own to bytes of the signed chunk hash. Run by
+ * `ota-release verify` and the server's upload, so a bundle whose index would send devices
+ * after bytes that do not hash is refused before any device sees it.
+ */
+import { createHash } from 'node:crypto';
+import { constants, inflateRawSync } from 'node:zlib';
+import type { ChunkEntry, ChunkIndex } from './chunk-index.js';
+import { OtaError } from './errors.js';
+import type { ModuleSpec } from './manifest.js';
+
+/** The index must describe exactly the payload the manifest signed. */
+export function checkIndexMatchesModule(ix: ChunkIndex, m: ModuleSpec, what: string): void {
+  const gzip = m.compression === 'gzip';
+  const imageSize = gzip ? m.unpackedSize : m.size;
+  const ok =
+    ix.storage === (gzip ? 'gzip' : 'raw') && ix.storedSize === m.size && ix.imageSize === imageSize && (gzip || ix.imageSha256 === m.sha256);
+  if (!ok) {
+    throw new OtaError('INDEX_MALFORMED', `${what}: the index describes a ${ix.storage} image of ${ix.imageSize} bytes stored in ${ix.storedSize}, not this payload`);
+  }
+}
+
+/** Decodes one chunk's stored bytes and checks them against its signed hash; returns the chunk. */
+export function decodeChunk(ix: ChunkIndex, c: ChunkEntry, stored: Buffer, what: string): Buffer {
+  let data = stored;
+  if (ix.storage === 'gzip') {
+    try {
+      data = inflateRawSync(stored, { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: c.length });
+    } catch (cause) {
+      throw new OtaError('INDEX_CHUNK_MISMATCH', `${what}: the chunk at image offset ${c.offset} does not inflate to ${c.length} bytes`, { cause });
+    }
+  }
+  if (data.length !== c.length || !createHash('sha256').update(data).digest().equals(c.sha256)) {
+    throw new OtaError('INDEX_CHUNK_MISMATCH', `${what}: the chunk at image offset ${c.offset} (${c.length} bytes) does not match its signed sha256`);
+  }
+  return data;
+}
+
+/** Follows the stored bytes of a payload and checks each chunk as soon as its bytes are in. */
+export class IndexChecker {
+  private buf: Buffer = Buffer.alloc(0);
+  private base = 0;
+  private next = 0;
+  private readonly image = createHash('sha256');
+
+  constructor(
+    private readonly ix: ChunkIndex,
+    private readonly what: string,
+  ) {}
+
+  /** Feeds the next stored bytes (consecutive, from payload offset 0). */
+  push(stored: Buffer): void {
+    this.buf = this.buf.length === 0 ? stored : Buffer.concat([this.buf, stored]);
+    const chunks = this.ix.chunks;
+    let used = 0;
+    for (let c = chunks[this.next]; c && c.storedOffset + c.storedLength <= this.base + this.buf.length; c = chunks[this.next]) {
+      const from = c.storedOffset - this.base;
+      this.image.update(decodeChunk(this.ix, c, this.buf.subarray(from, from + c.storedLength), this.what));
+      used = from + c.storedLength;
+      this.next++;
+    }
+    this.buf = this.buf.subarray(used);
+    this.base += used;
+  }
+
+  /** After the last byte: every chunk was seen and the image hash is the index's. */
+  finish(): void {
+    const digest = this.image.digest('hex');
+    if (this.next !== this.ix.chunks.length || digest !== this.ix.imageSha256) {
+      throw new OtaError('INDEX_CHUNK_MISMATCH', `${this.what}: the chunks make an image with sha256 ${digest}, the index says ${this.ix.imageSha256}`);
+    }
+  }
+}
