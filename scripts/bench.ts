@@ -11,23 +11,25 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchBlockdev } from './bench/blockdev.js';
 import { benchBuild } from './bench/build.js';
 import { benchCheckin, profileCheckin } from './bench/checkin.js';
 import { BenchServer } from './bench/fixture.js';
 import { benchInstall } from './bench/install.js';
+import { canUseLoops } from './bench/loopdev.js';
 import { describeMachine } from './bench/machine.js';
 import { benchMemory } from './bench/memory.js';
 import { formatSummary, summarizeDir } from './bench/profile.js';
 import { ROOT, dropCaches, randomFile, type BenchRow } from './bench/util.js';
 import { benchWire } from './bench/wire.js';
 
-const BENCHES = ['build', 'install', 'memory', 'checkin', 'wire'];
+const BENCHES = ['build', 'install', 'blockdev', 'memory', 'checkin', 'wire'];
 const USAGE = `Usage: npm run bench -- [options]
 
 Runs the benchmarks, prints a table and writes bench/results.json (see docs/PERFORMANCE.md).
 
 Options:
-  --only LIST          some of ${BENCHES.join(',')} (default: all)
+  --only LIST          some of ${BENCHES.join(',')} (default: all; blockdev needs root)
   --runs N             runs per measurement; medians are reported (default 3)
   --size-mib N         image size of the build and install benchmarks (default 512)
   --memory-mib LIST    image sizes of the memory benchmark (default 128,1024)
@@ -99,7 +101,7 @@ const details: Record<string, unknown> = {};
 const profiles: Record<string, string> = {};
 const started = Date.now();
 try {
-  if (only.has('build') || only.has('install')) {
+  if (only.has('build') || only.has('install') || only.has('blockdev')) {
     say(`writing a ${mib} MiB random image`);
     await randomFile(join(work, 'image.bin'), mib);
   }
@@ -107,9 +109,21 @@ try {
     say('benchmark 3: ota-release build against sha256sum + tar');
     rows.push(...(await benchBuild(work, join(work, 'image.bin'), mib, runs)));
   }
-  if (only.has('install') || only.has('memory') || only.has('wire')) {
+  if (only.has('install') || only.has('blockdev') || only.has('memory') || only.has('wire')) {
     const srv = await BenchServer.start(join(work, 'server'));
     try {
+      if (only.has('blockdev')) {
+        if (await canUseLoops()) {
+          say(`benchmark 6: ota-agent install FILE of ${mib} MiB into a loop device, against RAUC, Mender and dd, ${runs} runs each`);
+          const dir = join(profileRoot, 'blockdev');
+          await rm(dir, { recursive: true, force: true });
+          const r = await benchBlockdev(srv, join(work, 'image.bin'), mib, runs, ROOT, dir);
+          for (const s of r.skipped) say(`benchmark 6: ${s} is not installed: not run`);
+          rows.push(...r.rows);
+          details.blockdev = { runs: r.runs, skipped: r.skipped };
+          if (r.profile) profiles.blockdev = r.profile;
+        } else say('benchmark 6 skipped: loop devices need root and losetup');
+      }
       if (only.has('install')) {
         say(`benchmark 1: ota-agent install of ${mib} MiB against curl | tee >(openssl dgst -sha256), ${runs} runs each`);
         const dir = join(profileRoot, 'install');
