@@ -4,7 +4,6 @@
  * not only the first after an update, and only a healthy boot gets its try counter reset.
  */
 import { machineFor, type Device } from './device.js';
-import { runHealthChecks } from './health/run.js';
 import type { HealthReport } from './health/types.js';
 import type { RunResult } from './machine/runner.js';
 
@@ -22,6 +21,8 @@ export async function assessBoot(dev: Device, log: (l: string) => void): Promise
   // TRY=0: this boot was already judged (by a commit or a rollback), or never counted.
   if (state.tries === 0) return undefined;
   log(`slot ${dev.booted}: boot attempt ${state.tries}; running ${dev.config.healthChecks.length} health check(s)`);
+  // Loaded when a boot is assessed, not by every agent command that imports this module.
+  const { runHealthChecks } = await import('./health/run.js');
   const report = await runHealthChecks(dev.config);
   // A slot marked bad (OK=0) stays bad: a healthy boot is no reason to overrule the technician.
   if (report.passed && state.ok) await dev.boot.setState(dev.booted, 'good');

@@ -2,7 +2,7 @@
  * The running device as the commands see it: config, store, bootloader and booted slot, and
  * the state machine context built from them. Commands open it once and close it at the end.
  */
-import { execa } from 'execa';
+import { runTool } from '../shared/run-tool.js';
 import { OtaError, errorMessage } from '../shared/errors.js';
 import type { Bootloader } from './boot/bootloader.js';
 import { readBootedSlot } from './boot/cmdline.js';
@@ -31,7 +31,7 @@ export interface Device {
 export async function runReboot(config: AgentConfig): Promise<void> {
   const [cmd, ...args] = config.rebootCommand;
   try {
-    await execa(cmd!, args, { stdin: 'ignore', timeout: 120_000 });
+    await runTool(cmd!, args, { timeoutMs: 120_000 });
   } catch (cause) {
     const detail = (cause as { stderr?: string }).stderr?.trim() || errorMessage(cause);
     throw new OtaError('REBOOT_FAILED', `reboot command ${config.rebootCommand.join(' ')} failed (${detail})`, { cause });

@@ -6,7 +6,7 @@
  */
 import { chmod, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { execa } from 'execa';
+import { runTool } from '../../shared/run-tool.js';
 import type { PayloadEntry } from '../../shared/bundle-reader.js';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import type { SlotConfig } from '../config/types.js';
@@ -84,7 +84,7 @@ export class FsSlot implements SlotBackend {
     await durablyAsync('slot-sync', `slot ${slot.name} syncfs`, async () => {
       try {
         // syncfs(2) of the slot's file system; -f is understood by coreutils and busybox alike.
-        await execa('sync', ['-f', root], { stdin: 'ignore' });
+        await runTool('sync', ['-f', root]);
       } catch (cause) {
         throw wrap(slot, 'syncfs', cause);
       }

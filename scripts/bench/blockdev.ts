@@ -50,7 +50,7 @@ export async function agentEntry(root: string): Promise<string> {
 }
 
 /** One `ota-agent install FILE` into a loop device over a fresh slot file of `bytes`. */
-async function otaabOnce(srv: BenchServer, bundle: string, bytes: number, sha256: string, dir: string, id: string, cli: string, nodeArgs: string[] = []): Promise<OtaabBlockRun> {
+export async function otaabOnce(srv: BenchServer, bundle: string, bytes: number, sha256: string, dir: string, id: string, cli: string, nodeArgs: string[] = []): Promise<OtaabBlockRun> {
   const root = join(dir, id);
   const dev = await bootedDevice({ root, id, kind: 'raw', slotSize: bytes, trustedKeys: [srv.pub] });
   let loop: string | undefined;
