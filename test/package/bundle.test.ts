@@ -1,0 +1,94 @@
+// The single-file bundles (`npm run bundle`, scripts/bundle.ts) behave as the compiled CLIs
+// they are made from: the same help for every command, the same usage and config errors, and
+// the bundled agent installs a real signed bundle into a simulated device's slots and reports
+// the same status as dist/agent/cli.js. better-sqlite3 is the one module left outside.
+import { execa } from 'execa';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { builtinModules } from 'node:module';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { commands as agentCommands } from '../../agent/commands/index.js';
+import { commands as releaseCommands } from '../../release/commands/index.js';
+import { ROOT } from '../helpers/cli.js';
+import { imageBundle } from '../agent/helpers/bundles.js';
+import { boot } from '../../scripts/sim/simulator.js';
+import { makeRig, rebootCount, releaseImage, type Rig } from '../agent/helpers/rig.js';
+
+let out: { dir: string; cleanup: () => Promise<void> };
+let rig: Rig;
+const DIST = { agent: join(ROOT, 'dist', 'agent', 'cli.js'), release: join(ROOT, 'dist', 'release', 'cli.js') };
+const BUNDLED = { agent: '', release: '' };
+
+beforeAll(async () => {
+  // Inside the repository: the bundles resolve better-sqlite3 from its node_modules.
+  const dir = await mkdtemp(join(ROOT, 'dist', 'bundle-test-'));
+  out = { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  const r = await execa('node', [join(ROOT, 'dist', 'scripts', 'bundle.js'), '--out', out.dir], { reject: false });
+  expect(r.exitCode, String(r.stderr)).toBe(0);
+  BUNDLED.agent = join(out.dir, 'ota-agent.mjs');
+  BUNDLED.release = join(out.dir, 'ota-release.mjs');
+  rig = await makeRig();
+});
+afterAll(async () => {
+  await out?.cleanup();
+  await rig?.cleanup();
+});
+
+async function run(file: string, args: string[]) {
+  const r = await execa('node', [file, ...args], { reject: false, stdin: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false });
+  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr).replaceAll(file, 'CLI') };
+}
+
+describe('single-file bundles', { timeout: 120_000 }, () => {
+  it('are one executable file each, with only better-sqlite3 imported from outside', async () => {
+    for (const f of [BUNDLED.agent, BUNDLED.release]) {
+      expect((await stat(f)).mode & 0o111).not.toBe(0);
+      const text = await readFile(f, 'utf8');
+      expect(text.startsWith('#!/usr/bin/env node\n')).toBe(true);
+      const bare = [...text.matchAll(/^import\s.*?from\s+["']([^"']+)["'];?$/gm)].map((m) => m[1]!).filter((s) => !s.startsWith('node:') && !builtinModules.includes(s));
+      expect(new Set(bare)).toEqual(new Set(f === BUNDLED.agent ? ['better-sqlite3'] : []));
+    }
+  });
+
+  for (const [name, cmds] of [
+    ['agent', agentCommands],
+    ['release', releaseCommands],
+  ] as const) {
+    it(`ota-${name}: the same help, usage errors and exit codes as dist/${name}/cli.js`, async () => {
+      const cases = [['--help'], [], ['frobnicate'], ...cmds.map((c) => [c.name, '--help']), ...cmds.map((c) => [c.name, '--no-such-option'])];
+      for (const args of cases) {
+        const a = await run(DIST[name], args);
+        const b = await run(BUNDLED[name], args);
+        expect(b, args.join(' ')).toEqual(a);
+      }
+    });
+  }
+
+  it('ota-agent: the same one-line error on a config it cannot read', async () => {
+    const args = ['status', '--config', join(out.dir, 'absent.json')];
+    const a = await run(DIST.agent, args);
+    expect(a.code).toBe(1);
+    expect(await run(BUNDLED.agent, args)).toEqual(a);
+  });
+
+  it('the bundled agent installs a signed bundle into raw slots; both CLIs report the same status', async () => {
+    // The device is up on slot A (real GRUB under grub-emu picked it), as after a power-on.
+    expect((await boot(rig.dev)).slot).toBe('A');
+    const { path } = await imageBundle(rig.dir, rig.key, releaseImage('1.0.0', true), { version: '1.0.0' });
+    const inst = await run(BUNDLED.agent, ['install', path, '--config', rig.configPath]);
+    expect(inst.code, inst.stderr).toBe(0);
+    expect(inst.stdout).toMatch(/install 1\.0\.0: rebooting; the system reboots into slot B/);
+    expect(await rebootCount(rig)).toBe(1);
+    const slotB = await readFile(rig.dev.slots.B);
+    expect(slotB.subarray(0, 64 * 1024).equals(releaseImage('1.0.0', true))).toBe(true);
+    const a = await run(DIST.agent, ['status', '--json', '--config', rig.configPath]);
+    const b = await run(BUNDLED.agent, ['status', '--json', '--config', rig.configPath]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b).toEqual(a);
+    const status = JSON.parse(b.stdout) as { transaction: { version: string; state: string } | null };
+    expect(status.transaction).toMatchObject({ version: '1.0.0', state: 'rebooting' });
+    const h = await run(BUNDLED.agent, ['history', '--json', '--config', rig.configPath]);
+    expect(h.code, h.stderr).toBe(0);
+    expect(h.stdout).toEqual((await run(DIST.agent, ['history', '--json', '--config', rig.configPath])).stdout);
+  });
+});
