@@ -14,7 +14,7 @@ import type { PayloadEntry } from '../../shared/bundle-reader.js';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { gunzipLimited } from '../../shared/inflate.js';
 import type { SlotConfig } from '../config/types.js';
-import { WriteBehind } from '../../shared/write-behind.js';
+import { CopyingWriteBehind } from '../../shared/write-behind.js';
 import { durablyAsync } from '../durable.js';
 import { ReadBack, readBackWhole } from './readback.js';
 import type { DurablePoint, SlotBackend, SlotDigest, WriteOptions, WriteResult } from './types.js';
@@ -101,7 +101,9 @@ export class RawSlot implements SlotBackend {
           opts.onDurable?.(point(f.at));
           check.upTo(f.at);
         };
-        const out = new WriteBehind(fh, pos, (at, cause) => ioError(slot, `writing at offset ${at}`, cause));
+        // Copies each chunk into one of its two buffers: the source may reuse the chunk's memory
+        // once it is hashed and handed over (bundle-source.ts reads a file into a ring of two).
+        const out = new CopyingWriteBehind(fh, pos, (at, cause) => ioError(slot, `writing at offset ${at}`, cause));
         try {
           for await (const chunk of data) {
             await out.add(chunk);
