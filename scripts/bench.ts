@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchBlockdev } from './bench/blockdev.js';
+import { agentEntry, benchBlockdev } from './bench/blockdev.js';
 import { benchBuild } from './bench/build.js';
 import { benchCheckin, profileCheckin } from './bench/checkin.js';
 import { BenchServer } from './bench/fixture.js';
@@ -111,13 +111,15 @@ try {
   }
   if (only.has('install') || only.has('blockdev') || only.has('memory') || only.has('wire')) {
     const srv = await BenchServer.start(join(work, 'server'));
+    // The agent the block-device and memory benchmarks run: the one-file bundle, made afresh.
+    const cli = only.has('blockdev') || only.has('memory') ? await agentEntry(ROOT) : '';
     try {
       if (only.has('blockdev')) {
         if (await canUseLoops()) {
           say(`benchmark 6: ota-agent install FILE of ${mib} MiB into a loop device, against RAUC, Mender and dd, ${runs} runs each`);
           const dir = join(profileRoot, 'blockdev');
           await rm(dir, { recursive: true, force: true });
-          const r = await benchBlockdev(srv, join(work, 'image.bin'), mib, runs, ROOT, dir);
+          const r = await benchBlockdev(srv, join(work, 'image.bin'), mib, runs, cli, dir);
           for (const s of r.skipped) say(`benchmark 6: ${s} is not installed: not run`);
           rows.push(...r.rows);
           details.blockdev = { runs: r.runs, skipped: r.skipped };
@@ -135,8 +137,8 @@ try {
         await rm(join(work, 'image.bin'), { force: true });
       }
       if (only.has('memory')) {
-        say(`benchmark 2: agent memory during installs of ${memorySizes.join(' and ')} MiB`);
-        rows.push(...(await benchMemory(srv, memorySizes, runs)));
+        say(`benchmark 2: agent memory on every install path, at ${memorySizes.join(' and ')} MiB`);
+        rows.push(...(await benchMemory(srv, memorySizes, runs, cli)));
       }
       if (only.has('wire')) {
         say('benchmark 5: bytes on the wire, module-only against the full root file system');

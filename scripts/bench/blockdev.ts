@@ -43,10 +43,20 @@ export interface BlockBench {
   profile?: string;
 }
 
-/** The agent to run: the one-file bundle when it was built, else the compiled CLI. */
+/**
+ * The agent to run: the one-file bundle (`npm run bundle`, made afresh here so that it holds
+ * the code just built), or the compiled CLI where esbuild is not installed.
+ */
 export async function agentEntry(root: string): Promise<string> {
-  const bundled = join(root, 'dist', 'bundle', 'ota-agent.mjs');
-  return (await readFile(bundled).then(() => true, () => false)) ? bundled : join(root, 'dist', 'agent', 'cli.js');
+  try {
+    const { bundle } = (await import('../bundle.js')) as { bundle: (out: string) => Promise<string[]> };
+    const files = await bundle(join(root, 'dist', 'bundle'));
+    const agent = files.find((f) => f.endsWith('ota-agent.mjs'));
+    if (agent) return agent;
+  } catch {
+    // no esbuild: the compiled CLI, many files
+  }
+  return join(root, 'dist', 'agent', 'cli.js');
 }
 
 /** One `ota-agent install FILE` into a loop device over a fresh slot file of `bytes`. */
@@ -101,13 +111,12 @@ async function ddOnce(image: string, bytes: number, slotFile: string): Promise<P
 const span = (xs: number[], digits = 2): string => `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
 
 /** Runs benchmark 6 on `image` (`mib` MiB), `runs` runs of each contestant. */
-export async function benchBlockdev(srv: BenchServer, image: string, mib: number, runs: number, root: string, profileDir?: string): Promise<BlockBench> {
+export async function benchBlockdev(srv: BenchServer, image: string, mib: number, runs: number, cli: string, profileDir?: string): Promise<BlockBench> {
   const dir = join(srv.work, 'blockdev');
   const bytes = mib << 20;
   const bundle = join(srv.work, 'blockdev.otab');
   await srv.build('6.0.0', ['--image', `rootfs=${image}`], bundle);
   const sha256 = await sha256Prefix(image, bytes);
-  const cli = await agentEntry(root);
   const avail = await peersAvailable();
   const skipped: string[] = [];
   const peers: Peer[] = [];
