@@ -10,6 +10,7 @@ import { OtaError, errorMessage, isOtaError } from '../shared/errors.js';
 import { CHUNK } from '../shared/hashing.js';
 import { DEFAULTS } from './config/defaults.js';
 import { openHttpSource, type HttpSourceOptions } from './download/http-source.js';
+import { reclaiming } from './reclaim.js';
 import './errors.js';
 
 /** An opened source. */
@@ -120,7 +121,8 @@ async function openUrl(url: string, offset: number, maxBytes: number | undefined
   const src = await openHttpSource(url, { ...http, offset });
   let read = 0;
   const wrap = (e: unknown): unknown => (isOtaError(e) ? e : new OtaError('DOWNLOAD_FAILED', `bundle ${url}: ${errorMessage(e)}`, { cause: e }));
-  const chunks = counted(src.chunks, url, maxBytes, (n) => (read += n), wrap);
+  // The socket's chunks are allocated one by one: they get the young-generation collections.
+  const chunks = counted(reclaiming(src.chunks), url, maxBytes, (n) => (read += n), wrap);
   return { name: url, chunks, total: src.total, bytesRead: () => read, close: () => src.close() };
 }
 

@@ -11,6 +11,7 @@ import type { PayloadEntry } from '../../shared/bundle-reader.js';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import type { SlotConfig } from '../config/types.js';
 import { durablyAsync } from '../durable.js';
+import { reclaiming } from '../reclaim.js';
 import { extractTree, ParentMaker } from './extract.js';
 import { syncTree } from './sync.js';
 import { combineRecords, entryRecord, ownershipKept, treeDigest } from './tree-digest.js';
@@ -64,7 +65,7 @@ export class FsSlot implements SlotBackend {
         } catch (cause) {
           throw wrap(slot, 'emptying the slot', cause);
         }
-        await extractTree(p.chunks, { root, prefix: '', records, limits: { kind: 'archive', unpackedSize: m.unpackedSize ?? 0, what }, onBytes: countBytes });
+        await extractTree(reclaiming(p.chunks), { root, prefix: '', records, limits: { kind: 'archive', unpackedSize: m.unpackedSize ?? 0, what }, onBytes: countBytes });
         started = true;
         continue;
       }
@@ -108,7 +109,7 @@ export class FsSlot implements SlotBackend {
     } catch (cause) {
       throw wrap(this.config, `preparing module target ${m.target!}`, cause);
     }
-    await extractTree(p.chunks, {
+    await extractTree(reclaiming(p.chunks), {
       root,
       prefix: rel,
       records,

@@ -16,6 +16,7 @@ import { gunzipLimited } from '../../shared/inflate.js';
 import type { SlotConfig } from '../config/types.js';
 import { CopyingWriteBehind } from '../../shared/write-behind.js';
 import { durablyAsync } from '../durable.js';
+import { reclaiming } from '../reclaim.js';
 import { ReadBack, readBackWhole } from './readback.js';
 import type { DurablePoint, SlotBackend, SlotDigest, WriteOptions, WriteResult } from './types.js';
 import '../errors.js';
@@ -80,7 +81,8 @@ export class RawSlot implements SlotBackend {
         let synced = pos;
         const hash = gzip ? createHash('sha256') : undefined;
         const point = (at: number): DurablePoint => ({ slotBytes: at, ...(gzip ? {} : { resume: { index: p.index, dataOffset: p.dataOffset, offset: at } }) });
-        const data = gzip ? gunzipLimited(p.chunks, m.unpackedSize ?? 0, `payload "${m.name}"`) : p.chunks;
+        // zlib's output chunks are allocated one by one: they get the young-generation collections.
+        const data = gzip ? reclaiming(gunzipLimited(p.chunks, m.unpackedSize ?? 0, `payload "${m.name}"`)) : p.chunks;
         // A checkpoint's fsync runs while the next bytes stream in: every byte below `at` was
         // written before the fsync began, so once it returns `at` is a durable resume point,
         // whatever was written meanwhile. Its point is recorded when it is awaited (at the next
