@@ -20,6 +20,9 @@ import { Worker } from 'node:worker_threads';
 /** Bytes per read. */
 export const READBACK_CHUNK = 1 << 20;
 
+/** The worker's heap: its code is a page and its data two aligned buffers outside the heap. */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 };
+
 /** What the worker runs. `workerData`: { path, direct, chunk }. */
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -109,7 +112,9 @@ export class ReadBack {
   /** The worker, started with the first region. */
   private started(): Worker {
     if (!this.worker) {
-      const w = new Worker(WORKER, { eval: true, workerData: { path: this.path, direct: this.direct, chunk: READBACK_CHUNK } });
+      // A small young generation: the worker's garbage (a promise and a result per read) is
+      // collected as it goes instead of growing the heap over a long read-back.
+      const w = new Worker(WORKER, { eval: true, workerData: { path: this.path, direct: this.direct, chunk: READBACK_CHUNK }, resourceLimits: WORKER_LIMITS });
       this.outcome = new Promise<Outcome>((resolve) => {
         w.once('message', (m: Outcome) => resolve(m));
         w.once('error', (e) => resolve({ type: 'error', message: e.message }));
