@@ -11,10 +11,12 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { agentEntry, benchBlockdev } from './bench/blockdev.js';
 import { benchBuild } from './bench/build.js';
 import { benchCheckin, profileCheckin } from './bench/checkin.js';
 import { BenchServer } from './bench/fixture.js';
 import { benchInstall } from './bench/install.js';
+import { canUseLoops } from './bench/loopdev.js';
 import { describeMachine } from './bench/machine.js';
 import { benchMemory } from './bench/memory.js';
 import { formatSummary, summarizeDir } from './bench/profile.js';
@@ -22,13 +24,13 @@ import { ROOT, dropCaches, randomFile, type BenchRow } from './bench/util.js';
 import { benchWire } from './bench/wire.js';
 import { benchDelta } from './bench/delta-rows.js';
 
-const BENCHES = ['build', 'install', 'memory', 'checkin', 'wire', 'delta'];
+const BENCHES = ['build', 'install', 'blockdev', 'memory', 'checkin', 'wire', 'delta'];
 const USAGE = `Usage: npm run bench -- [options]
 
 Runs the benchmarks, prints a table and writes bench/results.json (see docs/PERFORMANCE.md).
 
 Options:
-  --only LIST          some of ${BENCHES.join(',')} (default: all)
+  --only LIST          some of ${BENCHES.join(',')} (default: all; blockdev needs root)
   --runs N             runs per measurement; medians are reported (default 3)
   --size-mib N         image size of the build and install benchmarks (default 512)
   --memory-mib LIST    image sizes of the memory benchmark (default 128,1024)
@@ -100,7 +102,7 @@ const details: Record<string, unknown> = {};
 const profiles: Record<string, string> = {};
 const started = Date.now();
 try {
-  if (only.has('build') || only.has('install')) {
+  if (only.has('build') || only.has('install') || only.has('blockdev')) {
     say(`writing a ${mib} MiB random image`);
     await randomFile(join(work, 'image.bin'), mib);
   }
@@ -108,9 +110,23 @@ try {
     say('benchmark 3: ota-release build against sha256sum + tar');
     rows.push(...(await benchBuild(work, join(work, 'image.bin'), mib, runs)));
   }
-  if (only.has('install') || only.has('memory') || only.has('wire')) {
+  if (only.has('install') || only.has('blockdev') || only.has('memory') || only.has('wire')) {
     const srv = await BenchServer.start(join(work, 'server'));
+    // The agent the block-device and memory benchmarks run: the one-file bundle, made afresh.
+    const cli = only.has('blockdev') || only.has('memory') ? await agentEntry(ROOT) : '';
     try {
+      if (only.has('blockdev')) {
+        if (await canUseLoops()) {
+          say(`benchmark 6: ota-agent install FILE of ${mib} MiB into a loop device, against RAUC, Mender and dd, ${runs} runs each`);
+          const dir = join(profileRoot, 'blockdev');
+          await rm(dir, { recursive: true, force: true });
+          const r = await benchBlockdev(srv, join(work, 'image.bin'), mib, runs, cli, dir);
+          for (const s of r.skipped) say(`benchmark 6: ${s} is not installed: not run`);
+          rows.push(...r.rows);
+          details.blockdev = { runs: r.runs, skipped: r.skipped };
+          if (r.profile) profiles.blockdev = r.profile;
+        } else say('benchmark 6 skipped: loop devices need root and losetup');
+      }
       if (only.has('install')) {
         say(`benchmark 1: ota-agent install of ${mib} MiB against curl | tee >(openssl dgst -sha256), ${runs} runs each`);
         const dir = join(profileRoot, 'install');
@@ -122,8 +138,8 @@ try {
         await rm(join(work, 'image.bin'), { force: true });
       }
       if (only.has('memory')) {
-        say(`benchmark 2: agent memory during installs of ${memorySizes.join(' and ')} MiB`);
-        rows.push(...(await benchMemory(srv, memorySizes, runs)));
+        say(`benchmark 2: agent memory on every install path, at ${memorySizes.join(' and ')} MiB`);
+        rows.push(...(await benchMemory(srv, memorySizes, runs, cli)));
       }
       if (only.has('wire')) {
         say('benchmark 5: bytes on the wire, module-only against the full root file system');

@@ -1,6 +1,8 @@
 /**
  * A pull reader over any async iterable of byte chunks (a file stream, an HTTP body).
  * Hands out exact-length reads and zero-copy slices so the tar parser never buffers a payload.
+ * An input chunk may be lent (valid only until the next one is asked for): nothing here keeps
+ * a slice of it across that, and a slice handed out is valid as long as its chunk.
  */
 import { OtaError } from './errors.js';
 
@@ -52,7 +54,9 @@ export class ByteSource {
     let got = 0;
     while (got < n && (await this.fill())) {
       const take = Math.min(n - got, this.head.length);
-      parts.push(this.head.subarray(0, take));
+      // A copy: the input may reuse a chunk's memory once the next one is asked for (a file
+      // source reading into a ring of buffers, agent/bundle-source.ts).
+      parts.push(Buffer.from(this.head.subarray(0, take)));
       this.head = this.head.subarray(take);
       got += take;
       this.position += take;

@@ -3,12 +3,19 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { OtaError, errorMessage, isOtaError } from './errors.js';
 
+/** Each chunk copied into memory of its own. */
+export async function* copies(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  for await (const c of chunks) yield Buffer.from(c);
+}
+
 /**
  * Yields the inflated bytes of a gzip stream; throws PAYLOAD_UNPACKED_TOO_LARGE before
  * yielding a byte past `unpackedSize`, and PAYLOAD_CORRUPT if it inflates to less.
  */
 export async function* gunzipLimited(chunks: AsyncIterable<Buffer>, unpackedSize: number, what: string): AsyncGenerator<Buffer> {
-  const src = Readable.from(chunks, { objectMode: false, highWaterMark: 1 });
+  // zlib keeps an input chunk until it has inflated it, after the source may have read into
+  // its memory again (a file source lends its chunks): it gets copies.
+  const src = Readable.from(copies(chunks), { objectMode: false, highWaterMark: 1 });
   const gz = createGunzip({ chunkSize: 256 * 1024 });
   let sourceError: unknown;
   src.on('error', (e) => {

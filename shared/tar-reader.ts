@@ -156,9 +156,9 @@ export class TarReader {
   }
 }
 
-/** Collects an async iterable of buffers (only for small, bounded bodies). */
+/** Collects an async iterable of buffers (only for small, bounded bodies), each copied: a lent chunk's memory is reused once the next is asked for. */
 export async function collect(it: AsyncIterable<Buffer>): Promise<Buffer[]> {
   const out: Buffer[] = [];
-  for await (const c of it) out.push(c);
+  for await (const c of it) out.push(Buffer.from(c));
   return out;
 }

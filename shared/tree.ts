@@ -175,7 +175,9 @@ export async function walkTree(
     try {
       for await (const c of chunks) {
         if (extract.destroyed) return;
-        if (!extract.write(c)) await waitWritable();
+        // tar-stream queues what it is given, after the source may have read into the chunk's
+        // memory again (a file source lends its chunks): it gets a copy.
+        if (!extract.write(Buffer.from(c))) await waitWritable();
       }
       extract.end(null);
     } catch (err) {

@@ -96,3 +96,72 @@ export async function writeAll(fh: FileHandle, bufs: Buffer[], at: number): Prom
     rest = left;
   }
 }
+
+/**
+ * A WriteBehind that copies: chunks are gathered into one of two fixed buffers of `batch`
+ * bytes, the other being written meanwhile. The caller may reuse a chunk as soon as `add`
+ * returns (a source reading into a small ring of buffers does), and the writer allocates
+ * nothing after its start: its memory is the two buffers, whatever the stream's length. The
+ * copy costs about 0.1 ms per MiB on the main thread.
+ */
+export class CopyingWriteBehind {
+  private bufs: [Buffer, Buffer];
+  /** Index of the buffer gathering; the other may be in flight. */
+  private k: 0 | 1 = 0;
+  private filled = 0;
+  private inFlight: Promise<Failed | undefined> | undefined;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private pos: number,
+    private readonly failed: (at: number, cause: unknown) => unknown = (_at, cause) => cause,
+    batch = WRITE_BATCH,
+  ) {
+    this.bufs = [Buffer.allocUnsafeSlow(batch), Buffer.allocUnsafeSlow(batch)];
+  }
+
+  /** Copies `chunk` in; waits only when a full buffer finds the write before still running. */
+  async add(chunk: Buffer): Promise<void> {
+    let from = 0;
+    while (from < chunk.length) {
+      const buf = this.bufs[this.k];
+      const n = chunk.copy(buf, this.filled, from);
+      this.filled += n;
+      from += n;
+      if (this.filled === buf.length) await this.send();
+    }
+  }
+
+  /** Resolves once every byte added so far is written (not yet fsynced). */
+  async drain(): Promise<void> {
+    await this.send();
+    await this.settle();
+  }
+
+  /** Waits for a write still in flight, its outcome already lost to an earlier error. */
+  async abandon(): Promise<void> {
+    await this.inFlight;
+  }
+
+  private async send(): Promise<void> {
+    // The other buffer is free again once its write is done.
+    await this.settle();
+    if (this.filled === 0) return;
+    const at = this.pos;
+    const data = this.bufs[this.k].subarray(0, this.filled);
+    this.pos += this.filled;
+    this.filled = 0;
+    this.k = this.k === 0 ? 1 : 0;
+    this.inFlight = writeAll(this.fh, [data], at).then(
+      () => undefined,
+      (cause: unknown) => ({ error: this.failed(at, cause) }),
+    );
+  }
+
+  private async settle(): Promise<void> {
+    const f = this.inFlight;
+    this.inFlight = undefined;
+    const failure = await f;
+    if (failure) throw failure.error;
+  }
+}

@@ -5,7 +5,6 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { machineFor, type Device } from './device.js';
-import { runHealthChecks } from '../health/run.js';
 import type { HealthReport } from '../health/types.js';
 import { HoldError } from '../machine/gates.js';
 import type { RunResult } from '../machine/runner.js';
@@ -26,6 +25,8 @@ export async function assessBoot(dev: Device, log: (l: string) => void): Promise
   // TRY=0: this boot was already judged (by a commit or a rollback), or never counted.
   if (state.tries === 0) return undefined;
   log(`slot ${dev.booted}: boot attempt ${state.tries}; running ${dev.config.healthChecks.length} health check(s)`);
+  // Loaded when a boot is assessed, not by every agent command that imports this module.
+  const { runHealthChecks } = await import('../health/run.js');
   const report = await runHealthChecks(dev.config);
   // A slot marked bad (OK=0) stays bad: a healthy boot is no reason to overrule the technician.
   if (report.passed && state.ok) await dev.boot.setState(dev.booted, 'good');

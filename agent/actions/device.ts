@@ -2,7 +2,7 @@
  * The running device as the commands see it: config, store, bootloader and booted slot, and
  * the state machine context built from them. Commands open it once and close it at the end.
  */
-import { execa } from 'execa';
+import { runTool } from '../../shared/run-tool.js';
 import { OtaError, errorMessage } from '../../shared/errors.js';
 import type { Bootloader } from '../boot/bootloader.js';
 import { openBootloader, readBooted } from '../boot/select.js';
@@ -30,7 +30,7 @@ export async function runReboot(config: AgentConfig, boot?: Bootloader): Promise
   const command = (await boot?.rebootCommand?.()) ?? config.rebootCommand;
   const [cmd, ...args] = command;
   try {
-    await execa(cmd!, args, { stdin: 'ignore', timeout: 120_000 });
+    await runTool(cmd!, args, { timeoutMs: 120_000 });
   } catch (cause) {
     const detail = (cause as { stderr?: string }).stderr?.trim() || errorMessage(cause);
     throw new OtaError('REBOOT_FAILED', `reboot command ${command.join(' ')} failed (${detail})`, { cause });

@@ -6,7 +6,7 @@
 import { copyFile, rename, unlink } from 'node:fs/promises';
 import { access } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { execa } from 'execa';
+import { runTool } from '../../shared/run-tool.js';
 import { OtaError, errorMessage } from '../../shared/errors.js';
 import { otherSlot, type SlotName } from '../config/types.js';
 import { durablyAsync } from '../infra/durable.js';
@@ -25,7 +25,7 @@ export class GrubBootloader implements Bootloader {
 
   private async run(args: string[], what: string): Promise<string> {
     try {
-      const r = await execa(this.editenv, args, { stdin: 'ignore' });
+      const r = await runTool(this.editenv, args);
       return r.stdout;
     } catch (cause) {
       const detail = (cause as { stderr?: string }).stderr?.trim() || errorMessage(cause);

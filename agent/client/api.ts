@@ -4,7 +4,6 @@
  * refused token or request is fatal until someone fixes it. The server's own error code and
  * message are kept in the text.
  */
-import got, { RequestError, TimeoutError } from 'got';
 import { OtaError, errorMessage } from '../../shared/errors.js';
 
 /** Where a request goes and with which token. */
@@ -55,6 +54,8 @@ export function answerError(what: string, status: number, body: string, refine?:
 export async function postJson(target: ApiTarget, path: string, body: unknown, opts: ApiOptions): Promise<ApiAnswer> {
   const url = `${target.url}${path}`;
   const what = `POST ${url}`;
+  // Loaded at the first request, not with every command that could make one.
+  const { default: got, RequestError, TimeoutError } = await import('got');
   let res;
   try {
     res = await got.post(url, {

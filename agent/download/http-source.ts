@@ -12,7 +12,11 @@
  * transaction; when it is spent the download fails with DOWNLOAD_RETRIES_EXHAUSTED.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import got, { RequestError, TimeoutError, type Request } from 'got';
+import type { Request } from 'got';
+
+// got (with its dependencies) is loaded by the first download, not by every agent start: an
+// install from a file, and every other command, never needs it.
+let gotModule: typeof import('got') | undefined;
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { retryDelay } from './retry.js';
 
@@ -119,10 +123,10 @@ class Download {
   private networkError(err: unknown, req: Request | undefined): OtaError {
     if (isOtaError(err)) return err;
     if (this.opts.signal?.aborted) return this.stopped();
-    if (err instanceof TimeoutError) {
+    if (gotModule && err instanceof gotModule.TimeoutError) {
       return new OtaError('DOWNLOAD_STALLED', `bundle ${this.url}: no answer within ${this.opts.stallMs / 1000} s (${err.event}) at byte ${this.position}`, { cause: err });
     }
-    const code = err instanceof RequestError ? err.code : undefined;
+    const code = gotModule && err instanceof gotModule.RequestError ? err.code : undefined;
     const status = req?.response?.statusCode;
     const detail = `${errorMessage(err)}${code && !errorMessage(err).includes(code) ? ` (${code})` : ''}`;
     return new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: ${detail} at byte ${this.position}${status ? ` (HTTP ${status})` : ''}`, { cause: err });
@@ -188,7 +192,7 @@ class Download {
       if (this.etag) headers['if-range'] = this.etag;
     }
     const stall = this.opts.stallMs;
-    const req = got.stream(this.url, {
+    const req = gotModule!.default.stream(this.url, {
       headers,
       // Retries are ours (they resume with Range); got would start over from byte 0.
       retry: { limit: 0 },
@@ -355,6 +359,7 @@ class Download {
  * so a refusal such as a 404 surfaces here, before anything is written.
  */
 export async function openHttpSource(url: string, opts: HttpSourceOptions): Promise<HttpSource> {
+  gotModule ??= await import('got');
   const d = new Download(url, opts);
   try {
     await d.connect();

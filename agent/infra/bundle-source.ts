@@ -4,21 +4,26 @@
  * are counted as they pass, for progress and for the durable offset, and a known size caps
  * what is read (a server cannot make the device read more than was signed).
  */
-import { createReadStream } from 'node:fs';
-import { regularFileSize } from '../../shared/files.js';
+import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { regularFileSize } from '../../shared/files.js';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { CHUNK } from '../../shared/hashing.js';
 import { SERVER_DEFAULTS } from '../config/fields.js';
 import { openHttpSource, type HttpSourceOptions } from '../download/http-source.js';
-import { reclaimer } from './reclaim.js';
+import { reclaiming } from './reclaim.js';
 
 /** An opened source. */
 export interface OpenedSource {
   /** What to call it in messages and store: an absolute path or the URL. */
   readonly name: string;
   readonly chunks: AsyncIterable<Buffer>;
-  /** Size in bytes when known (file size, Content-Length). */
+  /**
+   * The bundle's bytes. A chunk of a file source is lent: its memory is read into again once
+   * the consumer asks for the next chunk, so a consumer that keeps bytes longer (a write
+   * queue, zlib, tar-stream, a header spanning two chunks) copies them. An HTTP source's
+   * chunks are the socket's own.
+   */
   readonly total: number | null;
   /** Bytes read so far. */
   bytesRead(): number;
@@ -46,18 +51,52 @@ export function isUrl(source: string): boolean {
 
 async function* counted(input: AsyncIterable<Buffer>, name: string, max: number | undefined, onChunk: (n: number) => void, wrapError: (e: unknown) => unknown): AsyncGenerator<Buffer> {
   let n = 0;
-  // Frees the chunks already handed on as the stream goes (reclaim.ts).
-  const reclaim = reclaimer();
   try {
     for await (const chunk of input) {
       n += chunk.length;
       if (max !== undefined && n > max) throw new OtaError('BUNDLE_TOO_LARGE', `bundle ${name}: more than the ${max} bytes announced`);
       onChunk(chunk.length);
-      reclaim(chunk.length);
       yield chunk;
     }
   } catch (err) {
     throw wrapError(err);
+  }
+}
+
+/**
+ * A file's bytes from `start` on, read into two buffers in turn: the next read runs while the
+ * consumer works on the chunk before it, and nothing is allocated per chunk, so a long install
+ * leaves no garbage for the collector to find (a stream's fresh 1 MiB chunk per read left up
+ * to 64 MiB of it, docs/PERFORMANCE.md). A chunk's memory is read into again once the consumer
+ * asks for the next one: see OpenedSource.chunks.
+ */
+async function* ringRead(path: string, start: number): AsyncGenerator<Buffer> {
+  const fh = await open(path, 'r');
+  const bufs = [Buffer.allocUnsafeSlow(CHUNK), Buffer.allocUnsafeSlow(CHUNK)] as const;
+  // A read settles to its byte count or its error: one failing while the consumer works is
+  // never an unhandled rejection.
+  const readInto = (k: 0 | 1, at: number): Promise<{ n: number; error?: unknown }> =>
+    fh.read(bufs[k], 0, CHUNK, at).then(
+      (r) => ({ n: r.bytesRead }),
+      (error: unknown) => ({ n: 0, error }),
+    );
+  let k: 0 | 1 = 0;
+  let pos = start;
+  let pending = readInto(k, pos);
+  try {
+    for (;;) {
+      const { n, error } = await pending;
+      if (error !== undefined) throw error;
+      if (n === 0) return;
+      const chunk = bufs[k].subarray(0, n);
+      pos += n;
+      k = k === 0 ? 1 : 0;
+      pending = readInto(k, pos);
+      yield chunk;
+    }
+  } finally {
+    await pending;
+    await fh.close();
   }
 }
 
@@ -69,16 +108,16 @@ async function openFile(source: string, offset: number, maxBytes?: number): Prom
   let read = 0;
   const wrap = (e: unknown): unknown =>
     isOtaError(e) ? e : new OtaError('SOURCE_UNREADABLE', `bundle ${path}: read failed (${errorMessage(e)})`, { cause: e });
-  const stream = createReadStream(path, { highWaterMark: CHUNK, start: offset });
-  const chunks = counted(stream as AsyncIterable<Buffer>, path, maxBytes, (n) => (read += n), wrap);
-  return { name: path, chunks, total: size, bytesRead: () => read, close: () => stream.destroy() };
+  const chunks = counted(ringRead(path, offset), path, maxBytes, (n) => (read += n), wrap);
+  return { name: path, chunks, total: size, bytesRead: () => read, close: () => void chunks.return(undefined).catch(() => undefined) };
 }
 
 async function openUrl(url: string, offset: number, maxBytes: number | undefined, http: HttpDownload): Promise<OpenedSource> {
   const src = await openHttpSource(url, { ...http, offset });
   let read = 0;
   const wrap = (e: unknown): unknown => (isOtaError(e) ? e : new OtaError('DOWNLOAD_FAILED', `bundle ${url}: ${errorMessage(e)}`, { cause: e }));
-  const chunks = counted(src.chunks, url, maxBytes, (n) => (read += n), wrap);
+  // The socket's chunks are allocated one by one: they get the young-generation collections.
+  const chunks = counted(reclaiming(src.chunks), url, maxBytes, (n) => (read += n), wrap);
   return { name: url, chunks, total: src.total, bytesRead: () => read, close: () => src.close() };
 }
 

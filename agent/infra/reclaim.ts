@@ -1,12 +1,17 @@
 /**
- * Keeps the garbage of a byte stream from piling up. Every chunk a socket or file stream hands
- * on is an ArrayBuffer outside the V8 heap, referenced by a small JS object; V8 frees it only
- * when it collects that object, and it scavenges the young generation when the generation fills
- * with JS objects, which a stream of 64 KiB chunks does slowly. During an install that left up
- * to 26 MiB of chunks already hashed and written but not yet freed, a third of the agent's
- * anonymous memory (docs/PERFORMANCE.md, benchmark 2). A minor collection every few MiB of
- * streamed bytes, a scavenge of a nearly empty young generation taking well under a
- * millisecond, frees them as they go.
+ * Keeps the garbage of a byte stream that allocates a buffer per chunk from piling up. Every
+ * such chunk is an ArrayBuffer outside the V8 heap, referenced by a small JS object; V8 frees
+ * it only when it collects that object, and it scavenges the young generation when the
+ * generation fills with JS objects, which a stream of 64 KiB chunks does slowly (or when the
+ * external memory has grown by 64 MiB). A minor collection every few MiB of streamed bytes, a
+ * scavenge of a nearly empty young generation taking well under a millisecond, frees them as
+ * they go.
+ *
+ * Only the paths whose chunks are still allocated one by one use it: an HTTP download (the
+ * socket's chunks), an inflated gzip image (zlib's output) and the trees extracted into an fs
+ * slot (tar-stream's copies). A raw image read from a local file allocates nothing per chunk
+ * (bundle-source.ts reads into two buffers, the slot copies into two more) and needs no
+ * collection: that is the design the other paths are to follow (docs/PERFORMANCE.md).
  *
  * V8's `gc` function is reachable only with --expose-gc. The agent does not own its command
  * line (the CLI's shebang, a systemd unit, `node dist/agent/cli.js` in tests), so it sets the
@@ -58,4 +63,13 @@ export function reclaimer(every = RECLAIM_EVERY, collect: Gc | null = collector(
     since = 0;
     collect({ type: 'minor' });
   };
+}
+
+/** Passes `chunks` on, collecting the young generation every RECLAIM_EVERY bytes of them. */
+export async function* reclaiming(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const reclaim = reclaimer();
+  for await (const c of chunks) {
+    reclaim(c.length);
+    yield c;
+  }
 }

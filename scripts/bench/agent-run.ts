@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FIRST_PAYLOAD_BYTE } from '../../shared/bundle-reader.js';
 import { AGENT_CLI, type FleetDevice } from '../fleet/device.js';
 import { ROOT } from './util.js';
 
@@ -31,6 +32,8 @@ export interface InstallRun {
   peakAnonMiB: number;
   /** How many /proc samples the peak is taken from. */
   samples: number;
+  /** Process start to the first payload byte read (the bundle reader's performance mark), ms. */
+  firstByteMs: number;
 }
 
 const PROBE = join(ROOT, 'dist', 'scripts', 'rss-probe.js');
@@ -86,10 +89,10 @@ async function stateTimes(dev: FleetDevice): Promise<Map<string, number>> {
  * Runs `ota-agent install url` on `dev` (booted, idle) and measures it; throws unless it asked
  * for the reboot. `nodeArgs` go to node before the agent (e.g. --cpu-prof).
  */
-export async function measuredInstall(dev: FleetDevice, url: string, auth: AgentAuth, scratch: string, nodeArgs: string[] = []): Promise<InstallRun> {
+export async function measuredInstall(dev: FleetDevice, url: string, auth: AgentAuth, scratch: string, nodeArgs: string[] = [], cli = AGENT_CLI): Promise<InstallRun> {
   const probeOut = join(scratch, `rss-${dev.id}.json`);
   const started = process.hrtime.bigint();
-  const child = execa('node', [...nodeArgs, '--import', PROBE, '--import', AUTH, AGENT_CLI, 'install', url, '--config', dev.configPath], {
+  const child = execa('node', [...nodeArgs, '--import', PROBE, '--import', AUTH, cli, 'install', url, '--config', dev.configPath], {
     reject: false,
     stdin: 'ignore',
     extendEnv: false,
@@ -100,7 +103,7 @@ export async function measuredInstall(dev: FleetDevice, url: string, auth: Agent
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const anon = stop();
   if (r.exitCode !== 0) throw new Error(`${dev.id}: ota-agent install exited ${r.exitCode ?? r.signal}: ${String(r.stderr).slice(-2000)}`);
-  const probe = JSON.parse(await readFile(probeOut, 'utf8')) as { vmHwmKiB: number; rssAnonKiB: number };
+  const probe = JSON.parse(await readFile(probeOut, 'utf8')) as { vmHwmKiB: number; rssAnonKiB: number; marks?: Record<string, number> };
   await rm(probeOut, { force: true });
   const t = await stateTimes(dev);
   const span = (from: string, to: string): number => ((t.get(to) ?? NaN) - (t.get(from) ?? NaN)) / 1000;
@@ -111,5 +114,6 @@ export async function measuredInstall(dev: FleetDevice, url: string, auth: Agent
     peakRssMiB: probe.vmHwmKiB / 1024,
     peakAnonMiB: Math.max(anon.maxKiB, probe.rssAnonKiB) / 1024,
     samples: anon.samples,
+    firstByteMs: probe.marks?.[FIRST_PAYLOAD_BYTE] ?? NaN,
   };
 }

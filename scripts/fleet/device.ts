@@ -179,6 +179,8 @@ fi
         this.boots += up.boots;
         this.say('power', `booted slot ${up.slot}${up.boots > 1 ? ` after ${up.boots - 1} failed boot(s)` : ''} (${this.dev.bootloader === 'uboot' ? 'U-Boot' : 'GRUB'}: ORDER="${up.env.ORDER ?? ''}" A_OK=${up.env.A_OK ?? ''} A_TRY=${up.env.A_TRY ?? ''} B_OK=${up.env.B_OK ?? ''} B_TRY=${up.env.B_TRY ?? ''})`);
         needBoot = false;
+        // Stopped while booting: stop() killed the daemon before this boot, not the next one.
+        if (this.stopping) break;
       }
       const before = await this.reboots();
       this.daemons++;
@@ -216,6 +218,9 @@ fi
         }
         await sleep(25);
       }
+      // stop() may have come between the spawn and this.child being read: never wait on a
+      // daemon that was not killed.
+      if (this.stopping && !exited) child.kill('SIGKILL');
       const r = await done;
       if (pending) this.say('agent', pending);
       if (this.stopping || needBoot) continue;

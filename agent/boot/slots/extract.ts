@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { execa } from 'execa';
+import { runTool } from '../../../shared/run-tool.js';
 import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
 import { walkTree, type TreeEntry, type TreeLimits, type TreeSummary } from '../../../shared/tree.js';
 import { WriteBehind } from '../../../shared/write-behind.js';
@@ -114,7 +114,7 @@ async function makeNode(abs: string, entry: TreeEntry, own: boolean): Promise<vo
     entry.type === 'fifo'
       ? ['mkfifo', abs]
       : ['mknod', abs, entry.type === 'block-device' ? 'b' : 'c', String(entry.devmajor ?? 0), String(entry.devminor ?? 0)];
-  await execa(args[0]!, args.slice(1), { stdin: 'ignore' });
+  await runTool(args[0]!, args.slice(1));
   if (own) await lchown(abs, entry.uid, entry.gid);
   await chmod(abs, entry.mode & 0o7777);
 }

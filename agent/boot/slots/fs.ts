@@ -6,11 +6,12 @@
  */
 import { chmod, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { execa } from 'execa';
+import { runTool } from '../../../shared/run-tool.js';
 import type { PayloadEntry } from '../../../shared/bundle-reader.js';
 import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
 import type { SlotConfig } from '../../config/types.js';
 import { durablyAsync } from '../../infra/durable.js';
+import { reclaiming } from '../../infra/reclaim.js';
 import { extractTree, ParentMaker } from './extract.js';
 import { syncTree } from './sync.js';
 import { combineRecords, entryRecord, ownershipKept, treeDigest } from './tree-digest.js';
@@ -63,7 +64,7 @@ export class FsSlot implements SlotBackend {
         } catch (cause) {
           throw wrap(slot, 'emptying the slot', cause);
         }
-        await extractTree(p.chunks, { root, prefix: '', records, limits: { kind: 'archive', unpackedSize: m.unpackedSize ?? 0, what }, onBytes: countBytes });
+        await extractTree(reclaiming(p.chunks), { root, prefix: '', records, limits: { kind: 'archive', unpackedSize: m.unpackedSize ?? 0, what }, onBytes: countBytes });
         started = true;
         continue;
       }
@@ -83,7 +84,7 @@ export class FsSlot implements SlotBackend {
     await durablyAsync('slot-sync', `slot ${slot.name} syncfs`, async () => {
       try {
         // syncfs(2) of the slot's file system; -f is understood by coreutils and busybox alike.
-        await execa('sync', ['-f', root], { stdin: 'ignore' });
+        await runTool('sync', ['-f', root]);
       } catch (cause) {
         throw wrap(slot, 'syncfs', cause);
       }
@@ -107,7 +108,7 @@ export class FsSlot implements SlotBackend {
     } catch (cause) {
       throw wrap(this.config, `preparing module target ${m.target!}`, cause);
     }
-    await extractTree(p.chunks, {
+    await extractTree(reclaiming(p.chunks), {
       root,
       prefix: rel,
       records,

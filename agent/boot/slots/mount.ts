@@ -1,11 +1,11 @@
 /** Runs a slot's mount command before and its unmount command after using it. */
-import { execa } from 'execa';
+import { runTool } from '../../../shared/run-tool.js';
 import { OtaError, errorMessage } from '../../../shared/errors.js';
 import type { SlotConfig } from '../../config/types.js';
 
 async function runCommand(argv: readonly string[], what: string): Promise<void> {
   try {
-    await execa(argv[0]!, argv.slice(1), { stdin: 'ignore', timeout: 120_000 });
+    await runTool(argv[0]!, argv.slice(1), { timeoutMs: 120_000 });
   } catch (cause) {
     const detail = (cause as { stderr?: string }).stderr?.trim() || errorMessage(cause);
     throw new OtaError('SLOT_MOUNT_FAILED', `${what}: ${argv.join(' ')} failed (${detail})`, { cause });

@@ -1,19 +1,31 @@
 /**
  * A raw slot: a block device or an image file. An `image` payload is streamed into it byte for
- * byte (inflated on the way when gzip), hashed as written, fsynced, and later read back and
- * hashed again. Only the image's length is compared: the rest of the partition is not ours.
+ * byte (inflated on the way when gzip), hashed as written, fsynced, and read back and hashed
+ * again. Only the image's length is compared: the rest of the partition is not ours.
+ *
+ * The read-back runs during the write (readback.ts): each checkpoint's region is read back on a
+ * worker thread as soon as its fsync has returned, while the next region streams in. The
+ * digest of the whole read-back is kept in this process for the `installed` state, which
+ * compares it; an agent that restarts in between reads the whole slot back again there.
  */
 import { createHash } from 'node:crypto';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
-import { execa } from 'execa';
 import type { PayloadEntry } from '../../../shared/bundle-reader.js';
 import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
-import { CHUNK, hashFile } from '../../../shared/hashing.js';
 import { gunzipLimited } from '../../../shared/inflate.js';
 import type { SlotConfig } from '../../config/types.js';
-import { WriteBehind } from '../../../shared/write-behind.js';
+import { CopyingWriteBehind } from '../../../shared/write-behind.js';
 import { durablyAsync } from '../../infra/durable.js';
+import { reclaiming } from '../../infra/reclaim.js';
+import { ReadBack, readBackWhole } from './readback.js';
 import type { DurablePoint, SlotBackend, SlotDigest, WriteOptions, WriteResult } from './types.js';
+
+/**
+ * Read-backs done during a write in this process, by slot path: what `readBack` answers with
+ * instead of reading the slot a second time. Taken (and forgotten) by the first `readBack`;
+ * a new write of the slot forgets the one before.
+ */
+const readDuringWrite = new Map<string, { length: number; sha256: string }>();
 
 function ioError(slot: SlotConfig, what: string, cause: unknown): OtaError {
   if (isOtaError(cause)) return cause;
@@ -40,9 +52,12 @@ export class RawSlot implements SlotBackend {
   async write(payloads: AsyncIterable<PayloadEntry>, opts: WriteOptions): Promise<WriteResult> {
     const slot = this.config;
     let fh: FileHandle;
+    let direct: boolean;
+    readDuringWrite.delete(slot.path);
     try {
       // r+: never create or truncate; a raw slot is a partition, or a file standing in for one.
       fh = await open(slot.path, 'r+');
+      direct = (await fh.stat()).isBlockDevice();
     } catch (cause) {
       throw ioError(slot, 'opening', cause);
     }
@@ -65,7 +80,8 @@ export class RawSlot implements SlotBackend {
         let synced = pos;
         const hash = gzip ? createHash('sha256') : undefined;
         const point = (at: number): DurablePoint => ({ slotBytes: at, ...(gzip ? {} : { resume: { index: p.index, dataOffset: p.dataOffset, offset: at } }) });
-        const data = gzip ? gunzipLimited(p.chunks, m.unpackedSize ?? 0, `payload "${m.name}"`) : p.chunks;
+        // zlib's output chunks are allocated one by one: they get the young-generation collections.
+        const data = gzip ? reclaiming(gunzipLimited(p.chunks, m.unpackedSize ?? 0, `payload "${m.name}"`)) : p.chunks;
         // A checkpoint's fsync runs while the next bytes stream in: every byte below `at` was
         // written before the fsync began, so once it returns `at` is a durable resume point,
         // whatever was written meanwhile. Its point is recorded when it is awaited (at the next
@@ -73,6 +89,10 @@ export class RawSlot implements SlotBackend {
         // instead stalled the download for the flush of every checkpointBytes of dirty pages.
         // `done` settles to the fsync's error, if any, so a failure is never an unhandled rejection.
         let flushing: { at: number; done: Promise<unknown> } | undefined;
+        // Reads back each region once durable (a resumed write's prefix already is). The worker
+        // starts with the first region, so its start-up overlaps the download, not the start.
+        const check = new ReadBack(slot.path, direct);
+        check.upTo(synced);
         const settle = async (): Promise<void> => {
           if (!flushing) return;
           const f = flushing;
@@ -80,8 +100,11 @@ export class RawSlot implements SlotBackend {
           const failed = await f.done;
           if (failed) throw failed;
           opts.onDurable?.(point(f.at));
+          check.upTo(f.at);
         };
-        const out = new WriteBehind(fh, pos, (at, cause) => ioError(slot, `writing at offset ${at}`, cause));
+        // Copies each chunk into one of its two buffers: the source may reuse the chunk's memory
+        // once it is hashed and handed over (bundle-source.ts reads a file into a ring of two).
+        const out = new CopyingWriteBehind(fh, pos, (at, cause) => ioError(slot, `writing at offset ${at}`, cause));
         try {
           for await (const chunk of data) {
             await out.add(chunk);
@@ -98,16 +121,22 @@ export class RawSlot implements SlotBackend {
           }
           await out.drain();
           await settle();
+          // The chunks iteration ended without throwing: the reader matched the payload's signed
+          // sha256 over every byte, so for a plain image that hash is what the slot must hold.
+          digest = gzip ? { kind: 'raw', length: pos, sha256: hash!.digest('hex') } : { kind: 'raw', length: m.size, sha256: m.sha256 };
+          await sync(pos);
+          opts.onDurable?.(point(pos));
+          check.upTo(pos);
+          const read = await check.digest().catch((cause: unknown) => {
+            throw ioError(slot, 'reading back', cause);
+          });
+          readDuringWrite.set(slot.path, read);
         } finally {
           // Never leave a write or an fsync behind unobserved (the handle closes after them).
           await out.abandon();
           await flushing?.done;
+          await check.close();
         }
-        // The chunks iteration ended without throwing: the reader matched the payload's signed
-        // sha256 over every byte, so for a plain image that hash is what the slot must hold.
-        digest = gzip ? { kind: 'raw', length: pos, sha256: hash!.digest('hex') } : { kind: 'raw', length: m.size, sha256: m.sha256 };
-        await sync(pos);
-        opts.onDurable?.(point(pos));
       }
     } finally {
       await fh.close();
@@ -118,24 +147,17 @@ export class RawSlot implements SlotBackend {
 
   async readBack(expected: SlotDigest): Promise<SlotDigest> {
     const length = expected.kind === 'raw' ? expected.length : 0;
+    const early = readDuringWrite.get(this.config.path);
+    readDuringWrite.delete(this.config.path);
+    if (early && early.length === length) return { kind: 'raw', length, sha256: early.sha256 };
     const st = await stat(this.config.path).catch((cause: unknown) => {
       throw ioError(this.config, 'stat', cause);
     });
     // A block device's page cache would answer from memory what the flash may have dropped:
-    // read it with O_DIRECT (dd does the buffer alignment O_DIRECT needs).
-    const sha256 = st.isBlockDevice() ? await hashDirect(this.config.path, length) : (await hashFile(this.config.path, 0, length)).sha256;
+    // it is read with O_DIRECT.
+    const sha256 = await readBackWhole(this.config.path, length, st.isBlockDevice()).catch((cause: unknown) => {
+      throw ioError(this.config, 'reading back', cause);
+    });
     return { kind: 'raw', length, sha256 };
   }
-}
-
-async function hashDirect(path: string, length: number): Promise<string> {
-  const hash = createHash('sha256');
-  const dd = execa('dd', [`if=${path}`, 'iflag=direct,count_bytes', `bs=${CHUNK}`, `count=${length}`, 'status=none'], {
-    stdin: 'ignore',
-    encoding: 'buffer',
-    buffer: false,
-  });
-  for await (const chunk of dd.stdout) hash.update(chunk as Buffer);
-  await dd;
-  return hash.digest('hex');
 }

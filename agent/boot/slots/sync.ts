@@ -12,7 +12,7 @@ import { createReadStream, type Stats } from 'node:fs';
 import { copyFile, chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { createHash } from 'node:crypto';
-import { execa } from 'execa';
+import { runTool } from '../../../shared/run-tool.js';
 import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
 import { CHUNK } from '../../../shared/hashing.js';
 import { entryRecord, hashContent, metaOf, ownershipKept } from './tree-digest.js';
@@ -142,7 +142,7 @@ export async function syncTree(src: string, dst: string, excludes: readonly stri
     if (!dt) {
       const meta = (await metaOf(s, st))!;
       const args = st.isFIFO() ? ['mkfifo', d] : ['mknod', d, st.isBlockDevice() ? 'b' : 'c', String(meta.devmajor), String(meta.devminor)];
-      await execa(args[0]!, args.slice(1), { stdin: 'ignore' });
+      await runTool(args[0]!, args.slice(1));
       stats.copied++;
     } else stats.unchanged++;
     await setMeta(d, st, own, true);
