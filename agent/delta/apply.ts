@@ -19,6 +19,7 @@ import type { RangeReader } from '../../shared/delta/range.js';
 import { WriteBehind } from '../../shared/write-behind.js';
 import type { SlotConfig } from '../config/types.js';
 import { durablyAsync } from '../infra/durable.js';
+import { reclaimer } from '../infra/reclaim.js';
 import type { SlotDigest } from '../boot/slots/types.js';
 
 /** One delta write. */
@@ -133,6 +134,8 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     }
   };
 
+  // Chunks are fresh buffers outside the V8 heap: collect them as they go (reclaim.ts).
+  const reclaim = reclaimer();
   let r = 0;
   let range: { source: ByteSource; body: AsyncGenerator<Buffer> } | undefined;
   try {
@@ -175,6 +178,7 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
       image.update(data);
       await writer.add(data);
       stats.bytesWritten += data.length;
+      reclaim(data.length + (stored?.length ?? 0));
       const end = c.offset + c.length;
       if (end - synced >= job.checkpointBytes && end < ix.imageSize) await checkpoint(end);
     }

@@ -38,6 +38,17 @@ export function payloadsFromTokens(tokens: { name: string; value: string | undef
   return out;
 }
 
+/** The index options for --chunk-kib. */
+function chunkOption(raw: string | undefined): { params?: { min: number; avg: number; max: number } } {
+  if (raw === undefined) return {};
+  const kib = Number(raw);
+  if (!Number.isInteger(kib) || kib < 4 || kib > 1024 || (kib & (kib - 1)) !== 0) {
+    throw new UsageError(`--chunk-kib must be a power of two from 4 to 1024, not "${raw}"`);
+  }
+  const avg = kib * 1024;
+  return { params: { min: avg / 4, avg, max: avg * 4 } };
+}
+
 /** The build command. */
 export const buildCommand = defineCommand({
   name: 'build',
@@ -59,6 +70,9 @@ Options:
   --notes TEXT        free text stored in the manifest
   --no-index          no chunk index for the images (format 1; devices then always download
                       whole images). By default every image gets one: delta updates
+  --chunk-kib N       average chunk size of the index in KiB, a power of two from 4 to 1024
+                      (default 64; min and max are a quarter and four times it). Smaller
+                      chunks send less for file-system images, a bigger index for others
   -o, --out FILE      the bundle to write (written to a temporary name, then renamed)
 
 Example:
@@ -75,6 +89,7 @@ Example:
     module: { type: 'string', multiple: true },
     notes: { type: 'string' },
     'no-index': { type: 'boolean' },
+    'chunk-kib': { type: 'string' },
     out: { type: 'string', short: 'o' },
   },
   async run({ values, tokens }) {
@@ -88,7 +103,8 @@ Example:
     if (payloads.length === 0) throw new UsageError('at least one payload is required: --image, --archive or --module');
     const key = await loadPrivateKey(keyPath);
     const bar = progressBar('writing');
-    const input = { product, version, compatible, payloads, key, out, onProgress: bar.update, index: values['no-index'] === true ? (false as const) : {} };
+    const index = values['no-index'] === true ? (false as const) : chunkOption(values['chunk-kib'] as string | undefined);
+    const input = { product, version, compatible, payloads, key, out, onProgress: bar.update, index };
     const result = await buildBundle(typeof values.notes === 'string' ? { ...input, notes: values.notes } : input);
     bar.end();
     process.stdout.write(`${out}: ${result.manifest.product} ${result.manifest.version}, ${result.manifest.modules.length} payload(s), ${formatBytes(result.size)}\nsha256 ${result.sha256}\n`);

@@ -102,6 +102,13 @@ describe('bundles with a chunk index (format 2)', () => {
     const ring = await loadKeyring([join(dir, 'cli.pub')]);
     expect((await verifyBundleFile(join(dir, 'cli1.otab'), ring)).bundle.manifest.modules[0]!.index).toBeDefined();
     expect((await verifyBundleFile(join(dir, 'cli2.otab'), ring)).bundle.manifest.format).toBe(1);
+    const r3 = await runCli('release', [...args(join(dir, 'cli3.otab')), '--chunk-kib', '16'], { env });
+    expect(r3.code, r3.stderr).toBe(0);
+    const reader = await BundleReader.open(createReadStream(join(dir, 'cli3.otab')), { keyring: ring });
+    expect(unpackIndex((await reader.indexes()).get('rootfs')!, 'ix').params).toEqual({ min: 4096, avg: 16384, max: 65536 });
+    const r4 = await runCli('release', [...args(join(dir, 'cli4.otab')), '--chunk-kib', '48'], { env });
+    expect(r4.code).toBe(2);
+    expect(r4.stderr).toContain('--chunk-kib must be a power of two');
   });
 });
 

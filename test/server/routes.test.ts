@@ -295,6 +295,7 @@ describe('happy paths', () => {
         'GET /v1/devices/{id}',
         'POST /v1/devices/{id}/rollback',
         'GET /v1/bundles/{sha256}',
+        'GET /v1/bundles/{sha256}/served',
         'GET /v1/openapi.json',
         'GET /v1/products/{product}/releases/{version}',
         'PUT /v1/devices/{id}/tags/{tag}',

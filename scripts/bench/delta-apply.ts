@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+/**
+ * Apply time and memory of a delta install against a full install of the same image, both from
+ * a local bundle file onto a booted simulated raw-slot device: slot A holds the old image and
+ * the agent its kept index (as after a commit), so the delta run reads A and writes B.
+ *
+ *   node dist/scripts/bench/delta-apply.js [--size-mib 128] [--dir DIR]
+ */
+import { copyFile, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { randomFillSync } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildBundle } from '../../shared/bundle-writer.js';
+import { indexRawImage } from '../../shared/chunk-build.js';
+import { packIndex } from '../../shared/chunk-index.js';
+import { generateSigningKey, readPrivateKey } from '../../shared/signing.js';
+import { measuredInstall } from './agent-run.js';
+import { bootedDevice } from './device.js';
+import { COMPATIBLE } from './fixture.js';
+import { randomFile } from './util.js';
+import { readFile, writeFile } from 'node:fs/promises';
+
+const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '128' }, dir: { type: 'string' } } });
+const mib = Number(values['size-mib']);
+const work = await mkdtemp(join(values.dir ?? tmpdir(), 'otaab-delta-apply-'));
+try {
+  const k = await generateSigningKey('bench');
+  const key = await readPrivateKey(Buffer.from(k.privateKey), 'bench');
+  await writeFile(join(work, 'release.pub'), k.publicKey);
+  const old = join(work, 'old.img');
+  await randomFile(old, mib);
+  const head = Buffer.from('HEALTHY old\n');
+  let fh = await open(old, 'r+');
+  await fh.write(head, 0, head.length, 0);
+  await fh.close();
+  const img = join(work, 'new.img');
+  await copyFile(old, img);
+  fh = await open(img, 'r+');
+  await fh.write(Buffer.from('HEALTHY new\n'), 0, 12, 0);
+  await fh.write(randomFillSync(Buffer.alloc(4 << 20)), 0, 4 << 20, Math.floor((mib << 20) / 2));
+  await fh.close();
+  const bundle = join(work, 'new.otab');
+  await buildBundle({ product: 'bench', version: '2.0.0', compatible: [COMPATIBLE], key, out: bundle, index: {}, payloads: [{ name: 'rootfs', type: 'image', path: img, gzip: true }] });
+  const oldIndex = packIndex((await indexRawImage(old)).index);
+  const rows: string[] = [];
+  for (const mode of ['full', 'delta', 'full', 'delta']) {
+    const dev = await bootedDevice({
+      root: join(work, `dev-${rows.length}`),
+      id: `apply-${rows.length}`,
+      kind: 'raw',
+      slotSize: (mib + 8) << 20,
+      trustedKeys: [join(work, 'release.pub')],
+      beforeBoot: async (d) => {
+        await copyFile(old, d.dev.slots.A);
+        const dataDir = join(work, `dev-${rows.length}`, 'data');
+        await mkdir(join(dataDir, 'delta'), { recursive: true });
+        await writeFile(join(dataDir, 'delta', 'slot-A.idx'), oldIndex);
+        if (mode === 'full') {
+          const config = JSON.parse(await readFile(d.configPath, 'utf8')) as Record<string, unknown>;
+          await writeFile(d.configPath, JSON.stringify({ ...config, delta: { enabled: false } }, null, 2));
+        }
+      },
+    });
+    try {
+      const r = await measuredInstall(dev, bundle, { origin: 'http://127.0.0.1:9', token: 'none' }, work);
+      rows.push(`${mode}: ${r.seconds.toFixed(2)} s (write ${r.downloadSeconds.toFixed(2)} s, read-back ${r.readBackSeconds.toFixed(2)} s), peak RssAnon ${r.peakAnonMiB.toFixed(1)} MiB, VmHWM ${r.peakRssMiB.toFixed(1)} MiB`);
+      process.stderr.write(`${rows.at(-1)}\n`);
+    } finally {
+      await dev.stop();
+      await rm(join(work, `dev-${rows.length - 1}`), { recursive: true, force: true });
+    }
+  }
+  process.stdout.write(`${mib} MiB image, 4 MiB changed, gzip bundle from a local file:\n${rows.join('\n')}\n`);
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
