@@ -41,11 +41,11 @@ function field(body: Record<string, unknown>, key: string, url: string): string 
 /** Enrolls the configured device at `req.server` and stores the result. */
 export async function enroll(config: AgentConfig, req: EnrollRequest): Promise<EnrollResult> {
   const url = req.server.replace(/\/+$/, '');
-  const { id, compatible } = config.device;
+  const { id, compatible, product } = config.device;
   const answer = await postJson(
     { url, token: req.token },
     '/v1/devices/enroll',
-    { id, compatible, ...(req.channel ? { channel: req.channel } : {}), ...(req.replace ? { replace: true } : {}) },
+    { id, compatible, ...(product ? { product } : {}), ...(req.channel ? { channel: req.channel } : {}), ...(req.replace ? { replace: true } : {}) },
     {
       timeoutMs: req.timeoutMs,
       refine: (status, code, text) => {

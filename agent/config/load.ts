@@ -105,7 +105,9 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
   ]);
   if (!top.has('device')) top.invalid('device', 'is required');
   const device = top.section('device');
-  device.only(['id', 'compatible', 'attributes']);
+  device.only(['id', 'compatible', 'product', 'attributes']);
+  const product = device.optionalString('product');
+  if (product !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/.test(product)) device.invalid('product', `must be a product name like "gateway", not "${product}"`);
   if (!top.has('slots')) top.invalid('slots', 'is required');
   const slots = top.sections('slots').map(slot);
   if (slots.length !== 2 || slots[0]!.name === slots[1]!.name) top.invalid('slots', 'must list exactly two slots, one named "A" and one named "B"');
@@ -123,7 +125,7 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
   }
   const config: AgentConfig = {
     source: file,
-    device: { id: device.string('id'), compatible: device.string('compatible'), attributes: device.stringMap('attributes', 24) },
+    device: { id: device.string('id'), compatible: device.string('compatible'), ...(product !== undefined ? { product } : {}), attributes: device.stringMap('attributes', 24) },
     slots,
     boot: { grubenv: boot.path('grubenv', DEFAULTS.boot.grubenv) },
     cmdlinePath: top.path('cmdlinePath', DEFAULTS.cmdlinePath),

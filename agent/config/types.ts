@@ -96,7 +96,8 @@ export interface AgentConfig {
   /** The file it was read from. */
   readonly source: string;
   /** `attributes`: what the device reports of itself at check-in (hardware, site, ...). */
-  readonly device: { readonly id: string; readonly compatible: string; readonly attributes: Readonly<Record<string, string>> };
+  /** `product`: the product the device runs, sent at enrollment (its releases are that product's). */
+  readonly device: { readonly id: string; readonly compatible: string; readonly product?: string; readonly attributes: Readonly<Record<string, string>> };
   readonly slots: readonly SlotConfig[];
   readonly boot: { readonly grubenv: string };
   readonly cmdlinePath: string;

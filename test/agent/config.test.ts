@@ -93,6 +93,14 @@ describe('agent config', () => {
 
   it('rejects bad values naming the key', () => {
     fails({ ...minimal, device: { id: 'x' } }, 'CONFIG_INVALID', /"device.compatible" is required/);
+    fails({ ...minimal, device: { id: 'x', compatible: 'y', product: 'no spaces' } }, 'CONFIG_INVALID', /"device.product" must be a product name/);
+    fails({ ...minimal, device: { id: 'x', compatible: 'y', attributes: { site: 3 } } }, 'CONFIG_INVALID', /"device.attributes.site" must be a string/);
+    expect(parseConfig({ ...minimal, device: { id: 'x', compatible: 'y', product: 'charger', attributes: { site: 'lyon' } } }, '/x/agent.json').device).toEqual({
+      id: 'x',
+      compatible: 'y',
+      product: 'charger',
+      attributes: { site: 'lyon' },
+    });
     fails({ ...minimal, slots: [minimal.slots[0]] }, 'CONFIG_INVALID', /exactly two slots/);
     fails({ ...minimal, slots: [{ name: 'A', kind: 'raw', path: '/a' }, { name: 'A', kind: 'raw', path: '/b' }] }, 'CONFIG_INVALID', /exactly two slots/);
     fails({ ...minimal, slots: [{ name: 'C', kind: 'raw', path: '/a' }, minimal.slots[1]] }, 'CONFIG_INVALID', /"slots\[0\].name" must be "A" or "B"/);

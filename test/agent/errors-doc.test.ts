@@ -20,7 +20,7 @@ describe('agent error codes in docs/AGENT.md', () => {
       'healthChecks[].name', 'healthChecks[].systemd', 'healthChecks[].restarts', 'healthChecks[].settleSeconds', 'healthChecks[].http',
       'healthChecks[].status', 'healthChecks[].timeoutSeconds', 'healthChecks[].command', 'healthDeadlineSeconds', 'maxTransitions',
       'checkpointBytes', 'tools.systemctl', 'tools.grubEditenv', 'server.url', 'server.token', 'server.serverKey',
-      'server.pollIntervalSeconds', 'server.stallTimeoutSeconds', 'server.downloadRetries', 'server.pollJitter', 'device.attributes',
+      'server.pollIntervalSeconds', 'server.stallTimeoutSeconds', 'server.downloadRetries', 'server.pollJitter', 'device.attributes', 'device.product',
       'busyGate.command', 'busyGate.timeoutSeconds', 'busyGate.maxWaitSeconds', 'busyGate.recheckSeconds',
     ];
     for (const k of keys) expect(text, k).toContain(`| \`${k}\` |`);

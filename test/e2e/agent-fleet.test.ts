@@ -28,11 +28,12 @@ describe('a real agent in a fleet', { timeout: 600_000 }, () => {
     const d = await enrolledDevice(stack, {
       id: 'evc-busy',
       config: {
-        device: { id: 'evc-busy', compatible: COMPATIBLE, attributes: { site: 'lyon', hardware: 'rev-c' } },
+        device: { id: 'evc-busy', compatible: COMPATIBLE, product: 'gateway', attributes: { site: 'lyon', hardware: 'rev-c' } },
         busyGate: { command: ['sh', '-c', `test -e '${flag}' && { echo 'charge in progress'; exit 75; }; exit 0`], recheckSeconds: 1, maxWaitSeconds: 3600 },
       },
     });
     const first = await waitDevice(stack, d.id, 'its first check-in', (v) => v.device.state === 'idle');
+    expect((first.device as unknown as { product: string }).product).toBe('gateway');
     expect((first.device as unknown as { attributes: Record<string, string> }).attributes).toMatchObject({ site: 'lyon', hardware: 'rev-c', agentVersion: '0.1.0' });
     const filtered = await api<{ devices: { id: string }[] }>(stack.server.url, stack.ops, 'GET', '/v1/devices?attr=site=lyon,hardware=rev-c');
     expect(filtered.devices.map((x) => x.id)).toEqual([d.id]);
