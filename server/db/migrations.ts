@@ -200,16 +200,4 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX windows_tag ON windows(tag);
     `,
   },
-  {
-    version: 3,
-    name: 'indexes of the console\'s fleet views',
-    // The fleet page counts devices by state and version and filters by product; without these
-    // each count reads the whole table (100,000 rows at the scale we test). No index on
-    // last_seen: every check-in changes it, and the silence filter and gauge can afford a scan.
-    sql: `
-      CREATE INDEX devices_state ON devices(state);
-      CREATE INDEX devices_version ON devices(version);
-      CREATE INDEX devices_product ON devices(product, state);
-    `,
-  },
 ];

@@ -157,7 +157,8 @@ describe.skipIf(!present)('the console in Chromium', () => {
     await card.waitFor();
     // The page follows the rollout by itself: phase 1 fills, then phase 2 opens and completes.
     await expect.poll(() => card.getAttribute('data-state'), { timeout: 90_000 }).toBe('completed');
-    expect(await card.locator('[data-phase="1"] .mono').textContent()).toMatch(/^15 ok · 0 failed/);
+    // Completed once 90 % succeeded; the last devices finish a moment later, still without a reload.
+    await expect.poll(() => card.locator('[data-phase="1"] .mono').textContent(), { timeout: 60_000 }).toMatch(/^15 ok · 0 failed/);
     expect(await page.evaluate(() => (window as unknown as { noReload?: boolean }).noReload)).toBe(true);
     expect(await unlabelled(page)).toEqual([]);
     expect(await keyboardProblems(page)).toEqual([]);

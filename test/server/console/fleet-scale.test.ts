@@ -1,8 +1,8 @@
 /**
  * The console's fleet views at 100,000 devices, inserted straight into SQLite: pages follow
- * each other by cursor without gaps or repeats, filters hold, counts add up, and the query
- * plans read the primary key and the state/version indexes instead of scanning (speed is the
- * benchmark's business; here the plan is what stays true on any machine).
+ * each other by cursor without gaps or repeats, filters hold, counts add up, and a page's query
+ * plan reads the primary key from the cursor on, never the table before it nor a sort (speed is
+ * the benchmark's business; here the plan is what stays true on any machine).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { whereOf } from '../../../server/db/fleet-page.js';
@@ -99,7 +99,7 @@ describe('GET /v1/fleet/devices at 100,000 devices', () => {
     expect(gw.total).toBeGreaterThanOrEqual(10000);
   });
 
-  it('reads pages from the primary key and counts from the state and version indexes', () => {
+  it('reads pages from the primary key, from the cursor on', () => {
     const db = s.app.store.db;
     const plan = (sql: string, params: unknown[]): string =>
       (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((r) => r.detail).join('; ');
@@ -107,9 +107,9 @@ describe('GET /v1/fleet/devices at 100,000 devices', () => {
     const page = plan(`SELECT d.id FROM devices d WHERE ${w.sql} AND d.id > ? ORDER BY d.id LIMIT 101`, ['dev-050000']);
     expect(page).toMatch(/SEARCH d USING (COVERING )?INDEX sqlite_autoindex_devices_1 \(id>\?\)/);
     expect(page).not.toMatch(/TEMP B-TREE/);
-    expect(plan(`SELECT coalesce(d.state, 'unknown'), count(*) FROM devices d WHERE ${w.sql} GROUP BY d.state`, [])).toMatch(/USING COVERING INDEX devices_state/);
-    expect(plan(`SELECT coalesce(d.version, 'none'), count(*) FROM devices d WHERE ${w.sql} GROUP BY d.version`, [])).toMatch(/USING COVERING INDEX devices_version/);
-    const byProduct = whereOf({ product: 'gateway' });
-    expect(plan(`SELECT count(*) FROM devices d WHERE ${byProduct.sql} GROUP BY d.state`, byProduct.params)).toMatch(/USING COVERING INDEX devices_product/);
+    const tagged = whereOf({ tag: 'site:lyon', state: 'idle' });
+    expect(plan(`SELECT d.id FROM devices d WHERE ${tagged.sql} AND d.id > ? ORDER BY d.id LIMIT 101`, [...tagged.params, 'dev-050000'])).toMatch(
+      /SEARCH d USING (COVERING )?INDEX sqlite_autoindex_devices_1 \(id>\?\)/,
+    );
   });
 });
