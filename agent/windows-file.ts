@@ -3,8 +3,9 @@
  * so that a restarted agent (or one that cannot reach its server) still holds to them. Written
  * atomically (temporary file, fsync, rename) and only when they changed.
  */
-import { open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { replaceFileDurably } from '../shared/fsync.js';
 import type { MaintenanceWindow } from '../shared/windows.js';
 
 /** The file inside the data directory. */
@@ -28,14 +29,6 @@ export async function saveWindows(dataDir: string, windows: readonly Maintenance
   const file = join(dataDir, WINDOWS_FILE);
   const old = await readFile(file, 'utf8').catch(() => (windows.length === 0 ? text : ''));
   if (old === text) return false;
-  const tmp = `${file}.tmp`;
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
+  await replaceFileDurably(file, text, 0o644);
   return true;
 }

@@ -19,10 +19,11 @@ interface Failed {
   error: unknown;
 }
 
-/** See the module comment. */
-export class WriteBehind {
-  private batch: Buffer[] = [];
-  private batched = 0;
+/**
+ * What both writers share: one write in flight at consecutive offsets from `pos`, its failure
+ * held until the writer is next awaited. A subclass gathers bytes and calls `launch`.
+ */
+abstract class OneWriteInFlight {
   private inFlight: Promise<Failed | undefined> | undefined;
 
   /**
@@ -35,14 +36,10 @@ export class WriteBehind {
     private readonly failed: (at: number, cause: unknown) => unknown = (_at, cause) => cause,
   ) {}
 
-  /** Queues `chunk`; waits only when a full batch finds the write before still running. */
-  async add(chunk: Buffer): Promise<void> {
-    this.batch.push(chunk);
-    this.batched += chunk.length;
-    if (this.batched >= WRITE_BATCH) await this.send();
-  }
+  /** Writes what is gathered, once the write before is done. */
+  protected abstract send(): Promise<void>;
 
-  /** Resolves once every chunk added so far is written (not yet fsynced). */
+  /** Resolves once every byte added so far is written (not yet fsynced). */
   async drain(): Promise<void> {
     await this.send();
     await this.settle();
@@ -53,25 +50,45 @@ export class WriteBehind {
     await this.inFlight;
   }
 
-  private async send(): Promise<void> {
-    await this.settle();
-    if (this.batched === 0) return;
-    const bufs = this.batch;
+  /** Starts writing `bufs` at the next offset; call only after `settle`. */
+  protected launch(bufs: Buffer[], length: number): void {
     const at = this.pos;
-    this.batch = [];
-    this.pos += this.batched;
-    this.batched = 0;
+    this.pos += length;
     this.inFlight = writeAll(this.fh, bufs, at).then(
       () => undefined,
       (cause: unknown) => ({ error: this.failed(at, cause) }),
     );
   }
 
-  private async settle(): Promise<void> {
+  /** Waits for the write in flight; throws its failure. */
+  protected async settle(): Promise<void> {
     const f = this.inFlight;
     this.inFlight = undefined;
     const failure = await f;
     if (failure) throw failure.error;
+  }
+}
+
+/** See the module comment. */
+export class WriteBehind extends OneWriteInFlight {
+  private batch: Buffer[] = [];
+  private batched = 0;
+
+  /** Queues `chunk`; waits only when a full batch finds the write before still running. */
+  async add(chunk: Buffer): Promise<void> {
+    this.batch.push(chunk);
+    this.batched += chunk.length;
+    if (this.batched >= WRITE_BATCH) await this.send();
+  }
+
+  protected async send(): Promise<void> {
+    await this.settle();
+    if (this.batched === 0) return;
+    const bufs = this.batch;
+    const n = this.batched;
+    this.batch = [];
+    this.batched = 0;
+    this.launch(bufs, n);
   }
 }
 
@@ -104,19 +121,14 @@ export async function writeAll(fh: FileHandle, bufs: Buffer[], at: number): Prom
  * nothing after its start: its memory is the two buffers, whatever the stream's length. The
  * copy costs about 0.1 ms per MiB on the main thread.
  */
-export class CopyingWriteBehind {
+export class CopyingWriteBehind extends OneWriteInFlight {
   private bufs: [Buffer, Buffer];
   /** Index of the buffer gathering; the other may be in flight. */
   private k: 0 | 1 = 0;
   private filled = 0;
-  private inFlight: Promise<Failed | undefined> | undefined;
 
-  constructor(
-    private readonly fh: FileHandle,
-    private pos: number,
-    private readonly failed: (at: number, cause: unknown) => unknown = (_at, cause) => cause,
-    batch = WRITE_BATCH,
-  ) {
+  constructor(fh: FileHandle, pos: number, failed?: (at: number, cause: unknown) => unknown, batch = WRITE_BATCH) {
+    super(fh, pos, failed);
     this.bufs = [Buffer.allocUnsafeSlow(batch), Buffer.allocUnsafeSlow(batch)];
   }
 
@@ -132,36 +144,13 @@ export class CopyingWriteBehind {
     }
   }
 
-  /** Resolves once every byte added so far is written (not yet fsynced). */
-  async drain(): Promise<void> {
-    await this.send();
-    await this.settle();
-  }
-
-  /** Waits for a write still in flight, its outcome already lost to an earlier error. */
-  async abandon(): Promise<void> {
-    await this.inFlight;
-  }
-
-  private async send(): Promise<void> {
+  protected async send(): Promise<void> {
     // The other buffer is free again once its write is done.
     await this.settle();
     if (this.filled === 0) return;
-    const at = this.pos;
     const data = this.bufs[this.k].subarray(0, this.filled);
-    this.pos += this.filled;
     this.filled = 0;
     this.k = this.k === 0 ? 1 : 0;
-    this.inFlight = writeAll(this.fh, [data], at).then(
-      () => undefined,
-      (cause: unknown) => ({ error: this.failed(at, cause) }),
-    );
-  }
-
-  private async settle(): Promise<void> {
-    const f = this.inFlight;
-    this.inFlight = undefined;
-    const failure = await f;
-    if (failure) throw failure.error;
+    this.launch([data], data.length);
   }
 }

@@ -17,10 +17,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { OtaError, errorMessage } from '../../shared/errors.js';
-import { otherSlot, type SlotName } from '../config/types.js';
 import { durablyAsync } from '../infra/durable.js';
-import type { Bootloader, SlotBootState } from './bootloader.js';
-import { nextBoot, parseEnvList, slotState } from './grubenv.js';
+import { EnvSchemeBootloader } from './env-scheme.js';
+import { parseEnvList } from './grubenv.js';
 
 /** The variables boot.cmd imports; nothing else is written by the agent. */
 export const UBOOT_VARS = ['ORDER', 'A_OK', 'B_OK', 'A_TRY', 'B_TRY', 'MAX_TRIES'] as const;
@@ -55,11 +54,12 @@ function checkValue(name: string, value: string): void {
 type CopyRead = { ok: true; env: Record<string, string> } | { ok: false; detail: string };
 
 /** Bootloader over a redundant U-Boot env reached through libubootenv. */
-export class UBootBootloader implements Bootloader {
+export class UBootBootloader extends EnvSchemeBootloader {
   private readonly printenv: string;
   private readonly setenv: string;
 
   constructor(readonly opts: UBootOptions) {
+    super();
     this.printenv = opts.fwPrintenv ?? 'fw_printenv';
     this.setenv = opts.fwSetenv ?? 'fw_setenv';
   }
@@ -106,34 +106,12 @@ export class UBootBootloader implements Bootloader {
     return this.effective(await this.readBoth());
   }
 
-  /** One slot's state as boot.cmd reads it. */
-  async getState(slot: SlotName): Promise<SlotBootState> {
-    return slotState(await this.env(), slot);
-  }
-
-  /** Marks a slot good (X_OK=1 X_TRY=0) or bad (X_OK=0). */
-  async setState(slot: SlotName, state: 'good' | 'bad'): Promise<void> {
-    await this.write(state === 'good' ? { [`${slot}_OK`]: '1', [`${slot}_TRY`]: '0' } : { [`${slot}_OK`]: '0' }, `mark ${slot} ${state}`);
-  }
-
-  /** The slot boot.cmd boots next. */
-  async getPrimary(): Promise<SlotName> {
-    return nextBoot(await this.env());
-  }
-
-  /** X_OK=1 X_TRY=0 ORDER="X Y" (and Y_OK=0 with disableOther), in one write per copy. */
-  async setPrimary(slot: SlotName, opts: { disableOther?: boolean } = {}): Promise<void> {
-    const other = otherSlot(slot);
-    const vars: Record<string, string> = { [`${slot}_OK`]: '1', [`${slot}_TRY`]: '0', ORDER: `${slot} ${other}` };
-    if (opts.disableOther) vars[`${other}_OK`] = '0';
-    await this.write(vars, `make ${slot} primary${opts.disableOther ? `, ${other} bad` : ''}`);
-  }
 
   /**
    * Sets `vars` on top of the effective env and writes the result to both copies, primary
    * first. Skipped when both copies already hold exactly that env (flash wears).
    */
-  private async write(vars: Record<string, string>, what: string): Promise<void> {
+  protected async write(vars: Record<string, string>, what: string): Promise<void> {
     for (const [k, v] of Object.entries(vars)) checkValue(k, v);
     const both = await this.readBoth();
     const next: Record<string, string> = { ...(await this.effective(both)), ...vars };

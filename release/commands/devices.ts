@@ -3,7 +3,7 @@ import { defineCommand, list, printJson, UsageError } from '../../shared/cli.js'
 import { clientFromEnv } from '../client.js';
 import type { DeviceView } from '../../server/db/devices.js';
 import type { RollbackView } from '../../server/db/rollbacks.js';
-import { attrOption, table } from './fleet-format.js';
+import { SHOW_OPTIONS, attrOption, table } from './fleet-format.js';
 
 const common = { server: { type: 'string', short: 's' }, json: { type: 'boolean' } } as const;
 
@@ -51,9 +51,7 @@ export const deviceCommand = defineCommand({
   help: `Shows a device as the server knows it, its recent transactions and the outcome of each
 rollback request (delivered, success, failure, or refused with the device's reason).
 
-Options:
-  --server URL    server base URL (default: OTA_SERVER)
-  --json          print the server's answer as JSON`,
+${SHOW_OPTIONS}`,
   options: { ...common },
   positionals: [1, 1],
   async run({ values, positionals }) {

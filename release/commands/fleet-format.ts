@@ -1,6 +1,11 @@
 /** Plain-text tables and option parsing shared by the fleet commands of ota-release. */
 import { UsageError, list } from '../../shared/cli.js';
 
+/** The options of every command that shows what the server holds. */
+export const SHOW_OPTIONS = `Options:
+  --server URL    server base URL (default: OTA_SERVER)
+  --json          print the server's answer as JSON`;
+
 /** Left-aligned columns, one row a line. */
 export function table(rows: readonly (readonly string[])[]): string {
   if (rows.length === 0) return '';

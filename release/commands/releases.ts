@@ -3,7 +3,7 @@ import { defineCommand, formatBytes, printJson } from '../../shared/cli.js';
 import { clientFromEnv } from '../client.js';
 import type { ReleaseView, ChannelView } from '../../server/db/releases.js';
 import type { RolloutView } from '../../server/db/rollouts.js';
-import { table } from './fleet-format.js';
+import { SHOW_OPTIONS, table } from './fleet-format.js';
 
 const common = { server: { type: 'string', short: 's' }, json: { type: 'boolean' } } as const;
 
@@ -35,9 +35,7 @@ export const releaseCommand = defineCommand({
   usage: 'ota-release release PRODUCT VERSION [--server URL] [--json]',
   help: `Shows a stored release and every rollout of it with its state and counts.
 
-Options:
-  --server URL    server base URL (default: OTA_SERVER)
-  --json          print the server's answer as JSON`,
+${SHOW_OPTIONS}`,
   options: { ...common },
   positionals: [2, 2],
   async run({ values, positionals }) {

@@ -3,7 +3,7 @@ import { defineCommand, list, printJson, required, UsageError } from '../../shar
 import { clientFromEnv, type OpsClient } from '../client.js';
 import type { MemberView, RolloutView } from '../../server/db/rollouts.js';
 import type { WindowView } from '../../server/db/windows.js';
-import { attrOption, numberOption, phaseLines, phasesOption, table } from './fleet-format.js';
+import { SHOW_OPTIONS, attrOption, numberOption, phaseLines, phasesOption, table } from './fleet-format.js';
 
 const common = { server: { type: 'string', short: 's' }, json: { type: 'boolean' } } as const;
 
@@ -141,9 +141,7 @@ travel in the signed check-in answer.
   list
   delete NAME
 
-Options:
-  --server URL    server base URL (default: OTA_SERVER)
-  --json          print the server's answer as JSON`,
+${SHOW_OPTIONS}`,
   options: { ...common, tag: { type: 'string' }, days: { type: 'string' }, start: { type: 'string' }, duration: { type: 'string' }, tz: { type: 'string' } },
   positionals: [1, 2],
   async run({ values, positionals }) {

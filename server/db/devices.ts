@@ -48,13 +48,14 @@ interface DeviceRow {
   pending: string | null;
 }
 
+/** The fields every view of a device starts with, from its row. */
+export function deviceIdentity(r: { id: string; compatible: string; product: string | null; channel: string; tags: string | null }) {
+  return { id: r.id, compatible: r.compatible, product: r.product, channel: r.channel, tags: r.tags ? r.tags.split('\n').sort() : [] };
+}
+
 function view(r: DeviceRow): DeviceView {
   return {
-    id: r.id,
-    compatible: r.compatible,
-    product: r.product,
-    channel: r.channel,
-    tags: r.tags ? r.tags.split('\n').sort() : [],
+    ...deviceIdentity(r),
     attributes: JSON.parse(r.attributes) as Record<string, string>,
     enrolled: r.enrolled,
     lastSeen: r.last_seen,

@@ -10,6 +10,7 @@
  * refreshing every 2 s cost one scan per filter and period, whatever their number.
  */
 import type Database from 'better-sqlite3';
+import { deviceIdentity } from './devices.js';
 import type { Db } from './open.js';
 
 /** What the fleet page can be filtered by; every filter given must hold. */
@@ -83,11 +84,7 @@ function row(r: Row): FleetRow {
     // A row written before attributes existed holds the column default.
   }
   return {
-    id: r.id,
-    product: r.product,
-    compatible: r.compatible,
-    channel: r.channel,
-    tags: r.tags ? r.tags.split('\n').sort() : [],
+    ...deviceIdentity(r),
     slot: r.slot,
     running: runningVersion(r.slot, attributes),
     version: r.version,

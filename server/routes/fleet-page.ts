@@ -9,15 +9,7 @@ import { fleetCountsSchema, fleetDevicesSchema, fleetReleasesSchema, whoamiSchem
 import { releaseModules } from '../views/release-modules.js';
 
 /** The query string of the fleet views (all text, as query strings are). */
-interface FleetQuery {
-  product?: string;
-  channel?: string;
-  state?: string;
-  version?: string;
-  compatible?: string;
-  tag?: string;
-  outcome?: string;
-  prefix?: string;
+interface FleetQuery extends Omit<FleetFilter, 'silentSeconds'> {
   silent?: string;
   cursor?: string;
   limit?: string;

@@ -4,6 +4,7 @@
  * of its chunk index when the bundle is delta-capable), and how many rollouts used it.
  */
 import type { Db } from '../db/open.js';
+import type { ReleaseView } from '../db/releases.js';
 
 /** One payload of a release. */
 export interface ModuleView {
@@ -19,16 +20,7 @@ export interface ModuleView {
 }
 
 /** A release with its modules. */
-export interface ReleaseModulesView {
-  product: string;
-  version: string;
-  sha256: string;
-  size: number;
-  compatible: string[];
-  signer: string;
-  created: string;
-  uploaded: string;
-  channels: string[];
+export interface ReleaseModulesView extends ReleaseView {
   format: number;
   notes: string | null;
   modules: ModuleView[];
