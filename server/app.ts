@@ -58,21 +58,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   try {
     await app.register(servicesPlugin, { config, services });
-    await app.register(errorsPlugin);
-    await app.register(metricsPlugin);
-    await app.register(jsonBodyPlugin);
-    await app.register(authPlugin);
-    await app.register(openapiPlugin);
-    await app.register(consolePlugin);
+    // In this order: errors and metrics see every request, auth runs before any route.
+    for (const plugin of [errorsPlugin, metricsPlugin, jsonBodyPlugin, authPlugin, openapiPlugin, consolePlugin]) await app.register(plugin);
     await app.register(
       async (v1) => {
-        await v1.register(releaseRoutes);
-        await v1.register(channelRoutes);
-        await v1.register(deviceRoutes);
-        await v1.register(fleetPageRoutes);
-        await v1.register(checkinRoutes);
-        await v1.register(bundleRoutes);
-        await v1.register(rolloutRoutes);
+        for (const routes of [releaseRoutes, channelRoutes, deviceRoutes, fleetPageRoutes, checkinRoutes, bundleRoutes, rolloutRoutes]) await v1.register(routes);
       },
       { prefix: '/v1' },
     );

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { OtaError } from '../../shared/errors.js';
 import { windowState } from '../../shared/windows.js';
 import type { Transaction } from '../store/types.js';
-import { readWindows } from '../windows-file.js';
+import { readWindows } from '../infra/windows-file.js';
 import type { MachineContext } from './context.js';
 
 /** Exit code of the busy command for "busy, do not reboot now" (EX_TEMPFAIL). */

@@ -5,8 +5,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { replaceFileDurably } from '../shared/fsync.js';
-import type { MaintenanceWindow } from '../shared/windows.js';
+import { replaceFileDurably } from '../../shared/fsync.js';
+import type { MaintenanceWindow } from '../../shared/windows.js';
 
 /** The file inside the data directory. */
 export const WINDOWS_FILE = 'windows.json';
