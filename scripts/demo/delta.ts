@@ -64,32 +64,32 @@ export async function demoDelta(o: DeltaDemo, devices: FleetDevice[]): Promise<v
 
   const image = Buffer.alloc(32 * MIB);
   randomFillSync(image);
-  Buffer.from('HEALTHY charger 2.0.0\n').copy(image, 0);
-  await writeFile(join(o.work, 'charger-2.0.0.img'), image);
+  Buffer.from('HEALTHY charger 3.0.0\n').copy(image, 0);
+  await writeFile(join(o.work, 'charger-3.0.0.img'), image);
   const build = (v: string): Promise<string> =>
     rel(['build', '--key', 'release.key', '--product', 'charger', '--version', v, '--compatible', 'ev-charger', '--image', `rootfs=charger-${v}.img`, '--gzip', '-o', `charger-${v}.otab`]);
-  await build('2.0.0');
-  await rel(['upload', 'charger-2.0.0.otab', '--server', o.serverUrl, '--channel', 'chargers'], { OTA_TOKEN: o.ops });
-  await committed('2.0.0');
-  o.detail('charger 2.0.0 (a 32 MiB image, with its chunk index) arrived whole: the factory image shares no chunk with it;');
+  await build('3.0.0');
+  await rel(['upload', 'charger-3.0.0.otab', '--server', o.serverUrl, '--channel', 'chargers'], { OTA_TOKEN: o.ops });
+  await committed('3.0.0');
+  o.detail('charger 3.0.0 (a 32 MiB image, with its chunk index) arrived whole: the factory image shares no chunk with it;');
   o.detail('at commit the agent kept the index of its new slot for the next update');
 
-  o.say('Charger 2.1.0 changes 1 MiB of the image. CI asks delta-report what a device running 2.0.0 will download:');
-  Buffer.from('HEALTHY charger 2.1.0\n').copy(image, 0);
+  o.say('Charger 3.1.0 changes 1 MiB of the image. CI asks delta-report what a device running 3.0.0 will download:');
+  Buffer.from('HEALTHY charger 3.1.0\n').copy(image, 0);
   randomFillSync(image, 20 * MIB, MIB);
-  await writeFile(join(o.work, 'charger-2.1.0.img'), image);
-  await build('2.1.0');
-  const report = JSON.parse(await rel(['delta-report', 'charger-2.0.0.otab', 'charger-2.1.0.otab', '--keyring', 'release.pub', '--json'])) as {
+  await writeFile(join(o.work, 'charger-3.1.0.img'), image);
+  await build('3.1.0');
+  const report = JSON.parse(await rel(['delta-report', 'charger-3.0.0.otab', 'charger-3.1.0.otab', '--keyring', 'release.pub', '--json'])) as {
     bundleBytes: number;
     wireBytes: number;
     requests: number;
   };
   o.detail(`full bundle ${fmt(report.bundleBytes)}; delta ${fmt(report.wireBytes)} in ${report.requests} HTTP range requests`);
-  await rel(['upload', 'charger-2.1.0.otab', '--server', o.serverUrl, '--channel', 'chargers'], { OTA_TOKEN: o.ops });
-  await committed('2.1.0');
-  const sha = (await hashFile(join(o.work, 'charger-2.1.0.otab'))).sha256;
+  await rel(['upload', 'charger-3.1.0.otab', '--server', o.serverUrl, '--channel', 'chargers'], { OTA_TOKEN: o.ops });
+  await committed('3.1.0');
+  const sha = (await hashFile(join(o.work, 'charger-3.1.0.otab'))).sha256;
   const served = await api<{ bytes: number; requests: number }>(o.serverUrl, o.ops, 'GET', `/v1/bundles/${sha}/served`);
-  o.detail(`${id} built its inactive slot from the chunks of the running one plus the changed ones, read it back, rebooted and committed 2.1.0.`);
+  o.detail(`${id} built its inactive slot from the chunks of the running one plus the changed ones, read it back, rebooted and committed 3.1.0.`);
   o.detail(`bytes on the wire, as the server counted them: ${fmt(served.bytes)} in ${served.requests} requests ` +
     `(${((100 * served.bytes) / report.bundleBytes).toFixed(1)} % of the bundle; delta-report said ${fmt(report.wireBytes)})`);
   if (served.bytes !== report.wireBytes) throw new Error(`the server served ${served.bytes} bytes, delta-report predicted ${report.wireBytes}`);
