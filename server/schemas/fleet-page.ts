@@ -1,5 +1,6 @@
 /** Schemas of the console's views: the fleet page, its counts, releases with modules, whoami. */
 import { CHANNEL, COMPATIBLE, DEVICE_ID, NO_QUERY, PRODUCT, TAG, VERSION, nullable, object, responses, type Schema } from './common.js';
+import { releaseFields } from './releases.js';
 
 const str = { type: 'string' };
 const strOrNull = { type: ['string', 'null'] };
@@ -78,15 +79,7 @@ export const fleetReleasesSchema: Schema = {
       releases: {
         type: 'array',
         items: object({
-          product: str,
-          version: str,
-          sha256: str,
-          size: int,
-          compatible: { type: 'array', items: str },
-          signer: str,
-          created: str,
-          uploaded: str,
-          channels: { type: 'array', items: str },
+          ...releaseFields,
           format: int,
           notes: strOrNull,
           modules: { type: 'array', items: payload },

@@ -19,7 +19,9 @@ export const uploadSchema: Schema = {
 };
 
 /** GET /v1/releases. */
-const release = object({ ...stored, signer: { type: 'string' }, created: TIME, uploaded: TIME, channels: { type: 'array', items: CHANNEL } });
+/** The fields of a stored release, as every route that lists releases answers them. */
+export const releaseFields = { ...stored, signer: { type: 'string' }, created: TIME, uploaded: TIME, channels: { type: 'array', items: CHANNEL } };
+const release = object(releaseFields);
 
 export const listSchema: Schema = {
   summary: 'List releases and channels (of one product with ?product=)',
