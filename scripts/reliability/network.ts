@@ -26,6 +26,7 @@ import { checkAtRest, checkServer, type Ending } from './invariants.js';
 import { makeRow, type Row } from './results.js';
 import { PowerRig } from './rig.js';
 import { RELEASE_CLI, enrollDevice, fsRelease, makeReleaseKey, since, startServer, workDir, type Release, type ReleaseKey, type Server } from './world.js';
+import { seededRandom } from '../../shared/seeded-random.js';
 
 /** The seed of the fault draws when OTA_NET_SEED does not give one. */
 const DEFAULT_SEED = 20261121;
@@ -88,17 +89,6 @@ interface RunResult {
   drawn: string;
 }
 
-/** mulberry32: a small seeded PRNG with numbers in [0, 1), so that a run's faults can be drawn again. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** FNV-1a of a string: each row gets a PRNG of its own, the same whichever rows run. */
 function fnv(s: string): number {
@@ -426,7 +416,7 @@ function runNote(r: RunResult): string {
 async function runKind(w: World, kind: FaultKind, seed: number, log: (line: string) => void): Promise<Row> {
   const t0 = Date.now();
   const id = `network:${kind.name}`;
-  const rng = seeded(seed ^ fnv(id));
+  const rng = seededRandom(seed ^ fnv(id));
   const runs: RunResult[] = [];
   for (const nominal of kind.sizes(w.fast)) {
     log(`${id}: ${label(nominal)} bundle`);

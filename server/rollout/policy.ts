@@ -4,6 +4,7 @@
  * (server/db/rollouts.ts) gathers the facts and applies the decisions in one transaction; an
  * engine other than SQLite reuses these functions as they are.
  */
+import { seededRandom } from '../../shared/seeded-random.js';
 
 /** A phase: a number of devices, or a percentage of the rollout's devices (cumulative ladder). */
 export type Phase = { count: number } | { percent: number };
@@ -76,17 +77,8 @@ export function phasesProblem(phases: readonly Phase[]): string | null {
   return null;
 }
 
-/** A seeded PRNG (mulberry32): the same seed gives the same shuffle on any engine. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG: the same seed gives the same shuffle on any engine. */
+export { seededRandom };
 
 /** Membership fixed at the start: a seeded shuffle of the devices, cut into the phases. */
 export function assignPhases(devices: readonly string[], phases: readonly Phase[], seed: number): { device: string; phase: number; position: number }[] {
