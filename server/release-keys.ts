@@ -2,19 +2,14 @@
  * The server holds release public keys only (DESIGN §4: a compromised server cannot sign).
  * A private key given as --release-key is refused at start, not quietly reduced to its public half.
  */
-import { readFile } from 'node:fs/promises';
 import * as openpgp from 'openpgp';
-import { OtaError, errorMessage } from '../shared/errors.js';
+import { OtaError } from '../shared/errors.js';
+import { readKeyFile } from '../shared/signing.js';
 
 /** Throws SERVER_RELEASE_KEY_PRIVATE when one of `paths` holds a private key. */
 export async function refusePrivateReleaseKeys(paths: readonly string[]): Promise<void> {
   for (const p of paths) {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(p);
-    } catch (cause) {
-      throw new OtaError('KEY_INVALID', `key ${p}: cannot be read (${errorMessage(cause)})`, { cause });
-    }
+    const bytes = await readKeyFile(p);
     const text = bytes.toString('utf8');
     let isPrivate = text.includes('-----BEGIN PGP PRIVATE KEY BLOCK-----');
     if (!isPrivate && !text.includes('-----BEGIN PGP')) {

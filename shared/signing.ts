@@ -54,18 +54,19 @@ export async function parsePublicKeys(bytes: Uint8Array, source: string): Promis
   return keys.map((k) => (k.isPrivate() ? k.toPublic() : (k as openpgp.PublicKey)));
 }
 
+/** A key file's bytes; KEY_INVALID naming the file when it cannot be read. */
+export async function readKeyFile(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (cause) {
+    throw new OtaError('KEY_INVALID', `key ${path}: cannot be read (${errorMessage(cause)})`, { cause });
+  }
+}
+
 /** Builds a keyring from key files (each armored or binary, one or more keys). */
 export async function loadKeyring(paths: readonly string[]): Promise<Keyring> {
   const keys: openpgp.PublicKey[] = [];
-  for (const p of paths) {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(p);
-    } catch (cause) {
-      throw new OtaError('KEY_INVALID', `key ${p}: cannot be read (${errorMessage(cause)})`, { cause });
-    }
-    keys.push(...(await parsePublicKeys(bytes, p)));
-  }
+  for (const p of paths) keys.push(...(await parsePublicKeys(await readKeyFile(p), p)));
   return { keys };
 }
 
