@@ -24,5 +24,6 @@ describe('README.md', () => {
     expect(head).toContain('scripts/setup/system-tools.sh build');
     expect(head).toContain('Node.js 20');
     expect(head).toContain('OTAAB_NO_APT=1');
+    expect(head).toContain('python3, make and g++');
   });
 });
