@@ -1,5 +1,5 @@
 /** The device's state for `ota-agent status`: slots, boot environment, transaction in flight. */
-import type { SlotName } from '../config/types.js';
+import type { BootloaderKind, SlotName } from '../config/types.js';
 import type { Device } from './device.js';
 import { slotState } from '../boot/grubenv.js';
 import type { SlotStatus, Transaction } from '../store/types.js';
@@ -12,7 +12,7 @@ export interface SlotView {
   readonly booted: boolean;
   readonly version: string | null;
   readonly status: SlotStatus;
-  /** From grubenv: X_OK and X_TRY. */
+  /** From the boot environment: X_OK and X_TRY. */
   readonly bootable: boolean;
   readonly tries: number;
 }
@@ -25,8 +25,14 @@ export interface StatusView {
   readonly highestCommitted: string | null;
   readonly slots: readonly SlotView[];
   readonly transaction: TransactionView | null;
-  readonly grubenv: Record<string, string>;
+  /** The backend (config boot.bootloader); it names what bootEnv was read from. */
+  readonly bootloader: BootloaderKind;
+  /** Every variable of the boot environment: grubenv, the U-Boot env, or tryboot's state as variables. */
+  readonly bootEnv: Record<string, string>;
 }
+
+/** How status labels each backend's boot environment for people. */
+export const BOOT_ENV_LABEL: Record<BootloaderKind, string> = { grub: 'grubenv', uboot: 'U-Boot env', 'rpi-tryboot': 'tryboot' };
 
 /** A transaction as status and history show it (no manifest bytes). */
 export interface TransactionView {
@@ -84,7 +90,8 @@ export async function collectStatus(dev: Device): Promise<StatusView> {
       return { name: s.name, kind: s.kind, path: s.path, booted: s.name === dev.booted, version: i.version, status: i.status, bootable: b.ok, tries: b.tries };
     }),
     transaction: tx ? transactionView(tx) : null,
-    grubenv: env,
+    bootloader: dev.config.boot.bootloader,
+    bootEnv: env,
   };
 }
 
@@ -107,6 +114,6 @@ export function formatStatus(s: StatusView): string {
     const progress = t.bytesTotal ? ` ${t.bytesRead}/${t.bytesTotal} bytes` : '';
     lines.push(`transaction  ${t.id}: ${t.kind} ${t.version} into slot ${t.targetSlot}, state ${t.state}${progress}${t.reason ? ` (${t.reason})` : ''}`);
   } else lines.push('transaction  none in flight');
-  lines.push(`grubenv      ${Object.entries(s.grubenv).map(([k, v]) => `${k}=${v.includes(' ') ? `"${v}"` : v}`).join(' ')}`);
+  lines.push(`${BOOT_ENV_LABEL[s.bootloader].padEnd(12)} ${Object.entries(s.bootEnv).map(([k, v]) => `${k}=${v.includes(' ') ? `"${v}"` : v}`).join(' ')}`);
   return lines.join('\n');
 }

@@ -15,8 +15,8 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { OtaError, errorMessage } from '../../shared/errors.js';
+import { runTool } from '../../shared/run-tool.js';
 import { durablyAsync } from '../infra/durable.js';
 import { EnvSchemeBootloader } from './env-scheme.js';
 import { parseEnvList } from './grubenv.js';
@@ -53,6 +53,11 @@ function checkValue(name: string, value: string): void {
 /** One copy as read: its variables, or why it could not be read. */
 type CopyRead = { ok: true; env: Record<string, string> } | { ok: false; detail: string };
 
+/** What a failed libubootenv run said: its stderr on one line, else how it failed. */
+function toolDetail(cause: unknown): string {
+  return ((cause as { stderr?: string }).stderr ?? '').trim().replace(/\s*\n\s*/g, '; ') || errorMessage(cause);
+}
+
 /** Bootloader over a redundant U-Boot env reached through libubootenv. */
 export class UBootBootloader extends EnvSchemeBootloader {
   private readonly printenv: string;
@@ -65,10 +70,11 @@ export class UBootBootloader extends EnvSchemeBootloader {
   }
 
   private async readCopy(config: string): Promise<CopyRead> {
-    const r = await execa(this.printenv, ['-c', config], { stdin: 'ignore', reject: false });
-    if (r.exitCode === 0 && !r.failed) return { ok: true, env: parseEnvList(r.stdout) };
-    const detail = `${r.stderr ?? ''}`.trim().replace(/\s*\n\s*/g, '; ') || errorMessage(r);
-    return { ok: false, detail: `fw_printenv -c ${config}: ${detail}` };
+    try {
+      return { ok: true, env: parseEnvList((await runTool(this.printenv, ['-c', config])).stdout) };
+    } catch (cause) {
+      return { ok: false, detail: `fw_printenv -c ${config}: ${toolDetail(cause)}` };
+    }
   }
 
   /** Both copies, as read now. */
@@ -128,10 +134,10 @@ export class UBootBootloader extends EnvSchemeBootloader {
         // The copy already right (e.g. the backup after a cut right behind the primary) stays.
         if (same(both[copy])) continue;
         await durablyAsync('ubootenv', `${summary} (${copy})`, async () => {
-          const r = await execa(this.setenv, ['-c', config, '-f', script, '-s', script], { stdin: 'ignore', reject: false });
-          if (r.exitCode !== 0 || r.failed) {
-            const detail = `${r.stderr ?? ''}`.trim().replace(/\s*\n\s*/g, '; ') || errorMessage(r);
-            throw new OtaError('BOOTENV_FAILED', `U-Boot env (${copy}, ${config}): ${what} failed (fw_setenv: ${detail})`);
+          try {
+            await runTool(this.setenv, ['-c', config, '-f', script, '-s', script]);
+          } catch (cause) {
+            throw new OtaError('BOOTENV_FAILED', `U-Boot env (${copy}, ${config}): ${what} failed (fw_setenv: ${toolDetail(cause)})`, { cause });
           }
         });
       }
