@@ -5,7 +5,7 @@
  */
 import type { ServerConfig } from '../config.js';
 import { BundleStore, type BundleStorage } from './bundle-store.js';
-import { S3BundleStore } from './s3-store.js';
+import { S3BundleStore, type S3Options } from './s3-store.js';
 
 /** The bundle store of `config`. */
 export async function openBundleStorage(config: ServerConfig): Promise<BundleStorage> {
@@ -14,7 +14,12 @@ export async function openBundleStorage(config: ServerConfig): Promise<BundleSto
     if (config.bundleDownload === 'public') local.publicUrl = config.bundlePublicUrl;
     return local;
   }
-  return S3BundleStore.open({
+  return S3BundleStore.open(s3Options(config));
+}
+
+/** The S3 store's options from the config (storage `s3`). */
+export function s3Options(config: ServerConfig): S3Options {
+  return {
     endpoint: config.s3Endpoint,
     region: config.s3Region,
     bucket: config.s3Bucket!,
@@ -25,5 +30,5 @@ export async function openBundleStorage(config: ServerConfig): Promise<BundleSto
     presignTtl: config.presignTtl,
     publicUrl: config.bundlePublicUrl,
     maxBundleSize: config.maxBundleSize,
-  });
+  };
 }
