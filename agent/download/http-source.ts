@@ -221,6 +221,14 @@ class Download {
           reject(e);
         } else this.fail(req, e);
       });
+      // Destroyed before any answer (the agent stopped, or a stall): settle with that failure
+      // rather than wait for an answer that will not come.
+      req.once('close', () => {
+        if (answered) return;
+        answered = true;
+        if (req === this.current) this.current = undefined;
+        reject(this.failure ?? this.stopped());
+      });
       req.once('response', () => {
         let skip: number;
         try {
