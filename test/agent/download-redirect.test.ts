@@ -57,7 +57,7 @@ beforeAll(async () => {
   store = createServer(storeHandle);
   await new Promise<void>((r) => store.listen(0, '127.0.0.1', r));
   const storeUrl = `http://127.0.0.1:${(store.address() as AddressInfo).port}`;
-  api = createServer((req, res) => {
+  api = createServer((_req, res) => {
     apiHits++;
     // Each answer a fresh "presigned" URL, as the server's bundle route gives.
     res.writeHead(302, { location: `${storeUrl}/bucket/bundles/${sha256}?X-Amz-Signature=${apiHits}`, 'cache-control': 'no-store' }).end();
