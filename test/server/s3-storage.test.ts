@@ -12,6 +12,7 @@ import type { GeneratedKey } from '../../shared/signing.js';
 import { sha256Hex } from '../../shared/hashing.js';
 import { motoAvailable, startMoto, startS3rver, type S3Server } from '../helpers/s3-server.js';
 import { craftBundle, imageManifest } from './craft.js';
+import { resolveConfig } from '../../server/config.js';
 import { bearer, enroll, releaseKey, testServer, type TestServer } from './helpers.js';
 
 let trusted: GeneratedKey;
@@ -189,5 +190,58 @@ describe.skipIf(!motoAvailable())('storage "s3" on moto_server', { timeout: 120_
     const part = await get(s, sha256Hex(good), { range: 'bytes=8388600-8388700' });
     expect(part.statusCode).toBe(206);
     expect(part.rawPayload.equals(good.subarray(8_388_600, 8_388_701))).toBe(true);
+  });
+});
+
+describe('storage config', () => {
+  const file = (values: Record<string, unknown>) => resolveConfig([{ source: 'file', name: 'test', values: { data: '/tmp/x', ...values }, base: '/tmp' }]);
+  const env = (values: Record<string, string>) => resolveConfig([{ source: 'env', name: 'environment', values, base: '/tmp' }]);
+
+  it('defaults to the local directory, downloads through the server', () => {
+    expect(file({})).toMatchObject({ storage: 'local', bundleDownload: 'server', s3Bucket: null, s3Prefix: '', s3PathStyle: false, presignTtl: 900 });
+  });
+
+  it('reads every key from the environment', () => {
+    expect(
+      env({
+        OTA_SERVER_STORAGE: 's3',
+        OTA_SERVER_S3_ENDPOINT: 'https://minio.example.com:9000/',
+        OTA_SERVER_S3_REGION: 'garage',
+        OTA_SERVER_S3_BUCKET: 'ota-bundles',
+        OTA_SERVER_S3_PREFIX: 'prod/',
+        OTA_SERVER_S3_PATH_STYLE: 'true',
+        OTA_SERVER_BUNDLE_DOWNLOAD: 'presigned',
+        OTA_SERVER_PRESIGN_TTL: '300',
+      }),
+    ).toMatchObject({ storage: 's3', s3Endpoint: 'https://minio.example.com:9000', s3Region: 'garage', s3Bucket: 'ota-bundles', s3Prefix: 'prod/', s3PathStyle: true, bundleDownload: 'presigned', presignTtl: 300 });
+  });
+
+  it.each([
+    [{ storage: 's3' }, /storage "s3" needs s3Bucket/],
+    [{ storage: 's3', s3Bucket: 'b-1', s3AccessKeyId: 'AKIA' }, /s3AccessKeyId and s3SecretAccessKey go together/],
+    [{ bundleDownload: 'presigned' }, /"presigned" needs storage "s3"/],
+    [{ bundleDownload: 'public' }, /"public" needs bundlePublicUrl/],
+    [{ storage: 'gcs' }, /key "storage" must be one of local, s3/],
+    [{ s3Prefix: 'no-slash' }, /key "s3Prefix" must be empty or/],
+    [{ s3Bucket: 'Bad_Bucket' }, /key "s3Bucket" must be a bucket name/],
+    [{ presignTtl: 5 }, /key "presignTtl" must be a whole number from 60/],
+  ])('refuses %j with SERVER_CONFIG_INVALID', (values, why) => {
+    expect(() => file(values)).toThrow(why);
+    try {
+      file(values);
+    } catch (err) {
+      expect((err as { code: string }).code).toBe('SERVER_CONFIG_INVALID');
+    }
+  });
+
+  it('local storage with a public base URL redirects to <base>/<sha256> (a static origin over bundles/)', async () => {
+    const s = await testServer([trusted], { bundleDownload: 'public', bundlePublicUrl: 'https://cdn.example.com/otaab/' });
+    apps.push(s);
+    const b = await bundleOf('1.0.0', randomBytes(10 * 1024));
+    expect((await upload(s, b)).statusCode).toBe(201);
+    expect(await readdir(join(s.data, 'bundles'))).toEqual([sha256Hex(b)]);
+    const r = await get(s, sha256Hex(b));
+    expect(r.statusCode).toBe(302);
+    expect(r.headers.location).toBe(`https://cdn.example.com/otaab/${sha256Hex(b)}`);
   });
 });
