@@ -46,6 +46,7 @@ export async function openServices(config: ServerConfig, keyring?: Keyring): Pro
     return { store, bundles, signer: keySigner(key), keyring: ring, swept };
   } catch (err) {
     store.close();
+    bundles.close();
     throw err;
   }
 }

@@ -34,5 +34,6 @@ export const servicesPlugin = unencapsulated<ServicesOptions>('otaab-services', 
   app.decorate('keyring', services.keyring);
   app.addHook('onClose', async () => {
     services.store.close();
+    services.bundles.close();
   });
 });

@@ -50,6 +50,8 @@ export interface BundleStorage {
   sweep(keep: ReadonlySet<string>): Promise<string[]>;
   /** A URL a device may download the bundle from directly, per the download mode; null: through the server. */
   directUrl(sha256: string): Promise<DirectUrl>;
+  /** Releases connections (the object store's); the store is not used afterwards. */
+  close(): void;
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -118,6 +120,10 @@ export class BundleStore implements BundleStorage {
 
   async directUrl(sha256: string): Promise<DirectUrl> {
     return this.publicUrl === null ? null : `${this.publicUrl}/${this.path(sha256).slice(this.bundlesDir.length + 1)}`;
+  }
+
+  close(): void {
+    // Nothing held open between requests.
   }
 
   /** Moves a complete, fsynced temporary file into place as `bundles/<sha256>`, durably. */

@@ -109,6 +109,10 @@ export class S3BundleStore implements BundleStorage {
     return s;
   }
 
+  close(): void {
+    this.client.destroy();
+  }
+
   get location(): string {
     return `s3://${this.opts.bucket}/${this.opts.prefix}`;
   }
