@@ -3,9 +3,7 @@ import { defineCommand, formatBytes, required } from '../../shared/cli.js';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config.js';
 import { backupDataDir } from '../data-dir.js';
-import { BUNDLES_LIST, listInObjectStore } from '../storage/backup-s3.js';
 import { s3Options } from '../storage/open.js';
-import { S3BundleStore } from '../storage/s3-store.js';
 import { dataHelp, dataOptions } from './options.js';
 
 /** The backup command. */
@@ -33,6 +31,8 @@ Example:
     const config = await loadConfig({ data: values.data, config: values.config });
     if (config.storage === 's3') {
       // The bundles stay in the bucket; the backup lists and checks them (storage/backup-s3.ts).
+      // Loaded only here: the AWS SDK is large, and a local backup does not need it.
+      const [{ S3BundleStore }, { BUNDLES_LIST, listInObjectStore }] = await Promise.all([import('../storage/s3-store.js'), import('../storage/backup-s3.js')]);
       const store = await S3BundleStore.open(s3Options(config));
       try {
         const r = await backupDataDir(config.data, out, listInObjectStore(store));

@@ -9,7 +9,7 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OtaError } from '../../shared/errors.js';
-import { S3BundleStore } from './s3-store.js';
+import type { S3BundleStore } from './s3-store.js';
 
 /** The file a backup lists the object store's bundles in. */
 export const BUNDLES_LIST = 'bundles.json';

@@ -5,7 +5,7 @@
  */
 import type { ServerConfig } from '../config.js';
 import { BundleStore, type BundleStorage } from './bundle-store.js';
-import { S3BundleStore, type S3Options } from './s3-store.js';
+import type { S3Options } from './s3-store.js';
 
 /** The bundle store of `config`. */
 export async function openBundleStorage(config: ServerConfig): Promise<BundleStorage> {
@@ -14,6 +14,9 @@ export async function openBundleStorage(config: ServerConfig): Promise<BundleSto
     if (config.bundleDownload === 'public') local.publicUrl = config.bundlePublicUrl;
     return local;
   }
+  // The AWS SDK is loaded only with storage "s3": every other start, and every admin command,
+  // stays as quick as without it.
+  const { S3BundleStore } = await import('./s3-store.js');
   return S3BundleStore.open(s3Options(config));
 }
 
