@@ -38,6 +38,26 @@ export interface ServerConfig {
   readonly tlsCert: string | null;
   /** PEM private key of `tlsCert`. */
   readonly tlsKey: string | null;
+  /** Where bundles are stored: `local` (the data directory's bundles/) or `s3` (object storage). */
+  readonly storage: 'local' | 's3';
+  /** S3 endpoint URL (MinIO, Garage, ...); null: AWS's endpoint for `s3Region`. */
+  readonly s3Endpoint: string | null;
+  readonly s3Region: string;
+  /** Bucket holding the bundles (required with storage `s3`). */
+  readonly s3Bucket: string | null;
+  /** Key prefix inside the bucket: '' or ending in '/'. */
+  readonly s3Prefix: string;
+  /** Path-style requests (endpoint/bucket/key) instead of virtual-hosted (bucket.endpoint/key). */
+  readonly s3PathStyle: boolean;
+  /** Access key; null (with s3SecretAccessKey null): AWS_ACCESS_KEY_ID etc. or the SDK's default chain. */
+  readonly s3AccessKeyId: string | null;
+  readonly s3SecretAccessKey: string | null;
+  /** How devices download: `server` (through the server, Range), `presigned` (redirect to a presigned URL), `public` (redirect to bundlePublicUrl). */
+  readonly bundleDownload: 'server' | 'presigned' | 'public';
+  /** Base URL (a CDN or static origin) serving each bundle at `<base>/<sha256>`, for bundleDownload `public`. */
+  readonly bundlePublicUrl: string | null;
+  /** Seconds a presigned download URL stays valid. */
+  readonly presignTtl: number;
 }
 
 /** Levels of the server log (pino's). */
@@ -60,6 +80,17 @@ export const DEFAULTS: ServerConfig = Object.freeze({
   metricsListen: null,
   tlsCert: null,
   tlsKey: null,
+  storage: 'local',
+  s3Endpoint: null,
+  s3Region: 'us-east-1',
+  s3Bucket: null,
+  s3Prefix: '',
+  s3PathStyle: false,
+  s3AccessKeyId: null,
+  s3SecretAccessKey: null,
+  bundleDownload: 'server',
+  bundlePublicUrl: null,
+  presignTtl: 900,
 });
 
 type Key = keyof ServerConfig;
@@ -82,6 +113,25 @@ function int(min: number, max: number): Field['parse'] {
     return typeof n === 'number' && Number.isSafeInteger(n) && n >= min && n <= max ? ok(n) : no(`must be a whole number from ${min} to ${max}`);
   };
 }
+
+function oneOf(values: readonly string[]): Field['parse'] {
+  return (raw) => (typeof raw === 'string' && values.includes(raw) ? ok(raw) : no(`must be one of ${values.join(', ')}`));
+}
+
+function optionalText(pattern: RegExp, why: string): Field['parse'] {
+  return (raw) => (raw === null || (typeof raw === 'string' && pattern.test(raw)) ? ok(raw) : no(why));
+}
+
+const httpUrl: Field['parse'] = (raw) => {
+  if (raw === null) return ok(null);
+  if (typeof raw !== 'string' || !/^https?:\/\/[^/]+(\/.*)?$/.test(raw)) return no('must be an http:// or https:// URL');
+  return ok(raw.replace(/\/+$/, ''));
+};
+
+const bool: Field['parse'] = (raw, fromText) => {
+  const v = fromText && typeof raw === 'string' ? ({ true: true, false: false, '1': true, '0': false } as Record<string, boolean>)[raw.trim()] : raw;
+  return typeof v === 'boolean' ? ok(v) : no('must be true or false');
+};
 
 const path: Field['parse'] = (raw, _t, base) => (typeof raw === 'string' && raw !== '' ? ok(resolve(base, raw)) : no('must be a path'));
 
@@ -130,6 +180,21 @@ export const FIELDS: Readonly<Record<Key, Field>> = {
   },
   tlsCert: { env: 'OTA_SERVER_TLS_CERT', flag: 'tls-cert', parse: optionalPath },
   tlsKey: { env: 'OTA_SERVER_TLS_KEY', flag: 'tls-key', parse: optionalPath },
+  storage: { env: 'OTA_SERVER_STORAGE', flag: 'storage', parse: oneOf(['local', 's3']) },
+  s3Endpoint: { env: 'OTA_SERVER_S3_ENDPOINT', flag: 's3-endpoint', parse: httpUrl },
+  s3Region: { env: 'OTA_SERVER_S3_REGION', flag: 's3-region', parse: (raw) => (typeof raw === 'string' && /^[a-z0-9-]{1,64}$/.test(raw) ? ok(raw) : no('must be a region name such as us-east-1')) },
+  s3Bucket: { env: 'OTA_SERVER_S3_BUCKET', flag: 's3-bucket', parse: optionalText(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a bucket name (3-63 lower-case letters, digits, dots, hyphens)') },
+  s3Prefix: {
+    env: 'OTA_SERVER_S3_PREFIX',
+    flag: 's3-prefix',
+    parse: (raw) => (typeof raw === 'string' && /^([\x21-\x7e]*\/)?$/.test(raw) && !raw.startsWith('/') ? ok(raw) : no('must be empty or printable characters ending in "/" (not starting with one), such as otaab/')),
+  },
+  s3PathStyle: { env: 'OTA_SERVER_S3_PATH_STYLE', flag: 's3-path-style', parse: bool },
+  s3AccessKeyId: { env: 'OTA_SERVER_S3_ACCESS_KEY_ID', flag: 's3-access-key-id', parse: optionalText(/^[\x21-\x7e]{1,256}$/, 'must be an access key id') },
+  s3SecretAccessKey: { env: 'OTA_SERVER_S3_SECRET_ACCESS_KEY', flag: 's3-secret-access-key', parse: optionalText(/^[\x21-\x7e]{1,256}$/, 'must be a secret access key') },
+  bundleDownload: { env: 'OTA_SERVER_BUNDLE_DOWNLOAD', flag: 'bundle-download', parse: oneOf(['server', 'presigned', 'public']) },
+  bundlePublicUrl: { env: 'OTA_SERVER_BUNDLE_PUBLIC_URL', flag: 'bundle-public-url', parse: httpUrl },
+  presignTtl: { env: 'OTA_SERVER_PRESIGN_TTL', flag: 'presign-ttl', parse: int(60, 7 * 24 * 3600) },
 };
 
 /** OTA_SERVER_* variables read elsewhere: the config file's name and the server key's passphrase. */
@@ -178,7 +243,19 @@ export function resolveConfig(layers: readonly ConfigLayer[]): ServerConfig {
   if ((out.tlsCert === null) !== (out.tlsKey === null)) {
     throw new OtaError('SERVER_CONFIG_INVALID', 'tlsCert and tlsKey go together: set both (HTTPS) or neither (plain HTTP)');
   }
+  checkStorage(out);
   return Object.freeze(out) as unknown as ServerConfig;
+}
+
+/** The storage keys that only make sense together. */
+function checkStorage(c: Record<string, unknown>): void {
+  const bad = (text: string): never => {
+    throw new OtaError('SERVER_CONFIG_INVALID', text);
+  };
+  if (c.storage === 's3' && c.s3Bucket === null) bad('storage "s3" needs s3Bucket');
+  if ((c.s3AccessKeyId === null) !== (c.s3SecretAccessKey === null)) bad('s3AccessKeyId and s3SecretAccessKey go together: set both, or neither (then AWS_ACCESS_KEY_ID and the SDK\'s usual sources are used)');
+  if (c.bundleDownload === 'presigned' && c.storage !== 's3') bad('bundleDownload "presigned" needs storage "s3"');
+  if (c.bundleDownload === 'public' && c.bundlePublicUrl === null) bad('bundleDownload "public" needs bundlePublicUrl (the base URL serving <base>/<sha256>)');
 }
 
 /** Reads a JSON config file as a layer. */

@@ -87,9 +87,11 @@ export interface BackupResult {
  * it: the database through SQLite's online backup (a snapshot of one moment), then exactly the
  * bundles that snapshot records (bundles are immutable and content-addressed, so a copy made
  * later is still the same bytes) and the server key. The copy is assembled beside `out` and
- * renamed into place last: an interrupted backup never looks like a complete one.
+ * renamed into place last: an interrupted backup never looks like a complete one. With
+ * `bundlesElsewhere` (bundles in an object store) that function handles the recorded bundles
+ * instead of the copy, and `bytes` is 0.
  */
-export async function backupDataDir(dir: string, out: string): Promise<BackupResult> {
+export async function backupDataDir(dir: string, out: string, bundlesElsewhere?: (hashes: string[], work: string) => Promise<void>): Promise<BackupResult> {
   await requireInitialised(dir);
   if (await exists(out)) throw new OtaError('SERVER_BACKUP_FAILED', `backup ${out}: already exists; name a new directory`);
   let work: string;
@@ -118,7 +120,9 @@ export async function backupDataDir(dir: string, out: string): Promise<BackupRes
     await mkdir(join(work, 'bundles'));
     await mkdir(join(work, 'tmp'));
     let bytes = 0;
-    for (const sha of hashes) {
+    // Bundles in an object store stay there (storage/backup-s3.ts lists them instead).
+    if (bundlesElsewhere) await bundlesElsewhere(hashes, work);
+    for (const sha of bundlesElsewhere ? [] : hashes) {
       await copyFile(join(dir, 'bundles', sha), join(work, 'bundles', sha), constants.COPYFILE_EXCL);
       bytes += (await stat(join(work, 'bundles', sha))).size;
     }

@@ -9,12 +9,13 @@ import type { ServerConfig } from './config.js';
 import { Store } from './db/store.js';
 import { loadOrCreateServerKey } from './server-key.js';
 import { keySigner, type AnswerSigner } from './signer.js';
-import { BundleStore } from './storage/bundle-store.js';
+import type { BundleStorage } from './storage/bundle-store.js';
+import { openBundleStorage } from './storage/open.js';
 
 /** Everything the routes use besides the config. */
 export interface Services {
   store: Store;
-  bundles: BundleStore;
+  bundles: BundleStorage;
   signer: AnswerSigner;
   /** Keys whose signatures make a bundle acceptable. */
   keyring: Keyring;
@@ -36,7 +37,7 @@ export async function openServices(config: ServerConfig, keyring?: Keyring): Pro
   await ensureDataDir(config.data);
   const ring = keyring ?? (await loadKeyring(config.releaseKeys));
   const key = await loadOrCreateServerKey(config.data);
-  const bundles = await BundleStore.open(config.data);
+  const bundles = await openBundleStorage(config);
   const store = Store.open(config.data);
   try {
     // A crash between storing a bundle and recording its release leaves a complete but
@@ -45,6 +46,7 @@ export async function openServices(config: ServerConfig, keyring?: Keyring): Pro
     return { store, bundles, signer: keySigner(key), keyring: ring, swept };
   } catch (err) {
     store.close();
+    bundles.close();
     throw err;
   }
 }

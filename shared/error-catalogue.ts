@@ -166,6 +166,8 @@ export const ERROR_SECTIONS = {
     WINDOW_INVALID: fatal(400, 'The maintenance window is not well formed.', 'Give days mon..sun, start HH:MM, durationMinutes 1-1440 and an IANA timeZone.'),
     WINDOW_NOT_FOUND: fatal(404, 'No maintenance window has this name.', 'List the windows with ota-release window list.'),
     METRICS_DISABLED: fatal(404, 'GET /metrics is not served on the API port.', 'Set metricsToken (and scrape with it) or scrape the metricsListen address.'),
+    // s3
+    STORAGE_UNAVAILABLE: transient(503, 'The object store holding the bundles failed or cannot be reached (storage "s3").', 'Retry; check the object store, the credentials and the server log.'),
   },
   /** ota-server at start-up and its admin commands. */
   server: {
@@ -181,6 +183,8 @@ export const ERROR_SECTIONS = {
     SERVER_RELEASE_KEY_PRIVATE: fatal(500, 'A --release-key file holds a private key; the server takes public keys only.', 'Give the public key (NAME.pub) and keep the private key offline.'),
     SERVER_TLS_UNUSABLE: fatal(500, 'The TLS certificate or key (tlsCert, tlsKey) cannot be read or do not match.', 'Fix the paths or the PEM files.'),
     SERVER_BACKUP_FAILED: fatal(500, 'The backup could not be written.', 'Give --out a new directory on a writable file system with free space.'),
+    // s3
+    SERVER_STORAGE_UNUSABLE: fatal(500, 'The object store named by the config cannot be used: endpoint unreachable, bucket missing or credentials refused.', 'Check s3Endpoint, s3Bucket, s3Region and the credentials; see docs/STORAGE.md.'),
   },
   /** The ops client of ota-release upload|publish talking to a server. */
   client: {

@@ -11,6 +11,7 @@ import got, { TimeoutError } from 'got';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import type { RangeReader } from '../../shared/delta/range.js';
 import type { HttpDownload } from '../infra/bundle-source.js';
+import { redirectHooks, redirected } from '../download/redirect.js';
 import { retryDelay } from '../download/retry.js';
 
 function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
@@ -87,6 +88,7 @@ export class HttpRangeReader implements RangeReader {
       throwHttpErrors: false,
       decompress: false,
       timeout: { lookup: stall, connect: stall, secureConnect: stall, send: stall, response: stall, socket: stall },
+      hooks: redirectHooks,
       ...(this.opts.signal ? { signal: this.opts.signal } : {}),
     });
     try {
@@ -99,8 +101,13 @@ export class HttpRangeReader implements RangeReader {
       if (status === 200) {
         throw new OtaError('DELTA_RANGE_NOT_PARTIAL', `bundle ${this.name}: asked for bytes ${from}-${end - 1}, the server answered 200 with the whole bundle`);
       }
+      const away = redirected(req);
+      if (away && status === 403) {
+        // An expired presigned URL (download/redirect.ts): ask the server for a fresh one.
+        throw new OtaError('DOWNLOAD_FAILED', `bundle ${this.name}: the redirected range request answered HTTP 403 (an expired URL?); asking the server again`);
+      }
       if (status !== 206) throw new OtaError('DOWNLOAD_REFUSED', `bundle ${this.name}: the server answered HTTP ${status} to a range request`);
-      const etag = header(res.headers, 'etag');
+      const etag = away ? undefined : header(res.headers, 'etag');
       if (this.etag && etag && !etag.startsWith('W/') && etag !== this.etag) {
         throw new OtaError('BUNDLE_CHANGED', `bundle ${this.name}: the server now serves entity ${etag}, not the announced ${this.etag}`);
       }

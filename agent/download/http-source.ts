@@ -18,6 +18,7 @@ import type { Request } from 'got';
 // install from a file, and every other command, never needs it.
 let gotModule: typeof import('got') | undefined;
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
+import { redirectHooks, redirected } from './redirect.js';
 import { retryDelay } from './retry.js';
 
 /** Retries a transaction may still make: `used` grows, `limit` stays. */
@@ -153,10 +154,15 @@ class Download {
     if (status === 429 || status === 408 || status >= 500) {
       throw new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: the server answered HTTP ${status}`);
     }
+    const away = redirected(req);
+    if (away && status === 403) {
+      // An expired presigned URL: the next request asks the server for a fresh one.
+      throw new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: the redirected download answered HTTP 403 (an expired URL?); asking the server again`);
+    }
     if (status !== 200 && status !== 206) {
       throw new OtaError('DOWNLOAD_REFUSED', `bundle ${this.url}: the server answered HTTP ${status}`);
     }
-    const etag = header(res.headers, 'etag');
+    const etag = away ? undefined : header(res.headers, 'etag');
     if (this.etag && etag && !etag.startsWith('W/') && etag !== this.etag) {
       throw new OtaError('BUNDLE_CHANGED', `bundle ${this.url}: the server now serves entity ${etag}, not the announced ${this.etag}`);
     }
@@ -200,6 +206,7 @@ class Download {
       // Offsets count the bytes as stored: never ask for a compressed transfer.
       decompress: false,
       timeout: { lookup: stall, connect: stall, secureConnect: stall, send: stall, response: stall },
+      hooks: redirectHooks,
     });
     this.current = req;
     this.failure = undefined;
@@ -213,6 +220,14 @@ class Download {
           if (req === this.current) this.current = undefined;
           reject(e);
         } else this.fail(req, e);
+      });
+      // Destroyed before any answer (the agent stopped, or a stall): settle with that failure
+      // rather than wait for an answer that will not come.
+      req.once('close', () => {
+        if (answered) return;
+        answered = true;
+        if (req === this.current) this.current = undefined;
+        reject(this.failure ?? this.stopped());
       });
       req.once('response', () => {
         let skip: number;

@@ -3,6 +3,7 @@ import { defineCommand, formatBytes, required } from '../../shared/cli.js';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config.js';
 import { backupDataDir } from '../data-dir.js';
+import { s3Options } from '../storage/open.js';
 import { dataHelp, dataOptions } from './options.js';
 
 /** The backup command. */
@@ -13,8 +14,9 @@ export const backupCommand = defineCommand({
   help: `Writes a new directory OUT that is itself a data directory: the database copied with
 SQLite's online backup (one consistent moment, while the server keeps serving), the bundles
 that moment records, and the server key (OUT holds the private server key: keep it as safe
-as the data directory). OUT is assembled beside its final name and renamed last, so an
-interrupted backup never looks complete. Restore: stop the server, put OUT in place of the
+as the data directory). With storage "s3" the bundles stay in the bucket (use its
+versioning): OUT lists them, each checked, in bundles.json. OUT is assembled beside its final
+name and renamed last, so an interrupted backup never looks complete. Restore: stop the server, put OUT in place of the
 data directory (or start with --data OUT). See docs/SERVER.md, "Backups and restore".
 
 Options:
@@ -27,6 +29,19 @@ Example:
   async run({ values }) {
     const out = resolve(required(values, 'out'));
     const config = await loadConfig({ data: values.data, config: values.config });
+    if (config.storage === 's3') {
+      // The bundles stay in the bucket; the backup lists and checks them (storage/backup-s3.ts).
+      // Loaded only here: the AWS SDK is large, and a local backup does not need it.
+      const [{ S3BundleStore }, { BUNDLES_LIST, listInObjectStore }] = await Promise.all([import('../storage/s3-store.js'), import('../storage/backup-s3.js')]);
+      const store = await S3BundleStore.open(s3Options(config));
+      try {
+        const r = await backupDataDir(config.data, out, listInObjectStore(store));
+        process.stdout.write(`backed up ${config.data} to ${r.out}: database, server key; ${r.bundles} bundle(s) left in ${store.location}, listed in ${BUNDLES_LIST} (the object store's versioning keeps them)\n`);
+      } finally {
+        store.client.destroy();
+      }
+      return;
+    }
     const r = await backupDataDir(config.data, out);
     process.stdout.write(`backed up ${config.data} to ${r.out}: database, ${r.bundles} bundle(s) (${formatBytes(r.bytes)}), server key\n`);
   },

@@ -67,7 +67,18 @@ environment, then the file):
   --metrics-listen H:P    ${FIELDS.metricsListen.env}, "metricsListen": serve GET /metrics on this address instead
   --tls-cert FILE         ${FIELDS.tlsCert.env}, "tlsCert": PEM certificate chain; serve HTTPS
   --tls-key FILE          ${FIELDS.tlsKey.env}, "tlsKey": its PEM private key (with --tls-cert)
-  --config FILE           OTA_SERVER_CONFIG: JSON file with the keys above
+  --storage local|s3      ${FIELDS.storage.env}, "storage": where bundles live (default local: DIR/bundles)
+  --s3-endpoint URL       ${FIELDS.s3Endpoint.env}, "s3Endpoint": MinIO, Garage...; default AWS
+  --s3-region R           ${FIELDS.s3Region.env}, "s3Region" (default us-east-1)
+  --s3-bucket B           ${FIELDS.s3Bucket.env}, "s3Bucket" (required with --storage s3)
+  --s3-prefix P/          ${FIELDS.s3Prefix.env}, "s3Prefix": key prefix ending in /
+  --s3-path-style BOOL    ${FIELDS.s3PathStyle.env}, "s3PathStyle": endpoint/bucket/key requests
+                          credentials: "s3AccessKeyId", "s3SecretAccessKey" (file or
+                          ${FIELDS.s3AccessKeyId.env}, ${FIELDS.s3SecretAccessKey.env}), else AWS_ACCESS_KEY_ID...
+  --bundle-download M     ${FIELDS.bundleDownload.env}, "bundleDownload": server|presigned|public
+  --bundle-public-url URL ${FIELDS.bundlePublicUrl.env}, "bundlePublicUrl": CDN base serving <base>/<sha256>
+  --presign-ttl S         ${FIELDS.presignTtl.env}, "presignTtl": seconds a presigned URL is valid (default 900)
+  --config FILE           OTA_SERVER_CONFIG: JSON file with the keys above; see docs/STORAGE.md
 
 Example:
   ota-server start --data /var/lib/otaab-server --port 8443 --release-key /etc/otaab/ops.pub \\
@@ -88,6 +99,17 @@ Example:
     'metrics-listen': { type: 'string' },
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
+    storage: { type: 'string' },
+    's3-endpoint': { type: 'string' },
+    's3-region': { type: 'string' },
+    's3-bucket': { type: 'string' },
+    's3-prefix': { type: 'string' },
+    's3-path-style': { type: 'string' },
+    's3-access-key-id': { type: 'string' },
+    's3-secret-access-key': { type: 'string' },
+    'bundle-download': { type: 'string' },
+    'bundle-public-url': { type: 'string' },
+    'presign-ttl': { type: 'string' },
   },
   async run({ values }) {
     const config = await loadConfig(values);
@@ -100,6 +122,7 @@ Example:
     out(`server key ${services.signer.fingerprint} (devices verify check-in answers with ${config.data}/server-key.pub)`);
     for (const k of services.keyring.keys) out(`release key ${k.getFingerprint().toUpperCase()} ${k.getUserIDs().join(', ')}`);
     if (services.keyring.keys.length === 0) process.stderr.write('ota-server start: warning: no release keys (--release-key): every upload will be refused\n');
+    if (services.bundles.kind !== 'local') out(`bundles in ${services.bundles.location} (downloads: ${config.bundleDownload})`);
     if (services.swept.length > 0) out(`removed ${services.swept.length} unrecorded bundle file(s) left by an interrupted upload`);
     let app;
     try {

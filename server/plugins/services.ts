@@ -5,14 +5,14 @@ import type { Store } from '../db/store.js';
 import { unencapsulated } from '../plugin.js';
 import type { Services } from '../services.js';
 import type { AnswerSigner } from '../signer.js';
-import type { BundleStore } from '../storage/bundle-store.js';
+import type { BundleStorage } from '../storage/bundle-store.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The validated, frozen configuration. */
     config: ServerConfig;
     store: Store;
-    bundles: BundleStore;
+    bundles: BundleStorage;
     signer: AnswerSigner;
     /** Release keys trusted for uploads. */
     keyring: Keyring;
@@ -34,5 +34,6 @@ export const servicesPlugin = unencapsulated<ServicesOptions>('otaab-services', 
   app.decorate('keyring', services.keyring);
   app.addHook('onClose', async () => {
     services.store.close();
+    services.bundles.close();
   });
 });

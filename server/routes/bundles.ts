@@ -1,11 +1,13 @@
 /**
- * Bundle download, streamed from disk with HTTP Range so a device on a flaky link resumes
- * where it stopped. Bundles are content-addressed and immutable: the sha256 is a strong ETag.
+ * Bundle download, streamed from the bundle store (a file, or a ranged GET of the object
+ * store) with HTTP Range so a device on a flaky link resumes where it stopped. Bundles are
+ * content-addressed and immutable: the sha256 is a strong ETag. With bundleDownload
+ * `presigned` or `public` the answer is instead a 302 to a presigned URL or the CDN: bundles
+ * are signed, so any origin is safe, and every request (each resume, each delta range) comes
+ * here first and gets a fresh URL.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { open } from 'node:fs/promises';
 import { OtaError } from '../../shared/errors.js';
-import { CHUNK } from '../../shared/hashing.js';
 import { ifRangeHolds, planRange } from '../http/range.js';
 import { bundleSchema } from '../schemas/bundles.js';
 import { ServedCounter, servedRoute } from './bundle-served.js';
@@ -20,6 +22,11 @@ export const bundleRoutes: FastifyPluginAsync = async (app) => {
     if (!stored) throw new OtaError('BUNDLE_NOT_FOUND', `bundle ${sha256}: no stored release has it`);
     const size = stored.size;
     const etag = `"${sha256}"`;
+    const direct = await app.bundles.directUrl(sha256);
+    if (direct !== null) {
+      // Not cached: a presigned URL expires, and the device asks here again when it resumes.
+      return reply.code(302).header('location', direct).header('cache-control', 'no-store').send();
+    }
     reply.header('accept-ranges', 'bytes').header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
 
     let plan = planRange(req.headers.range, size);
@@ -30,17 +37,16 @@ export const bundleRoutes: FastifyPluginAsync = async (app) => {
       throw new OtaError('RANGE_NOT_SATISFIABLE', `bundle ${sha256}: range "${req.headers.range ?? ''}" is outside its ${size} bytes`);
     }
 
-    let fh;
-    try {
-      fh = await open(app.bundles.path(sha256), 'r');
-    } catch (cause) {
-      req.log.error({ err: cause, sha256 }, 'a recorded bundle is missing from storage');
-      throw new OtaError('BUNDLE_NOT_FOUND', `bundle ${sha256}: recorded but missing from storage`, { cause });
-    }
     const [start, end] = plan.type === 'partial' ? [plan.start, plan.end] : [0, size - 1];
+    let stream;
+    try {
+      stream = await app.bundles.read(sha256, start, end);
+    } catch (err) {
+      req.log.error({ err, sha256 }, 'a recorded bundle cannot be read from storage');
+      throw err;
+    }
     if (plan.type === 'partial') reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`);
     reply.header('content-length', String(end - start + 1)).type('application/octet-stream');
-    const stream = fh.createReadStream({ start, end, highWaterMark: CHUNK });
     app.metrics.download(plan.type === 'partial', stream);
     served.count(sha256, plan.type === 'partial', stream);
     return reply.send(stream);

@@ -41,9 +41,9 @@ export const releaseRoutes: FastifyPluginAsync = async (app) => {
       if (store.releases.exists(m.product, m.version)) throw new OtaError('RELEASE_EXISTS', `release ${m.product} ${m.version}: already stored; versions are immutable`);
       // Storage first, record second: a crash in between leaves an unrecorded file that the
       // next start sweeps, never a record without its bundle.
-      await bundles.commit(got.tempPath, got.sha256);
+      await got.upload.commit(got.sha256);
     } catch (err) {
-      await bundles.discard(got.tempPath);
+      await got.upload.discard();
       if (!isOtaError(err, 'RELEASE_EXISTS') && !store.releases.bundle(got.sha256)) await bundles.remove(got.sha256).catch(() => undefined);
       throw err;
     }

@@ -1,20 +1,20 @@
 /**
  * Receives an uploaded bundle in one pass: every chunk of the request body is counted against
- * the size cap, hashed, written to a temporary file and handed to the same streaming verifier
- * the agent uses. Only when verification reached the end of the archive is the file fsynced
- * and returned; on any failure the temporary file is gone before the error is thrown.
+ * the size cap, hashed, written to the bundle store's upload (a temporary file, or an object
+ * store's multipart upload) and handed to the same streaming verifier the agent uses. Only when
+ * verification reached the end of the archive is the upload finished (fsynced, or its last
+ * part sent) and returned; on any failure the upload is discarded (the file removed, the
+ * multipart upload aborted) before the error is thrown.
  */
 import { createHash } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import type { Keyring } from '../../shared/signing.js';
 import { verifyBundleStream, type VerifyReport } from '../../shared/verify.js';
-import { WriteBehind } from '../../shared/write-behind.js';
-import type { BundleStore, TempFile } from './bundle-store.js';
+import type { BundleStorage, BundleUpload } from './bundle-store.js';
 
-/** A verified bundle waiting in tmp/ to be committed. */
+/** A verified bundle waiting in the store's staging area to be committed (or discarded). */
 export interface ReceivedBundle {
-  tempPath: string;
+  upload: BundleUpload;
   sha256: string;
   size: number;
   report: VerifyReport;
@@ -22,7 +22,7 @@ export interface ReceivedBundle {
 
 /** What `receiveBundle` needs. */
 export interface ReceiveOptions {
-  store: BundleStore;
+  store: BundleStorage;
   keyring: Keyring;
   maxSize: number;
   /** How errors name the upload. */
@@ -33,14 +33,16 @@ export interface ReceiveOptions {
 class Tee {
   private readonly it: AsyncIterator<Uint8Array>;
   private readonly hash = createHash('sha256');
-  /** Writes to the new, empty temporary file in batches, one in flight (shared/write-behind.ts). */
-  readonly out: WriteBehind;
   size = 0;
   ended = false;
 
-  constructor(body: AsyncIterable<Uint8Array>, file: TempFile, private readonly opts: ReceiveOptions) {
+  constructor(
+    body: AsyncIterable<Uint8Array>,
+    /** Takes the chunks in order; waits only when the store is behind. */
+    readonly out: BundleUpload,
+    private readonly opts: ReceiveOptions,
+  ) {
     this.it = body[Symbol.asyncIterator]();
-    this.out = new WriteBehind(file.handle, 0);
   }
 
   private async pull(): Promise<Buffer | null> {
@@ -69,7 +71,7 @@ class Tee {
       if (chunk === null) return;
       this.hash.update(chunk);
       // Hashed as handed to the writer, which writes every byte (short writes go on) in order.
-      await this.out.add(chunk);
+      await this.out.write(chunk);
       yield chunk;
     }
   }
@@ -88,26 +90,20 @@ class Tee {
   }
 }
 
-/** Receives, stores in tmp/ and verifies one bundle; throws the verifier's OtaError on a bad one. */
+/** Receives, stages and verifies one bundle; throws the verifier's OtaError on a bad one. */
 export async function receiveBundle(body: AsyncIterable<Uint8Array>, opts: ReceiveOptions): Promise<ReceivedBundle> {
-  const file = await opts.store.createTemp();
-  const tee = new Tee(body, file, opts);
-  let closed = false;
+  const upload = await opts.store.createUpload();
+  const tee = new Tee(body, upload, opts);
   try {
     const report = await verifyBundleStream(tee.chunks(), opts.keyring, opts.source);
     // The verifier reads to the end of input to check trailing bytes; make sure nothing is left.
     if (!tee.ended && (await tee.chunks().next()).done !== true) {
       throw new OtaError('BUNDLE_TRAILING_DATA', `${opts.source}: bytes follow the end of the archive`);
     }
-    await tee.out.drain();
-    await file.handle.sync();
-    await file.handle.close();
-    closed = true;
-    return { tempPath: file.path, sha256: tee.digest(), size: tee.size, report };
+    await upload.finish();
+    return { upload, sha256: tee.digest(), size: tee.size, report };
   } catch (err) {
-    await tee.out.abandon();
-    if (!closed) await file.handle.close().catch(() => undefined);
-    await rm(file.path, { force: true });
+    await upload.discard().catch(() => undefined);
     if (!isOtaError(err, 'UPLOAD_TOO_LARGE')) await tee.discard().catch(() => undefined);
     throw err;
   }
