@@ -18,6 +18,7 @@ import { servicesPlugin } from './plugins/services.js';
 import { bundleRoutes } from './routes/bundles.js';
 import { channelRoutes } from './routes/channels.js';
 import { checkinRoutes } from './routes/checkin.js';
+import { deltaFiguresRoutes } from './routes/delta-figures.js';
 import { deviceRoutes } from './routes/devices.js';
 import { fleetPageRoutes } from './routes/fleet-page.js';
 import { releaseRoutes } from './routes/releases.js';
@@ -62,7 +63,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     for (const plugin of [errorsPlugin, metricsPlugin, jsonBodyPlugin, authPlugin, openapiPlugin, consolePlugin]) await app.register(plugin);
     await app.register(
       async (v1) => {
-        for (const routes of [releaseRoutes, channelRoutes, deviceRoutes, fleetPageRoutes, checkinRoutes, bundleRoutes, rolloutRoutes]) await v1.register(routes);
+        for (const routes of [releaseRoutes, channelRoutes, deviceRoutes, fleetPageRoutes, checkinRoutes, bundleRoutes, rolloutRoutes, deltaFiguresRoutes]) await v1.register(routes);
       },
       { prefix: '/v1' },
     );

@@ -121,6 +121,12 @@ async function login(page: Page, token: string): Promise<void> {
   await page.locator('#fleet-total').waitFor();
 }
 
+/** Goes to a page by its link in the navigation and waits until it shows (its heading). */
+async function open(page: Page, name: string): Promise<void> {
+  await page.getByRole('navigation', { name: 'Pages', exact: true }).getByRole('link', { name }).click();
+  await page.getByRole('heading', { name, level: 1 }).waitFor();
+}
+
 /** The state of the rollout card of `version` (the newest one). */
 function rolloutCard(page: Page, version: string) {
   return page.locator('article.rollout', { has: page.getByRole('heading', { name: `gateway ${version}` }) }).first();
@@ -148,7 +154,7 @@ describe.skipIf(!present)('the console in Chromium', () => {
     await page.getByRole('button', { name: 'Clear' }).click();
     await expect.poll(() => page.locator('#fleet-total').textContent()).toBe(`${DEVICES} devices`);
 
-    await page.getByRole('link', { name: 'Rollouts' }).click();
+    await open(page, 'Rollouts');
     await page.getByLabel('Version').selectOption('1.1.0');
     await page.getByLabel('Phases').fill('25%, 100%');
     await page.evaluate(() => ((window as unknown as { noReload: boolean }).noReload = true));
@@ -170,7 +176,7 @@ describe.skipIf(!present)('the console in Chromium', () => {
   it('shows a bad rollout pausing itself on its failures, resumed and aborted by ops', async () => {
     const { page, errors } = await newPage();
     await login(page, fleet.tokens.ops);
-    await page.getByRole('link', { name: 'Rollouts' }).click();
+    await open(page, 'Rollouts');
     await page.getByLabel('Version').selectOption('1.2.0');
     await page.getByLabel('Phases').fill('2, 100%');
     await page.getByLabel('Pause at failure %').fill('0');
@@ -212,7 +218,7 @@ describe.skipIf(!present)('the console in Chromium', () => {
     expect(await keyboardProblems(page)).toEqual([]);
     await shot(page, 'device', true);
 
-    await page.getByRole('link', { name: 'Rollouts' }).click();
+    await open(page, 'Rollouts');
     await page.locator('#start-refused').waitFor();
     expect(await page.getByRole('button', { name: 'Start rollout' }).isDisabled()).toBe(true);
     const buttons = page.locator('article.rollout button');
@@ -227,9 +233,18 @@ describe.skipIf(!present)('the console in Chromium', () => {
     });
     expect(refused).toMatchObject({ status: 403, body: { error: 'AUTH_FORBIDDEN' } });
 
-    await page.getByRole('link', { name: 'Releases' }).click();
+    await open(page, 'Releases');
     await page.getByRole('heading', { name: 'gateway 1.2.0' }).waitFor();
     expect(await page.locator('article', { hasText: 'gateway 1.1.0' }).getByText('gateway-app').count()).toBeGreaterThan(0);
+    // delta-report's figures: what a device running 1.1.0 downloads for 1.2.0, as the API computes them.
+    const figures = await fetch(`${fleet.url}/v1/products/gateway/releases/1.2.0/delta`, { headers: { authorization: `Bearer ${fleet.tokens.technician}` } }).then(
+      (r) => r.json() as Promise<{ deltas: { from: string; report: { wireBytes: number; bundleBytes: number; requests: number } }[] }>,
+    );
+    const fromPrevious = figures.deltas.find((d) => d.from === '1.1.0')!.report;
+    expect(fromPrevious.wireBytes).toBeLessThan(fromPrevious.bundleBytes / 2);
+    const shown = page.getByRole('article', { name: 'gateway 1.2.0' }).locator('li[data-from="1.1.0"]');
+    await expect.poll(() => shown.textContent(), { timeout: 20_000 }).toMatch(new RegExp(`^from 1\\.1\\.0: .* in ${fromPrevious.requests} requests?; `));
+    expect(await page.getByRole('article', { name: 'gateway 1.1.0' }).getByText('no earlier release of this product').count()).toBe(1);
     expect(await keyboardProblems(page)).toEqual([]);
     await shot(page, 'releases', true);
     expect(errors).toEqual([]);
