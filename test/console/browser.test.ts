@@ -158,14 +158,24 @@ describe.skipIf(!present)('the console in Chromium', () => {
     await page.getByLabel('Version').selectOption('1.1.0');
     await page.getByLabel('Phases').fill('25%, 100%');
     await page.evaluate(() => ((window as unknown as { noReload: boolean }).noReload = true));
+    // Live by server-sent events, not by polling: the stream is up before the rollout starts.
+    const live = page.locator('#live');
+    await expect.poll(() => live.getAttribute('data-mode'), { timeout: 10_000 }).toBe('events');
+    const eventsBefore = Number(await live.getAttribute('data-events'));
     await page.getByRole('button', { name: 'Start rollout' }).click();
     const card = rolloutCard(page, '1.1.0');
     await card.waitFor();
+    const progress = card.locator('[data-phase="0"] .mono');
+    const firstSeen = await progress.textContent();
     // The page follows the rollout by itself: phase 1 fills, then phase 2 opens and completes.
     await expect.poll(() => card.getAttribute('data-state'), { timeout: 90_000 }).toBe('completed');
     // Completed once 90 % succeeded; the last devices finish a moment later, still without a reload.
     await expect.poll(() => card.locator('[data-phase="1"] .mono').textContent(), { timeout: 60_000 }).toMatch(/^15 ok · 0 failed/);
     expect(await page.evaluate(() => (window as unknown as { noReload?: boolean }).noReload)).toBe(true);
+    // The progress moved because events came: the stream stayed up the whole time (no polling).
+    expect(await progress.textContent()).not.toBe(firstSeen);
+    expect(await live.getAttribute('data-mode')).toBe('events');
+    expect(Number(await live.getAttribute('data-events'))).toBeGreaterThan(eventsBefore);
     expect(await unlabelled(page)).toEqual([]);
     expect(await keyboardProblems(page)).toEqual([]);
     await shot(page, 'rollouts', true);
@@ -250,4 +260,18 @@ describe.skipIf(!present)('the console in Chromium', () => {
     expect(errors).toEqual([]);
     await page.close();
   }, 120_000);
+  it('falls back to polling while the event stream is down, and takes the stream again when it is back', async () => {
+    const { page, errors } = await newPage();
+    // The stream refused (a proxy that drops it, a network blip): the page polls instead.
+    await page.route('**/v1/events', (r) => r.abort());
+    await login(page, fleet.tokens.ops);
+    const live = page.locator('#live');
+    await expect.poll(() => live.getAttribute('data-mode'), { timeout: 10_000 }).toBe('polling');
+    const refreshes = Number(await live.getAttribute('data-refreshes'));
+    await expect.poll(async () => Number(await live.getAttribute('data-refreshes')), { timeout: 10_000 }).toBeGreaterThan(refreshes + 1);
+    await page.unroute('**/v1/events');
+    await expect.poll(() => live.getAttribute('data-mode'), { timeout: 20_000 }).toBe('events');
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
 });
