@@ -31,6 +31,8 @@ export interface CheckinBenchOptions {
   runs: number;
   /** p99 latency goal, ms. */
   p99GoalMs: number;
+  /** Extra `ota-server start` flags (the metrics comparison runs with `--metrics off`). */
+  serverArgs?: string[];
 }
 
 /** Runs the load generator CLI against `url` and returns its stats. */
@@ -61,7 +63,7 @@ function describe(s: CheckinLoadStats): string {
 
 /** Runs benchmark 4 in `work`. */
 export async function benchCheckin(work: string, o: CheckinBenchOptions): Promise<{ rows: BenchRow[]; closed: CheckinLoadStats[]; open: CheckinLoadStats[] }> {
-  const srv = await BenchServer.start(work);
+  const srv = await BenchServer.start(work, o.serverArgs);
   const closed: CheckinLoadStats[] = [];
   const open: CheckinLoadStats[] = [];
   let signUs: number;

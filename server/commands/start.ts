@@ -65,6 +65,7 @@ environment, then the file):
   --log-level LEVEL       ${FIELDS.logLevel.env}, "logLevel": fatal|error|warn|info|debug|trace|silent
   --metrics-token T       ${FIELDS.metricsToken.env}, "metricsToken": Prometheus scrapes GET /metrics with it
   --metrics-listen H:P    ${FIELDS.metricsListen.env}, "metricsListen": serve GET /metrics on this address instead
+  --metrics on|off        ${FIELDS.metrics.env}, "metrics": Prometheus instrumentation (default on)
   --tls-cert FILE         ${FIELDS.tlsCert.env}, "tlsCert": PEM certificate chain; serve HTTPS
   --tls-key FILE          ${FIELDS.tlsKey.env}, "tlsKey": its PEM private key (with --tls-cert)
   --config FILE           OTA_SERVER_CONFIG: JSON file with the keys above
@@ -86,6 +87,7 @@ Example:
     'log-level': { type: 'string' },
     'metrics-token': { type: 'string' },
     'metrics-listen': { type: 'string' },
+    metrics: { type: 'string' },
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
   },
