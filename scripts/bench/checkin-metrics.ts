@@ -8,6 +8,11 @@ import type { CheckinLoadStats } from '../fleet/load.js';
 import { benchCheckin, type CheckinBenchOptions } from './checkin.js';
 import type { BenchRow } from './util.js';
 
+/** A latency for the table: NaN when a run had no answers (its latencies are null). */
+const num = (n: number | null | undefined): number => (typeof n === 'number' ? n : NaN);
+/** A latency for a note: a dash when a run had no answers. */
+const ms = (n: number | null | undefined): string => (typeof n === 'number' ? `${n.toFixed(1)} ms` : '-');
+
 /** The median run of `runs` by `by`. */
 function median(runs: readonly CheckinLoadStats[], by: (s: CheckinLoadStats) => number): CheckinLoadStats {
   const sorted = [...runs].sort((a, b) => by(a) - by(b));
@@ -35,19 +40,19 @@ export async function benchCheckinMetrics(work: string, o: CheckinBenchOptions, 
         ratio: cOn.perSecond / cOff.perSecond,
         goal: `≥ ${o.rate} with metrics on`,
         met: cOn.perSecond >= o.rate,
-        note: `median of ${o.runs} runs each, the same load against two fresh servers, one after the other; p99 ${cOn.latencyMs.p99.toFixed(1)} ms on, ${cOff.latencyMs.p99.toFixed(1)} ms off`,
+        note: `median of ${o.runs} runs each, the same load against two fresh servers, one after the other; p99 ${ms(cOn.latencyMs.p99)} on, ${ms(cOff.latencyMs.p99)} off`,
       },
       {
         bench: 'checkin-metrics',
         metric: `check-in p99 latency at ${o.rate}/s offered with metrics on (baseline: metrics off)`,
-        ours: pOn.latencyMs.p99,
-        baseline: pOff.latencyMs.p99,
+        ours: num(pOn.latencyMs.p99),
+        baseline: num(pOff.latencyMs.p99),
         unit: 'ms',
         // Lower is better: the ratio is off/on, as for a throughput.
-        ratio: pOff.latencyMs.p99 / Math.max(pOn.latencyMs.p99, 1e-3),
+        ratio: num(pOff.latencyMs.p99) / Math.max(num(pOn.latencyMs.p99), 1e-3),
         goal: `< ${o.p99GoalMs} with metrics on, all ${o.rate}/s served`,
         met: pOn.latencyMs.p99 < o.p99GoalMs && served(pOn),
-        note: `median of ${o.runs}: on p50 ${pOn.latencyMs.p50.toFixed(1)} ms, ${pOn.perSecond.toFixed(0)}/s answered; off p50 ${pOff.latencyMs.p50.toFixed(1)} ms, ${pOff.perSecond.toFixed(0)}/s answered`,
+        note: `median of ${o.runs}: on p50 ${ms(pOn.latencyMs.p50)}, ${pOn.perSecond.toFixed(0)}/s answered; off p50 ${ms(pOff.latencyMs.p50)}, ${pOff.perSecond.toFixed(0)}/s answered`,
       },
     ],
   };

@@ -57,6 +57,8 @@ async function signMicros(data: string): Promise<number> {
 
 function describe(s: CheckinLoadStats): string {
   const l = s.latencyMs;
+  // No answer at all (every request failed or timed out): the load stats hold no latencies.
+  if (s.answered === 0 || typeof l.p50 !== 'number') return `no answers; statuses ${JSON.stringify(s.statuses)}`;
   const bad = Object.entries(s.statuses).filter(([k]) => k !== '200');
   return `p50 ${l.p50.toFixed(1)} / p90 ${l.p90.toFixed(1)} / p99 ${l.p99.toFixed(1)} ms; ${s.answered} answers${bad.length ? `, non-200: ${JSON.stringify(Object.fromEntries(bad))}` : ''}; ${s.verified.checked} verified, ${s.verified.failed} bad`;
 }

@@ -137,7 +137,7 @@ describe.skipIf(!present)('the console in Chromium', () => {
     const { page, errors } = await newPage();
     await page.goto(`${fleet.url}/console/`);
     expect(await unlabelled(page)).toEqual([]);
-    await shot(page, 'login');
+    await shot(page, 'login', true);
     await login(page, fleet.tokens.ops);
     await expect.poll(() => page.locator('#fleet-total').textContent(), { timeout: 30_000 }).toBe(`${DEVICES} devices`);
     await expect.poll(() => page.locator('tbody tr').count()).toBe(DEVICES);
