@@ -178,7 +178,8 @@ try {
 }
 
 machine.load.end = loadavg()[0] ?? 0;
-const cell = (n: number | undefined, unit: string): string => (n === undefined ? '-' : `${n >= 100 ? n.toFixed(0) : n.toFixed(n >= 10 ? 1 : 2)} ${unit}`);
+// A run without answers has no latencies (null in the load's JSON): a dash, not a crash.
+const cell = (n: number | null | undefined, unit: string): string => (n === undefined || n === null || Number.isNaN(n) ? '-' : `${n >= 100 ? n.toFixed(0) : n.toFixed(n >= 10 ? 1 : 2)} ${unit}`);
 // A pipe inside a cell (curl|tee) would end the cell in Markdown.
 const md = (text: string): string => text.replaceAll('|', '\\|');
 const table = [
