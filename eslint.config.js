@@ -23,7 +23,7 @@ export default tseslint.config(
       sourceType: 'module',
       parserOptions: { project: null },
       globals: Object.fromEntries(
-        ['window', 'document', 'fetch', 'sessionStorage', 'location', 'history', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'FormData', 'URLSearchParams', 'URL', 'Intl', 'HTMLElement', 'Event', 'console'].map((g) => [g, 'readonly']),
+        ['window', 'document', 'fetch', 'sessionStorage', 'location', 'history', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'FormData', 'URLSearchParams', 'URL', 'Intl', 'HTMLElement', 'Event', 'console', 'TextDecoder', 'AbortController'].map((g) => [g, 'readonly']),
       ),
     },
   },

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { agentEntry, benchBlockdev } from './bench/blockdev.js';
 import { benchBuild } from './bench/build.js';
 import { benchCheckin, profileCheckin } from './bench/checkin.js';
+import { benchCheckinMetrics } from './bench/checkin-metrics.js';
 import { BenchServer } from './bench/fixture.js';
 import { benchInstall } from './bench/install.js';
 import { canUseLoops } from './bench/loopdev.js';
@@ -163,6 +164,10 @@ try {
     }
     rows.push(...r.rows);
     details.checkin = { closed: r.closed, open: r.open };
+    say('benchmark 4b: the same check-in load against a server with --metrics off');
+    const off = await benchCheckinMetrics(join(work, 'checkin-metrics-off'), o, r);
+    rows.push(...off.rows);
+    details.checkinMetricsOff = { closed: off.closed, open: off.open };
   }
   if (only.has('delta')) {
     say(`benchmark 6: delta wire bytes against casync, ${mib} MiB images (scripts/bench/delta.ts)`);
@@ -173,7 +178,8 @@ try {
 }
 
 machine.load.end = loadavg()[0] ?? 0;
-const cell = (n: number | undefined, unit: string): string => (n === undefined ? '-' : `${n >= 100 ? n.toFixed(0) : n.toFixed(n >= 10 ? 1 : 2)} ${unit}`);
+// A run without answers has no latencies (null in the load's JSON): a dash, not a crash.
+const cell = (n: number | null | undefined, unit: string): string => (n === undefined || n === null || Number.isNaN(n) ? '-' : `${n >= 100 ? n.toFixed(0) : n.toFixed(n >= 10 ? 1 : 2)} ${unit}`);
 // A pipe inside a cell (curl|tee) would end the cell in Markdown.
 const md = (text: string): string => text.replaceAll('|', '\\|');
 const table = [

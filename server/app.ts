@@ -11,6 +11,7 @@ import type { ServerConfig } from './config.js';
 import { authPlugin } from './plugins/auth.js';
 import { consolePlugin } from './plugins/console.js';
 import { errorsPlugin } from './plugins/errors.js';
+import { eventsPlugin } from './plugins/events.js';
 import { jsonBodyPlugin } from './plugins/json-body.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { openapiPlugin } from './plugins/openapi.js';
@@ -18,7 +19,9 @@ import { servicesPlugin } from './plugins/services.js';
 import { bundleRoutes } from './routes/bundles.js';
 import { channelRoutes } from './routes/channels.js';
 import { checkinRoutes } from './routes/checkin.js';
+import { deltaFiguresRoutes } from './routes/delta-figures.js';
 import { deviceRoutes } from './routes/devices.js';
+import { eventRoutes } from './routes/events.js';
 import { fleetPageRoutes } from './routes/fleet-page.js';
 import { releaseRoutes } from './routes/releases.js';
 import { rolloutRoutes } from './routes/rollouts.js';
@@ -59,10 +62,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   try {
     await app.register(servicesPlugin, { config, services });
     // In this order: errors and metrics see every request, auth runs before any route.
-    for (const plugin of [errorsPlugin, metricsPlugin, jsonBodyPlugin, authPlugin, openapiPlugin, consolePlugin]) await app.register(plugin);
+    for (const plugin of [errorsPlugin, metricsPlugin, jsonBodyPlugin, authPlugin, openapiPlugin, consolePlugin, eventsPlugin]) await app.register(plugin);
     await app.register(
       async (v1) => {
-        for (const routes of [releaseRoutes, channelRoutes, deviceRoutes, fleetPageRoutes, checkinRoutes, bundleRoutes, rolloutRoutes]) await v1.register(routes);
+        for (const routes of [releaseRoutes, channelRoutes, deviceRoutes, fleetPageRoutes, checkinRoutes, bundleRoutes, rolloutRoutes, deltaFiguresRoutes, eventRoutes]) await v1.register(routes);
       },
       { prefix: '/v1' },
     );

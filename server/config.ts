@@ -34,6 +34,8 @@ export interface ServerConfig {
   readonly metricsToken: string | null;
   /** `host:port` serving GET /metrics on its own; null: none. */
   readonly metricsListen: string | null;
+  /** Prometheus instrumentation on (default) or off: no request and store timing, no /metrics. */
+  readonly metrics: boolean;
   /** PEM certificate chain to serve HTTPS with; null: plain HTTP (e.g. behind a reverse proxy). */
   readonly tlsCert: string | null;
   /** PEM private key of `tlsCert`. */
@@ -78,6 +80,7 @@ export const DEFAULTS: ServerConfig = Object.freeze({
   logLevel: 'info',
   metricsToken: null,
   metricsListen: null,
+  metrics: true,
   tlsCert: null,
   tlsKey: null,
   storage: 'local',
@@ -178,6 +181,11 @@ export const FIELDS: Readonly<Record<Key, Field>> = {
     flag: 'metrics-listen',
     parse: (raw) => (raw === null || (typeof raw === 'string' && parseListen(raw) !== null) ? ok(raw) : no('must be host:port, such as 127.0.0.1:9464 or [::1]:9464')),
   },
+  metrics: {
+    env: 'OTA_SERVER_METRICS',
+    flag: 'metrics',
+    parse: (raw) => (raw === true || raw === 'on' ? ok(true) : raw === false || raw === 'off' ? ok(false) : no('must be on or off (true or false in the file)')),
+  },
   tlsCert: { env: 'OTA_SERVER_TLS_CERT', flag: 'tls-cert', parse: optionalPath },
   tlsKey: { env: 'OTA_SERVER_TLS_KEY', flag: 'tls-key', parse: optionalPath },
   storage: { env: 'OTA_SERVER_STORAGE', flag: 'storage', parse: oneOf(['local', 's3']) },
@@ -239,6 +247,9 @@ export function resolveConfig(layers: readonly ConfigLayer[]): ServerConfig {
       if (!parsed.ok) fail(layer, 'SERVER_CONFIG_INVALID', `${label} ${parsed.why}, not ${JSON.stringify(raw)}`);
       out[key] = parsed.value;
     }
+  }
+  if (out.metrics === false && (out.metricsToken !== null || out.metricsListen !== null)) {
+    throw new OtaError('SERVER_CONFIG_INVALID', 'metrics is off: metricsToken and metricsListen have nothing to serve; unset them or turn metrics on');
   }
   if ((out.tlsCert === null) !== (out.tlsKey === null)) {
     throw new OtaError('SERVER_CONFIG_INVALID', 'tlsCert and tlsKey go together: set both (HTTPS) or neither (plain HTTP)');

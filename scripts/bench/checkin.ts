@@ -31,6 +31,8 @@ export interface CheckinBenchOptions {
   runs: number;
   /** p99 latency goal, ms. */
   p99GoalMs: number;
+  /** Extra `ota-server start` flags (the metrics comparison runs with `--metrics off`). */
+  serverArgs?: string[];
 }
 
 /** Runs the load generator CLI against `url` and returns its stats. */
@@ -55,13 +57,15 @@ async function signMicros(data: string): Promise<number> {
 
 function describe(s: CheckinLoadStats): string {
   const l = s.latencyMs;
+  // No answer at all (every request failed or timed out): the load stats hold no latencies.
+  if (s.answered === 0 || typeof l.p50 !== 'number') return `no answers; statuses ${JSON.stringify(s.statuses)}`;
   const bad = Object.entries(s.statuses).filter(([k]) => k !== '200');
   return `p50 ${l.p50.toFixed(1)} / p90 ${l.p90.toFixed(1)} / p99 ${l.p99.toFixed(1)} ms; ${s.answered} answers${bad.length ? `, non-200: ${JSON.stringify(Object.fromEntries(bad))}` : ''}; ${s.verified.checked} verified, ${s.verified.failed} bad`;
 }
 
 /** Runs benchmark 4 in `work`. */
 export async function benchCheckin(work: string, o: CheckinBenchOptions): Promise<{ rows: BenchRow[]; closed: CheckinLoadStats[]; open: CheckinLoadStats[] }> {
-  const srv = await BenchServer.start(work);
+  const srv = await BenchServer.start(work, o.serverArgs);
   const closed: CheckinLoadStats[] = [];
   const open: CheckinLoadStats[] = [];
   let signUs: number;

@@ -1,7 +1,7 @@
 /**
  * A fleet to look at in the web console: a real `ota-server` on a throw-away data directory, a
- * release key, tokens for ops and a technician, two signed releases of the product `gateway`
- * (1.1.0 healthy; 1.2.0 whose health check fails on every device) and protocol devices
+ * release key, tokens for ops and a technician, two signed, delta-capable releases of the product
+ * `gateway` (1.1.0 healthy; 1.2.0 whose health check fails on every device) and protocol devices
  * (scripts/fleet/protocol-device.ts) checking in over HTTP. Used by the console's browser test.
  */
 import { randomBytes } from 'node:crypto';
@@ -49,9 +49,14 @@ export async function startConsoleFleet(o: ConsoleFleetOptions): Promise<Console
   try {
     const tokens = { ops: await createToken(data, 'ops', 'console-ops'), technician: await createToken(data, 'technician', 'console-tech'), enroll: await createToken(data, 'enroll', 'factory') };
     const signing = await readPrivateKey(Buffer.from(key.privateKey), 'release key');
+    // Each release changes a sixteenth of the previous image: delta-capable bundles (a chunk
+    // index) whose delta figures the Releases page shows.
+    let rootfs = randomBytes(1024 * 1024);
     for (const r of RELEASES) {
       const image = join(o.work, `rootfs-${r.version}.img`);
-      await writeFile(image, randomBytes(256 * 1024));
+      rootfs = Buffer.from(rootfs);
+      randomBytes(64 * 1024).copy(rootfs, 512 * 1024);
+      await writeFile(image, rootfs);
       const module = join(o.work, `app-${r.version}`);
       await mkdir(join(module, 'bin'), { recursive: true });
       await writeFile(join(module, 'bin', 'gateway-app'), `#!/bin/sh\necho gateway-app ${r.version}\n`);
@@ -67,6 +72,7 @@ export async function startConsoleFleet(o: ConsoleFleetOptions): Promise<Console
         ],
         key: signing,
         out,
+        index: {},
       });
       const res = await fetch(`${server.url}/v1/releases`, { method: 'POST', headers: { authorization: `Bearer ${tokens.ops}`, 'content-type': 'application/octet-stream' }, body: await readFile(out) });
       if (res.status !== 201) throw new Error(`upload of ${r.version}: HTTP ${res.status} ${await res.text()}`);

@@ -65,6 +65,7 @@ environment, then the file):
   --log-level LEVEL       ${FIELDS.logLevel.env}, "logLevel": fatal|error|warn|info|debug|trace|silent
   --metrics-token T       ${FIELDS.metricsToken.env}, "metricsToken": Prometheus scrapes GET /metrics with it
   --metrics-listen H:P    ${FIELDS.metricsListen.env}, "metricsListen": serve GET /metrics on this address instead
+  --metrics on|off        ${FIELDS.metrics.env}, "metrics": Prometheus instrumentation (default on)
   --tls-cert FILE         ${FIELDS.tlsCert.env}, "tlsCert": PEM certificate chain; serve HTTPS
   --tls-key FILE          ${FIELDS.tlsKey.env}, "tlsKey": its PEM private key (with --tls-cert)
   --storage local|s3      ${FIELDS.storage.env}, "storage": where bundles live (default local: DIR/bundles)
@@ -97,6 +98,7 @@ Example:
     'log-level': { type: 'string' },
     'metrics-token': { type: 'string' },
     'metrics-listen': { type: 'string' },
+    metrics: { type: 'string' },
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
     storage: { type: 'string' },

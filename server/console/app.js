@@ -1,21 +1,117 @@
 // The console's shell: log in with a token, route by the URL fragment, refresh the page shown
-// every few seconds while the tab is visible (a running rollout moves without a reload).
-import { api, ApiError, session } from './api.js';
+// when the server's event stream says something changed (a running rollout moves without a
+// reload), and poll every few seconds while the stream is down.
+import { api, ApiError, openEvents, session } from './api.js';
 import { deviceView } from './pages/device.js';
 import { fleetView } from './pages/fleet.js';
 import { releasesView } from './pages/releases.js';
 import { rolloutsView } from './pages/rollouts.js';
 import { field, fill, h, notify } from './ui.js';
 
-/** Seconds between two refreshes of the page shown. */
+/** Milliseconds between two refreshes of the page shown while polling. */
 const REFRESH_MS = 2000;
+/** Least milliseconds between two refreshes caused by events (a busy fleet sends many). */
+const EVENT_GAP_MS = 700;
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const who = document.getElementById('who');
 const logout = document.getElementById('logout');
+const liveEl = document.getElementById('live');
 let current = null;
-let timer = null;
+
+/**
+ * Live updates: while the event stream (GET /v1/events) is up, each change refreshes the page
+ * shown; while it is down, the page is polled every REFRESH_MS and the stream is tried again
+ * after 2, 4, 8 … 30 s. `#live` shows which (data-mode: events | polling) for people and tests.
+ */
+const live = { mode: 'off', events: 0, refreshes: 0, close: null, poll: null, retry: null, backoff: 2000, lastId: null, busy: false, again: false, last: 0 };
+
+function showLive() {
+  liveEl.hidden = live.mode === 'off';
+  liveEl.dataset.mode = live.mode;
+  liveEl.dataset.events = String(live.events);
+  liveEl.dataset.refreshes = String(live.refreshes);
+  liveEl.textContent = live.mode === 'events' ? 'Live' : 'Polling';
+  liveEl.title = live.mode === 'events' ? 'Updated as the server reports changes (server-sent events)' : `The event stream is down: refreshed every ${REFRESH_MS / 1000} s`;
+}
+
+function connect() {
+  clearTimeout(live.retry);
+  live.close?.();
+  live.close = openEvents(
+    {
+      onOpen: (id) => {
+        live.lastId = id;
+        if (live.mode === 'events') return;
+        live.mode = 'events';
+        live.backoff = 2000;
+        clearInterval(live.poll);
+        showLive();
+      },
+      onChange: (_topics, id) => {
+        live.lastId = id;
+        live.events++;
+        showLive();
+        refreshSoon();
+      },
+      onDown: () => {
+        live.close = null;
+        if (!session.who) return;
+        live.mode = 'polling';
+        clearInterval(live.poll);
+        live.poll = setInterval(refreshSoon, REFRESH_MS);
+        showLive();
+        live.retry = setTimeout(connect, live.backoff);
+        live.backoff = Math.min(live.backoff * 2, 30_000);
+      },
+    },
+    live.lastId,
+  );
+}
+
+function stopLive() {
+  live.close?.();
+  live.close = null;
+  clearInterval(live.poll);
+  clearTimeout(live.retry);
+  live.mode = 'off';
+  showLive();
+}
+
+/** Refreshes the page shown, at most one refresh at a time and one per EVENT_GAP_MS. */
+function refreshSoon() {
+  if (document.visibilityState !== 'visible' || !current) return;
+  if (live.busy) {
+    live.again = true;
+    return;
+  }
+  const wait = live.last + EVENT_GAP_MS - Date.now();
+  if (wait > 0) {
+    live.busy = true;
+    setTimeout(() => {
+      live.busy = false;
+      refreshSoon();
+    }, wait);
+    return;
+  }
+  const view = current;
+  const focus = focusKey();
+  live.busy = true;
+  live.again = false;
+  live.last = Date.now();
+  view
+    .refresh()
+    .then(() => {
+      live.refreshes++;
+      showLive();
+      if (view === current) restoreFocus(focus);
+    }, shown)
+    .finally(() => {
+      live.busy = false;
+      if (live.again) refreshSoon();
+    });
+}
 
 const ROUTES = [
   [/^#\/fleet(?:\?(.*))?$/, (m) => fleetView(m[1] ?? '')],
@@ -67,12 +163,12 @@ async function start() {
   logout.hidden = false;
   who.textContent = `${session.who.role} · ${session.who.id}`;
   if (!location.hash || location.hash === '#' || location.hash === '#/') history.replaceState(null, '', '#/fleet');
+  connect();
   await route();
 }
 
 async function route() {
   if (!session.who) return;
-  clearInterval(timer);
   current?.unmount?.();
   const hash = location.hash;
   let view = null;
@@ -96,11 +192,6 @@ async function route() {
   } catch (err) {
     shown(err);
   }
-  timer = setInterval(() => {
-    if (document.visibilityState !== 'visible' || current !== view) return;
-    const focus = focusKey();
-    view.refresh().then(() => restoreFocus(focus), shown);
-  }, REFRESH_MS);
 }
 
 /** What identifies the focused element across a re-render: its tag, link target or text. */
@@ -124,7 +215,7 @@ function shown(err) {
   if (err instanceof ApiError && err.status === 401) {
     session.token = null;
     session.who = null;
-    clearInterval(timer);
+    stopLive();
     return loginView(`Logged out: ${err.message}`);
   }
   notify(err.message, 'bad');
@@ -133,8 +224,10 @@ function shown(err) {
 logout.addEventListener('click', () => {
   session.token = null;
   session.who = null;
-  clearInterval(timer);
+  stopLive();
   loginView('Logged out.');
 });
+// Back to a hidden tab: what changed meanwhile was not drawn.
+document.addEventListener('visibilitychange', () => void (document.visibilityState === 'visible' && refreshSoon()));
 window.addEventListener('hashchange', () => void route());
 void start();

@@ -20,19 +20,24 @@ declare module 'fastify' {
 
 /** The metrics plugin; register it after the services plugin and before the routes. */
 export const metricsPlugin = unencapsulated('otaab-metrics', async (app) => {
-  const metrics = new ServerMetrics();
+  const on = app.config.metrics;
+  // Off (`metrics: off`): the routes' counters stay (array increments nobody reads), nothing
+  // is timed and nothing is served; the check-in benchmark compares the two.
+  const metrics = new ServerMetrics({ processMetrics: on });
   app.decorate('metrics', metrics);
-  instrumentStore(app.store, (op) => metrics.storeOp(op));
-  fleetGauges(metrics, app.store.db);
-
-  app.addHook('onResponse', async (req, reply) => {
-    // The route pattern, never the raw URL: one series per route, not per device or bundle.
-    const route = req.routeOptions.url ?? 'unmatched';
-    metrics.request(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
-  });
+  if (on) {
+    instrumentStore(app.store, (op) => metrics.storeOp(op));
+    fleetGauges(metrics, app.store.db);
+    app.addHook('onResponse', async (req, reply) => {
+      // The route pattern, never the raw URL: one series per route, not per device or bundle.
+      const route = req.routeOptions.url ?? 'unmatched';
+      metrics.request(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
+    });
+  }
 
   const { metricsToken, metricsListen } = app.config;
   app.get('/metrics', async (req, reply) => {
+    if (!on) throw new OtaError('METRICS_DISABLED', 'GET /metrics: metrics are off in the server config (metrics: off)');
     if (metricsToken === null) {
       throw new OtaError(
         'METRICS_DISABLED',

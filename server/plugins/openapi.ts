@@ -36,7 +36,7 @@ function operation(op: Operation): Schema {
     const binary = (schema as Schema).format === 'binary';
     res[code.toUpperCase()] = {
       description: code.startsWith('2') ? 'success' : 'error: { error: CODE, message }',
-      content: binary ? { 'application/octet-stream': { schema } } : { 'application/json': { schema } },
+      content: { [code.startsWith('2') && Array.isArray(s.produces) ? String(s.produces[0]) : binary ? 'application/octet-stream' : 'application/json']: { schema } },
     };
   }
   out.responses = res;

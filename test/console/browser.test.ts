@@ -121,6 +121,12 @@ async function login(page: Page, token: string): Promise<void> {
   await page.locator('#fleet-total').waitFor();
 }
 
+/** Goes to a page by its link in the navigation and waits until it shows (its heading). */
+async function open(page: Page, name: string): Promise<void> {
+  await page.getByRole('navigation', { name: 'Pages', exact: true }).getByRole('link', { name }).click();
+  await page.getByRole('heading', { name, level: 1 }).waitFor();
+}
+
 /** The state of the rollout card of `version` (the newest one). */
 function rolloutCard(page: Page, version: string) {
   return page.locator('article.rollout', { has: page.getByRole('heading', { name: `gateway ${version}` }) }).first();
@@ -131,7 +137,7 @@ describe.skipIf(!present)('the console in Chromium', () => {
     const { page, errors } = await newPage();
     await page.goto(`${fleet.url}/console/`);
     expect(await unlabelled(page)).toEqual([]);
-    await shot(page, 'login');
+    await shot(page, 'login', true);
     await login(page, fleet.tokens.ops);
     await expect.poll(() => page.locator('#fleet-total').textContent(), { timeout: 30_000 }).toBe(`${DEVICES} devices`);
     await expect.poll(() => page.locator('tbody tr').count()).toBe(DEVICES);
@@ -148,18 +154,28 @@ describe.skipIf(!present)('the console in Chromium', () => {
     await page.getByRole('button', { name: 'Clear' }).click();
     await expect.poll(() => page.locator('#fleet-total').textContent()).toBe(`${DEVICES} devices`);
 
-    await page.getByRole('link', { name: 'Rollouts' }).click();
+    await open(page, 'Rollouts');
     await page.getByLabel('Version').selectOption('1.1.0');
     await page.getByLabel('Phases').fill('25%, 100%');
     await page.evaluate(() => ((window as unknown as { noReload: boolean }).noReload = true));
+    // Live by server-sent events, not by polling: the stream is up before the rollout starts.
+    const live = page.locator('#live');
+    await expect.poll(() => live.getAttribute('data-mode'), { timeout: 10_000 }).toBe('events');
+    const eventsBefore = Number(await live.getAttribute('data-events'));
     await page.getByRole('button', { name: 'Start rollout' }).click();
     const card = rolloutCard(page, '1.1.0');
     await card.waitFor();
+    const progress = card.locator('[data-phase="0"] .mono');
+    const firstSeen = await progress.textContent();
     // The page follows the rollout by itself: phase 1 fills, then phase 2 opens and completes.
     await expect.poll(() => card.getAttribute('data-state'), { timeout: 90_000 }).toBe('completed');
     // Completed once 90 % succeeded; the last devices finish a moment later, still without a reload.
     await expect.poll(() => card.locator('[data-phase="1"] .mono').textContent(), { timeout: 60_000 }).toMatch(/^15 ok · 0 failed/);
     expect(await page.evaluate(() => (window as unknown as { noReload?: boolean }).noReload)).toBe(true);
+    // The progress moved because events came: the stream stayed up the whole time (no polling).
+    expect(await progress.textContent()).not.toBe(firstSeen);
+    expect(await live.getAttribute('data-mode')).toBe('events');
+    expect(Number(await live.getAttribute('data-events'))).toBeGreaterThan(eventsBefore);
     expect(await unlabelled(page)).toEqual([]);
     expect(await keyboardProblems(page)).toEqual([]);
     await shot(page, 'rollouts', true);
@@ -170,7 +186,7 @@ describe.skipIf(!present)('the console in Chromium', () => {
   it('shows a bad rollout pausing itself on its failures, resumed and aborted by ops', async () => {
     const { page, errors } = await newPage();
     await login(page, fleet.tokens.ops);
-    await page.getByRole('link', { name: 'Rollouts' }).click();
+    await open(page, 'Rollouts');
     await page.getByLabel('Version').selectOption('1.2.0');
     await page.getByLabel('Phases').fill('2, 100%');
     await page.getByLabel('Pause at failure %').fill('0');
@@ -212,7 +228,7 @@ describe.skipIf(!present)('the console in Chromium', () => {
     expect(await keyboardProblems(page)).toEqual([]);
     await shot(page, 'device', true);
 
-    await page.getByRole('link', { name: 'Rollouts' }).click();
+    await open(page, 'Rollouts');
     await page.locator('#start-refused').waitFor();
     expect(await page.getByRole('button', { name: 'Start rollout' }).isDisabled()).toBe(true);
     const buttons = page.locator('article.rollout button');
@@ -227,12 +243,35 @@ describe.skipIf(!present)('the console in Chromium', () => {
     });
     expect(refused).toMatchObject({ status: 403, body: { error: 'AUTH_FORBIDDEN' } });
 
-    await page.getByRole('link', { name: 'Releases' }).click();
+    await open(page, 'Releases');
     await page.getByRole('heading', { name: 'gateway 1.2.0' }).waitFor();
     expect(await page.locator('article', { hasText: 'gateway 1.1.0' }).getByText('gateway-app').count()).toBeGreaterThan(0);
+    // delta-report's figures: what a device running 1.1.0 downloads for 1.2.0, as the API computes them.
+    const figures = await fetch(`${fleet.url}/v1/products/gateway/releases/1.2.0/delta`, { headers: { authorization: `Bearer ${fleet.tokens.technician}` } }).then(
+      (r) => r.json() as Promise<{ deltas: { from: string; report: { wireBytes: number; bundleBytes: number; requests: number } }[] }>,
+    );
+    const fromPrevious = figures.deltas.find((d) => d.from === '1.1.0')!.report;
+    expect(fromPrevious.wireBytes).toBeLessThan(fromPrevious.bundleBytes / 2);
+    const shown = page.getByRole('article', { name: 'gateway 1.2.0' }).locator('li[data-from="1.1.0"]');
+    await expect.poll(() => shown.textContent(), { timeout: 20_000 }).toMatch(new RegExp(`^from 1\\.1\\.0: .* in ${fromPrevious.requests} requests?; `));
+    expect(await page.getByRole('article', { name: 'gateway 1.1.0' }).getByText('no earlier release of this product').count()).toBe(1);
     expect(await keyboardProblems(page)).toEqual([]);
     await shot(page, 'releases', true);
     expect(errors).toEqual([]);
     await page.close();
   }, 120_000);
+  it('falls back to polling while the event stream is down, and takes the stream again when it is back', async () => {
+    const { page, errors } = await newPage();
+    // The stream refused (a proxy that drops it, a network blip): the page polls instead.
+    await page.route('**/v1/events', (r) => r.abort());
+    await login(page, fleet.tokens.ops);
+    const live = page.locator('#live');
+    await expect.poll(() => live.getAttribute('data-mode'), { timeout: 10_000 }).toBe('polling');
+    const refreshes = Number(await live.getAttribute('data-refreshes'));
+    await expect.poll(async () => Number(await live.getAttribute('data-refreshes')), { timeout: 10_000 }).toBeGreaterThan(refreshes + 1);
+    await page.unroute('**/v1/events');
+    await expect.poll(() => live.getAttribute('data-mode'), { timeout: 20_000 }).toBe('events');
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
 });

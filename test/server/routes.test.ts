@@ -310,6 +310,8 @@ describe('happy paths', () => {
         'PUT /v1/windows/{name}',
         'GET /v1/windows',
         'DELETE /v1/windows/{name}',
+        'GET /v1/products/{product}/releases/{version}/delta',
+        'GET /v1/events',
         'GET /v1/fleet/devices',
         'GET /v1/fleet/counts',
         'GET /v1/fleet/releases',
