@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ByteSource } from '../../shared/byte-source.js';
-import type { ChunkEntry, ChunkIndex } from '../../shared/chunk-index.js';
+import { chunkHashMatches, type ChunkEntry, type ChunkIndex } from '../../shared/chunk-index.js';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { forEachChunk } from '../../shared/hashing.js';
 import { decodeChunk } from '../../shared/index-check.js';
@@ -120,7 +120,7 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     } catch (cause) {
       throw new OtaError('DELTA_SLOT_UNREADABLE', `slot ${job.active.name} (${job.active.path}): reading ${c.length} bytes at ${at} failed (${errorMessage(cause)})`, { cause });
     }
-    if (got.bytesRead !== c.length || !createHash('sha256').update(buf).digest().equals(c.sha256)) return undefined;
+    if (got.bytesRead !== c.length || !chunkHashMatches(buf, c.sha256)) return undefined;
     return buf;
   };
   const fetchOne = async (c: ChunkEntry): Promise<Buffer> => {

@@ -77,7 +77,7 @@ export async function prepareDelta(q: DeltaQuery): Promise<DeltaStart | undefine
     return undefined;
   }
   const headBytes = src.stats.bytes;
-  const own = await runningSlotIndex(q.config.dataDir, q.active, q.log);
+  const own = await runningSlotIndex(q.config.dataDir, q.active, q.log, head.image.index.params);
   if (!own) return undefined;
   const have = localChunks(own);
   const plan = planDelta(head.image.index, have, head.image.dataOffset, q.config.delta);

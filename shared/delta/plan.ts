@@ -5,7 +5,7 @@
  * the closest ranges are merged (the bytes between them are fetched and dropped). The agent and
  * `ota-release delta-report` use this one planner, so the report is what the device downloads.
  */
-import type { ChunkEntry, ChunkIndex } from '../chunk-index.js';
+import { CHUNK_HASH_BYTES, type ChunkEntry, type ChunkIndex } from '../chunk-index.js';
 
 /** Limits of a plan. */
 export interface PlanOptions {
@@ -39,10 +39,11 @@ export interface DeltaPlan {
   readonly wireBytes: number;
 }
 
-/** What the running slot holds: chunk sha256 (hex of the first 16 bytes is enough as a key) → offset. */
+/** What the running slot holds: chunk hash (its first 16 bytes, as index v2 keeps) and length → offset. */
 export type LocalChunks = ReadonlyMap<string, { offset: number; length: number }>;
 
-const key = (c: Pick<ChunkEntry, 'sha256' | 'length'>): string => `${c.sha256.toString('hex')}:${c.length}`;
+/** A kept v1 slot index (32-byte hashes) matches a v2 bundle index (16) on the common prefix. */
+const key = (c: Pick<ChunkEntry, 'sha256' | 'length'>): string => `${c.sha256.subarray(0, CHUNK_HASH_BYTES).toString('hex')}:${c.length}`;
 
 /** The running slot's chunks as a lookup table, from its index. */
 export function localChunks(ix: ChunkIndex): LocalChunks {
