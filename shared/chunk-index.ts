@@ -12,6 +12,8 @@
  *   count × (i64 offset | u32 length | i64 storedOffset | u32 storedLength | H bytes chunk hash)
  * where version V 2 (written since the default chunks became 32 KiB) has H = 16, the first 16
  * bytes of the chunk's sha256 (as zchunk's SHA-512/128), and version 1 H = 32, the whole sha256.
+ * Version 2 also stores the fields column by column and the stored length as its difference
+ * from the length (i32), see `layout`.
  * The hash is most of an entry's deflated size, so halving it pays for chunks half as large;
  * the image's whole sha256 is still checked before a slot is armed.
  * where each offset is stored as its distance from the end of the chunk before (0 for a
@@ -66,6 +68,37 @@ const MAGIC = Buffer.from('OTAIDX', 'latin1');
 const HEADER = 8 + 4 + 12 + 8 + 32 + 8 + 4;
 /** Entry size by index version: the chunk hash is 32 bytes in v1, 16 in v2. */
 const ENTRY_OF: Record<number, number> = { 1: 8 + 4 + 8 + 4 + 32, 2: 8 + 4 + 8 + 4 + CHUNK_HASH_BYTES };
+
+/** Where chunk k's fields lie in an index of `n` chunks. */
+interface Layout {
+  offset(k: number): number;
+  length(k: number): number;
+  storedOffset(k: number): number;
+  /** v1: the stored length (u32); v2: stored length minus length (i32). */
+  stored(k: number): number;
+  hash(k: number): number;
+}
+
+/**
+ * v1 is row-major (one 56-byte entry per chunk). v2 is column-major: all offset distances, all
+ * lengths, all stored offset distances, all (stored length − length), then all hashes, so that
+ * the deflated index spends its bytes on the hashes (the zero distances and the near-constant
+ * stored-length differences of incompressible chunks deflate to almost nothing).
+ */
+function layout(version: number, n: number): Layout {
+  if (version === 1) {
+    const at = (k: number): number => HEADER + k * ENTRY_OF[1]!;
+    return { offset: at, length: (k) => at(k) + 8, storedOffset: (k) => at(k) + 12, stored: (k) => at(k) + 20, hash: (k) => at(k) + 24 };
+  }
+  return {
+    offset: (k) => HEADER + 8 * k,
+    length: (k) => HEADER + 8 * n + 4 * k,
+    storedOffset: (k) => HEADER + 12 * n + 8 * k,
+    stored: (k) => HEADER + 20 * n + 4 * k,
+    hash: (k) => HEADER + 24 * n + CHUNK_HASH_BYTES * k,
+  };
+}
+
 /** The largest inflated index accepted (about 1.2 million chunks: a 75 GiB image at 64 KiB). */
 export const MAX_INDEX_BYTES = 64 * 1024 * 1024;
 /** What a chunk's deflate segment may add to its length (stored blocks and the flush marker). */
@@ -92,19 +125,19 @@ export function encodeIndex(ix: ChunkIndex): Buffer {
   Buffer.from(ix.imageSha256, 'hex').copy(out, 32);
   out.writeBigUInt64BE(BigInt(ix.storedSize), 64);
   out.writeUInt32BE(ix.chunks.length, 72);
-  let at = HEADER;
+  const L = layout(version, ix.chunks.length);
   let end = 0;
   let storedEnd = 0;
-  for (const c of ix.chunks) {
-    out.writeBigInt64BE(BigInt(c.offset - end), at);
-    out.writeUInt32BE(c.length, at + 8);
-    out.writeBigInt64BE(BigInt(c.storedOffset - storedEnd), at + 12);
-    out.writeUInt32BE(c.storedLength, at + 20);
+  ix.chunks.forEach((c, k) => {
+    out.writeBigInt64BE(BigInt(c.offset - end), L.offset(k));
+    out.writeUInt32BE(c.length, L.length(k));
+    out.writeBigInt64BE(BigInt(c.storedOffset - storedEnd), L.storedOffset(k));
+    if (version === 1) out.writeUInt32BE(c.storedLength, L.stored(k));
+    else out.writeInt32BE(c.storedLength - c.length, L.stored(k));
     end = c.offset + c.length;
     storedEnd = c.storedOffset + c.storedLength;
-    c.sha256.copy(out, at + 24);
-    at += ENTRY;
-  }
+    c.sha256.copy(out, L.hash(k));
+  });
   return out;
 }
 
@@ -165,12 +198,15 @@ export function parseIndex(b: Buffer, what: string): ChunkIndex {
   const chunks: ChunkEntry[] = [];
   let end = 0;
   let storedEnd = -1;
-  for (let k = 0, at = HEADER; k < count; k++, at += ENTRY) {
-    const offset = after(end, b, at, what);
-    const length = b.readUInt32BE(at + 8);
-    const storedOffset = after(Math.max(0, storedEnd), b, at + 12, what);
-    const storedLength = b.readUInt32BE(at + 20);
-    const sha256 = Buffer.from(b.subarray(at + 24, at + ENTRY));
+  const version = b[6]!;
+  const L = layout(version, count);
+  const hashBytes = ENTRY - 24;
+  for (let k = 0; k < count; k++) {
+    const offset = after(end, b, L.offset(k), what);
+    const length = b.readUInt32BE(L.length(k));
+    const storedOffset = after(Math.max(0, storedEnd), b, L.storedOffset(k), what);
+    const storedLength = version === 1 ? b.readUInt32BE(L.stored(k)) : length + b.readInt32BE(L.stored(k));
+    const sha256 = Buffer.from(b.subarray(L.hash(k), L.hash(k) + hashBytes));
     const prev = chunks[k - 1];
     if (prev && offset < prev.offset) throw new OtaError('INDEX_UNSORTED', `${what}: chunk ${k} at offset ${offset} comes after chunk ${k - 1} at ${prev.offset}`);
     if (offset < end) throw new OtaError('INDEX_OVERLAP', `${what}: chunk ${k} at offset ${offset} overlaps the previous chunk, which ends at ${end}`);
