@@ -19,7 +19,7 @@ import { chunkHashMatches, type ChunkEntry, type ChunkIndex } from '../../shared
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { forEachChunk } from '../../shared/hashing.js';
 import { decodeChunk } from '../../shared/index-check.js';
-import { planDelta, type LocalChunks, type PlanOptions } from '../../shared/delta/plan.js';
+import { planDelta, type LocalSource, type PlanOptions } from '../../shared/delta/plan.js';
 import type { RangeReader } from '../../shared/delta/range.js';
 import { CopyingWriteBehind } from '../../shared/write-behind.js';
 import type { SlotConfig } from '../config/types.js';
@@ -34,7 +34,7 @@ export interface DeltaJob {
   readonly target: SlotConfig;
   readonly active: SlotConfig;
   readonly index: ChunkIndex;
-  readonly have: LocalChunks;
+  readonly have: LocalSource;
   /** Bundle offset of the image payload's first stored byte. */
   readonly dataOffset: number;
   readonly src: RangeReader;

@@ -52,6 +52,13 @@ export function localChunks(ix: ChunkIndex): LocalChunks {
   return m;
 }
 
+/**
+ * Where the planner learns which chunks are local: the running slot's table, or the
+ * `localOffset` of an earlier plan of the same index (the agent keeps that array, 8 bytes a
+ * chunk, instead of the slot's index and table, which it drops once the first plan is made).
+ */
+export type LocalSource = LocalChunks | Float64Array;
+
 /** The local offset of chunk `c`, if the running slot has it. */
 export function findLocal(have: LocalChunks, c: ChunkEntry): number {
   return have.get(key(c))?.offset ?? -1;
@@ -61,7 +68,8 @@ export function findLocal(have: LocalChunks, c: ChunkEntry): number {
  * Plans chunks `from` to the end of `ix` (a resumed install starts part-way), with the payload's
  * stored bytes starting at bundle offset `dataOffset`.
  */
-export function planDelta(ix: ChunkIndex, have: LocalChunks, dataOffset: number, opts: PlanOptions = {}, from = 0): DeltaPlan {
+export function planDelta(ix: ChunkIndex, have: LocalSource, dataOffset: number, opts: PlanOptions = {}, from = 0): DeltaPlan {
+  if (have instanceof Float64Array && have.length !== ix.chunks.length) throw new RangeError(`a plan of ${have.length} chunks for an index of ${ix.chunks.length}`);
   const maxRequests = Math.max(1, opts.maxRequests ?? PLAN_DEFAULTS.maxRequests);
   const gap = Math.max(0, opts.mergeGapBytes ?? PLAN_DEFAULTS.mergeGapBytes);
   const localOffset = new Float64Array(ix.chunks.length).fill(-1);
@@ -70,7 +78,7 @@ export function planDelta(ix: ChunkIndex, have: LocalChunks, dataOffset: number,
   let ranges: { start: number; end: number; first: number; last: number }[] = [];
   for (let k = from; k < ix.chunks.length; k++) {
     const c = ix.chunks[k]!;
-    const at = findLocal(have, c);
+    const at = have instanceof Float64Array ? have[k]! : findLocal(have, c);
     if (at >= 0) {
       localOffset[k] = at;
       localBytes += c.length;
