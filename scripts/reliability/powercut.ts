@@ -359,7 +359,7 @@ export async function runPowercut(opts: PowercutOptions): Promise<Row[]> {
           what: sc.what,
           tried: results.filter((x) => !x.r.notReached || x.r.problems.length).length,
           held,
-          figures: `${points.length} durable writes in ${traced.traces.length} agent processes (${writeKinds})${mode === 'fast' ? `; every ${stride}th cut in this run` : '; a cut after every one'} (cuts made after: ${[...cutKinds.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}); invariants checked at every boot, after every cut and at rest; ended ${sc.expected.state}${sc.expected.reason ? ` (${sc.expected.reason})` : ''} on slot ${sc.expected.booted} as uncut; ${boots} boots through ${sc.bootloader === 'uboot' ? 'U-Boot' : 'GRUB'}; ${perPoint.toFixed(1)} s per point`,
+          figures: `${points.length} durable writes in ${traced.traces.length} agent processes (${writeKinds})${mode === 'fast' ? `; every ${stride === 3 ? '3rd' : `${stride}th`} cut in this run` : '; a cut after every one'} (cuts made after: ${[...cutKinds.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}); invariants checked at every boot, after every cut and at rest; ended ${sc.expected.state}${sc.expected.reason ? ` (${sc.expected.reason})` : ''} on slot ${sc.expected.booted} as uncut; ${boots} boots through ${sc.bootloader === 'uboot' ? 'U-Boot' : 'GRUB'}; ${perPoint.toFixed(1)} s per point`,
           failures,
           notes,
           seconds: since(t0),
