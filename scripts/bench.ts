@@ -23,7 +23,7 @@ import { benchMemory } from './bench/memory.js';
 import { formatSummary, summarizeDir } from './bench/profile.js';
 import { ROOT, dropCaches, randomFile, type BenchRow } from './bench/util.js';
 import { benchWire } from './bench/wire.js';
-import { benchDelta } from './bench/delta-rows.js';
+import { benchDelta, benchDeltaApply } from './bench/delta-rows.js';
 
 const BENCHES = ['build', 'install', 'blockdev', 'memory', 'checkin', 'wire', 'delta'];
 const USAGE = `Usage: npm run bench -- [options]
@@ -172,6 +172,8 @@ try {
   if (only.has('delta')) {
     say(`benchmark 6: delta wire bytes against casync, ${mib} MiB images (scripts/bench/delta.ts)`);
     rows.push(...(await benchDelta(work, mib)));
+    say(`benchmark 6: delta apply time and memory against a full install, ${mib} MiB (scripts/bench/delta-apply.ts)`);
+    rows.push(...(await benchDeltaApply(work, mib, runs)));
   }
 } finally {
   await rm(work, { recursive: true, force: true });

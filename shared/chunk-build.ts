@@ -10,7 +10,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { constants, crc32, deflateRawSync } from 'node:zlib';
 import { DEFAULT_CHUNKING, chunkStream, type ChunkParams } from './chunker.js';
-import type { ChunkEntry, ChunkIndex } from './chunk-index.js';
+import { chunkHash, type ChunkEntry, type ChunkIndex } from './chunk-index.js';
 import { CHUNK } from './hashing.js';
 import { writeAll } from './write-behind.js';
 
@@ -46,7 +46,7 @@ export async function indexRawImage(path: string, opts: ChunkBuildOptions = {}):
   let offset = 0;
   for await (const c of chunkStream(readImage(path), params)) {
     whole.update(c);
-    chunks.push({ offset, length: c.length, storedOffset: offset, storedLength: c.length, sha256: createHash('sha256').update(c).digest() });
+    chunks.push({ offset, length: c.length, storedOffset: offset, storedLength: c.length, sha256: chunkHash(c) });
     offset += c.length;
   }
   const sha256 = whole.digest('hex');
@@ -76,7 +76,7 @@ export async function stageChunkedGzip(path: string, out: string, opts: ChunkBui
       image.update(c);
       crc = crc32(c, crc);
       const seg = deflateRawSync(c, { level, finishFlush: constants.Z_FULL_FLUSH });
-      chunks.push({ offset, length: c.length, storedOffset: size, storedLength: seg.length, sha256: createHash('sha256').update(c).digest() });
+      chunks.push({ offset, length: c.length, storedOffset: size, storedLength: seg.length, sha256: chunkHash(c) });
       offset += c.length;
       await write(seg);
     }

@@ -7,13 +7,20 @@
  * checked against a signed hash.
  *
  * In the bundle the index is stored deflated (`index/<name>`); the binary layout, big-endian:
- *   magic "OTAIDX" 0x01 0x00 | u8 storage (0 raw, 1 gzip) | 3 zero bytes | u32 min, avg, max |
+ *   magic "OTAIDX" V 0x00 | u8 storage (0 raw, 1 gzip) | 3 zero bytes | u32 min, avg, max |
  *   u64 imageSize | 32 bytes image sha256 | u64 storedSize | u32 count |
- *   count × (i64 offset | u32 length | i64 storedOffset | u32 storedLength | 32 bytes sha256)
+ *   count × (i64 offset | u32 length | i64 storedOffset | u32 storedLength | H bytes chunk hash)
+ * where version V 2 (written since the default chunks became 32 KiB) has H = 16, the first 16
+ * bytes of the chunk's sha256 (as zchunk's SHA-512/128), and version 1 H = 32, the whole sha256.
+ * Version 2 also stores the fields column by column and the stored length as its difference
+ * from the length (i32), see `layout`.
+ * The hash is most of an entry's deflated size, so halving it pays for chunks half as large;
+ * the image's whole sha256 is still checked before a slot is armed.
  * where each offset is stored as its distance from the end of the chunk before (0 for a
  * well-formed index), so the deflated index costs little more than its hashes; a negative or
  * positive distance still says exactly how an index overlaps, goes backwards or leaves a gap.
  */
+import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { OtaError } from './errors.js';
 import { validChunkParams, type ChunkParams } from './chunker.js';
@@ -28,7 +35,22 @@ export interface ChunkEntry {
   /** Where its stored bytes lie in the payload. */
   readonly storedOffset: number;
   readonly storedLength: number;
+  /** The chunk's hash: the first CHUNK_HASH_BYTES of its sha256 (index v2), or all 32 (v1). */
   readonly sha256: Buffer;
+}
+
+/** Bytes of a chunk hash in the indexes written now (index v2). */
+export const CHUNK_HASH_BYTES = 16;
+
+/** The hash of a chunk's bytes as index v2 stores it: sha256, first 16 bytes. */
+export function chunkHash(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest().subarray(0, CHUNK_HASH_BYTES);
+}
+
+/** True when `data` hashes to `want` (a v2 16-byte or a v1 32-byte chunk hash). */
+export function chunkHashMatches(data: Uint8Array, want: Buffer): boolean {
+  const h = createHash('sha256').update(data).digest();
+  return want.length >= CHUNK_HASH_BYTES && h.subarray(0, want.length).equals(want);
 }
 
 /** A parsed, checked index. */
@@ -42,9 +64,41 @@ export interface ChunkIndex {
   readonly chunks: readonly ChunkEntry[];
 }
 
-const MAGIC = Buffer.from('OTAIDX\x01\x00', 'latin1');
+const MAGIC = Buffer.from('OTAIDX', 'latin1');
 const HEADER = 8 + 4 + 12 + 8 + 32 + 8 + 4;
-const ENTRY = 8 + 4 + 8 + 4 + 32;
+/** Entry size by index version: the chunk hash is 32 bytes in v1, 16 in v2. */
+const ENTRY_OF: Record<number, number> = { 1: 8 + 4 + 8 + 4 + 32, 2: 8 + 4 + 8 + 4 + CHUNK_HASH_BYTES };
+
+/** Where chunk k's fields lie in an index of `n` chunks. */
+interface Layout {
+  offset(k: number): number;
+  length(k: number): number;
+  storedOffset(k: number): number;
+  /** v1: the stored length (u32); v2: stored length minus length (i32). */
+  stored(k: number): number;
+  hash(k: number): number;
+}
+
+/**
+ * v1 is row-major (one 56-byte entry per chunk). v2 is column-major: all offset distances, all
+ * lengths, all stored offset distances, all (stored length − length), then all hashes, so that
+ * the deflated index spends its bytes on the hashes (the zero distances and the near-constant
+ * stored-length differences of incompressible chunks deflate to almost nothing).
+ */
+function layout(version: number, n: number): Layout {
+  if (version === 1) {
+    const at = (k: number): number => HEADER + k * ENTRY_OF[1]!;
+    return { offset: at, length: (k) => at(k) + 8, storedOffset: (k) => at(k) + 12, stored: (k) => at(k) + 20, hash: (k) => at(k) + 24 };
+  }
+  return {
+    offset: (k) => HEADER + 8 * k,
+    length: (k) => HEADER + 8 * n + 4 * k,
+    storedOffset: (k) => HEADER + 12 * n + 8 * k,
+    stored: (k) => HEADER + 20 * n + 4 * k,
+    hash: (k) => HEADER + 24 * n + CHUNK_HASH_BYTES * k,
+  };
+}
+
 /** The largest inflated index accepted (about 1.2 million chunks: a 75 GiB image at 64 KiB). */
 export const MAX_INDEX_BYTES = 64 * 1024 * 1024;
 /** What a chunk's deflate segment may add to its length (stored blocks and the flush marker). */
@@ -54,8 +108,15 @@ export function storedBound(length: number): number {
 
 /** The binary form of an index (not yet deflated). */
 export function encodeIndex(ix: ChunkIndex): Buffer {
+  const hashBytes = ix.chunks[0]?.sha256.length ?? CHUNK_HASH_BYTES;
+  const version = hashBytes === 32 ? 1 : 2;
+  if (ix.chunks.some((c) => c.sha256.length !== (version === 1 ? 32 : CHUNK_HASH_BYTES))) {
+    throw new RangeError(`chunk hashes must all be ${CHUNK_HASH_BYTES} (index v2) or all 32 bytes (index v1)`);
+  }
+  const ENTRY = ENTRY_OF[version]!;
   const out = Buffer.alloc(HEADER + ENTRY * ix.chunks.length);
   MAGIC.copy(out, 0);
+  out[6] = version;
   out[8] = ix.storage === 'raw' ? 0 : 1;
   out.writeUInt32BE(ix.params.min, 12);
   out.writeUInt32BE(ix.params.avg, 16);
@@ -64,19 +125,19 @@ export function encodeIndex(ix: ChunkIndex): Buffer {
   Buffer.from(ix.imageSha256, 'hex').copy(out, 32);
   out.writeBigUInt64BE(BigInt(ix.storedSize), 64);
   out.writeUInt32BE(ix.chunks.length, 72);
-  let at = HEADER;
+  const L = layout(version, ix.chunks.length);
   let end = 0;
   let storedEnd = 0;
-  for (const c of ix.chunks) {
-    out.writeBigInt64BE(BigInt(c.offset - end), at);
-    out.writeUInt32BE(c.length, at + 8);
-    out.writeBigInt64BE(BigInt(c.storedOffset - storedEnd), at + 12);
-    out.writeUInt32BE(c.storedLength, at + 20);
+  ix.chunks.forEach((c, k) => {
+    out.writeBigInt64BE(BigInt(c.offset - end), L.offset(k));
+    out.writeUInt32BE(c.length, L.length(k));
+    out.writeBigInt64BE(BigInt(c.storedOffset - storedEnd), L.storedOffset(k));
+    if (version === 1) out.writeUInt32BE(c.storedLength, L.stored(k));
+    else out.writeInt32BE(c.storedLength - c.length, L.stored(k));
     end = c.offset + c.length;
     storedEnd = c.storedOffset + c.storedLength;
-    c.sha256.copy(out, at + 24);
-    at += ENTRY;
-  }
+    c.sha256.copy(out, L.hash(k));
+  });
   return out;
 }
 
@@ -119,7 +180,10 @@ export function unpackIndex(packed: Uint8Array, what: string): ChunkIndex {
  * Each kind of fault has its own code, so a report says which rule a bad index broke.
  */
 export function parseIndex(b: Buffer, what: string): ChunkIndex {
-  if (b.length < HEADER || !b.subarray(0, 8).equals(MAGIC)) throw malformed(what, 'not an otaab chunk index (bad magic or version)');
+  if (b.length < HEADER || !b.subarray(0, 6).equals(MAGIC) || ENTRY_OF[b[6]!] === undefined || b[7] !== 0) {
+    throw malformed(what, 'not an otaab chunk index (bad magic or version; this reader knows versions 1 and 2)');
+  }
+  const ENTRY = ENTRY_OF[b[6]!]!;
   const st = b[8];
   if ((st !== 0 && st !== 1) || b[9] !== 0 || b[10] !== 0 || b[11] !== 0) throw malformed(what, `unknown storage ${st} or non-zero reserved bytes`);
   const storage: ChunkStorage = st === 0 ? 'raw' : 'gzip';
@@ -134,12 +198,15 @@ export function parseIndex(b: Buffer, what: string): ChunkIndex {
   const chunks: ChunkEntry[] = [];
   let end = 0;
   let storedEnd = -1;
-  for (let k = 0, at = HEADER; k < count; k++, at += ENTRY) {
-    const offset = after(end, b, at, what);
-    const length = b.readUInt32BE(at + 8);
-    const storedOffset = after(Math.max(0, storedEnd), b, at + 12, what);
-    const storedLength = b.readUInt32BE(at + 20);
-    const sha256 = Buffer.from(b.subarray(at + 24, at + 56));
+  const version = b[6]!;
+  const L = layout(version, count);
+  const hashBytes = ENTRY - 24;
+  for (let k = 0; k < count; k++) {
+    const offset = after(end, b, L.offset(k), what);
+    const length = b.readUInt32BE(L.length(k));
+    const storedOffset = after(Math.max(0, storedEnd), b, L.storedOffset(k), what);
+    const storedLength = version === 1 ? b.readUInt32BE(L.stored(k)) : length + b.readInt32BE(L.stored(k));
+    const sha256 = Buffer.from(b.subarray(L.hash(k), L.hash(k) + hashBytes));
     const prev = chunks[k - 1];
     if (prev && offset < prev.offset) throw new OtaError('INDEX_UNSORTED', `${what}: chunk ${k} at offset ${offset} comes after chunk ${k - 1} at ${prev.offset}`);
     if (offset < end) throw new OtaError('INDEX_OVERLAP', `${what}: chunk ${k} at offset ${offset} overlaps the previous chunk, which ends at ${end}`);

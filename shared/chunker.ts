@@ -13,8 +13,12 @@ export interface ChunkParams {
   readonly max: number;
 }
 
-/** The sizes every bundle uses unless told otherwise (casync's defaults; measured in docs/DELTA.md). */
-export const DEFAULT_CHUNKING: ChunkParams = { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 };
+/**
+ * The sizes every bundle uses unless told otherwise: 8/32/128 KiB (half casync's), chosen on
+ * the measurements in docs/DELTA.md (file-system images and scattered changes send far less;
+ * the 16-byte chunk hashes of index v2 keep the larger index cheap for one changed region).
+ */
+export const DEFAULT_CHUNKING: ChunkParams = { min: 8 * 1024, avg: 32 * 1024, max: 128 * 1024 };
 
 /**
  * The gear table: 256 fixed pseudo-random 32-bit words. Part of the format (changing it moves
@@ -27,6 +31,11 @@ for (let i = 0; i < 256; i++) GEAR[i] = createHash('sha256').update(`otaab-gear-
 export function validChunkParams(p: ChunkParams): boolean {
   const pow2 = (n: number): boolean => Number.isSafeInteger(n) && n >= 64 && (n & (n - 1)) === 0 && n <= 1 << 26;
   return pow2(p.avg) && Number.isSafeInteger(p.min) && p.min >= 64 && p.min < p.avg && Number.isSafeInteger(p.max) && p.max > p.avg && p.max <= 1 << 28;
+}
+
+/** True when two indexes were cut with the same sizes (only then can their chunks match). */
+export function sameChunking(a: ChunkParams, b: ChunkParams): boolean {
+  return a.min === b.min && a.avg === b.avg && a.max === b.max;
 }
 
 /** The two masks of normalised chunking (level 2): harder before `avg`, easier after. */

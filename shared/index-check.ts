@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants, inflateRawSync } from 'node:zlib';
-import type { ChunkEntry, ChunkIndex } from './chunk-index.js';
+import { chunkHashMatches, type ChunkEntry, type ChunkIndex } from './chunk-index.js';
 import { OtaError } from './errors.js';
 import type { ModuleSpec } from './manifest.js';
 
@@ -32,7 +32,7 @@ export function decodeChunk(ix: ChunkIndex, c: ChunkEntry, stored: Buffer, what:
       throw new OtaError('INDEX_CHUNK_MISMATCH', `${what}: the chunk at image offset ${c.offset} does not inflate to ${c.length} bytes`, { cause });
     }
   }
-  if (data.length !== c.length || !createHash('sha256').update(data).digest().equals(c.sha256)) {
+  if (data.length !== c.length || !chunkHashMatches(data, c.sha256)) {
     throw new OtaError('INDEX_CHUNK_MISMATCH', `${what}: the chunk at image offset ${c.offset} (${c.length} bytes) does not match its signed sha256`);
   }
   return data;

@@ -6,28 +6,35 @@
  * of the slot is the journal: a checkpoint records the image offset (a chunk boundary) below
  * which every chunk is durable, and a restarted install continues from there, re-fetching at
  * most the chunks after it. The written image must hash to the index's image sha256.
+ *
+ * Memory and time as a full install's (raw.ts): local chunks are read into one scratch buffer
+ * and copied into the two buffers of a CopyingWriteBehind, so only fetched chunks allocate; each
+ * checkpoint's region is read back on the read-back worker as soon as it is durable, so the
+ * installed state finds the read-back done instead of reading the whole slot again.
  */
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ByteSource } from '../../shared/byte-source.js';
-import type { ChunkEntry, ChunkIndex } from '../../shared/chunk-index.js';
+import { chunkHashMatches, type ChunkEntry, type ChunkIndex } from '../../shared/chunk-index.js';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { forEachChunk } from '../../shared/hashing.js';
 import { decodeChunk } from '../../shared/index-check.js';
-import { planDelta, type LocalChunks, type PlanOptions } from '../../shared/delta/plan.js';
+import { planDelta, type LocalSource, type PlanOptions } from '../../shared/delta/plan.js';
 import type { RangeReader } from '../../shared/delta/range.js';
-import { WriteBehind } from '../../shared/write-behind.js';
+import { CopyingWriteBehind } from '../../shared/write-behind.js';
 import type { SlotConfig } from '../config/types.js';
 import { durablyAsync } from '../infra/durable.js';
 import { reclaimer } from '../infra/reclaim.js';
 import type { SlotDigest } from '../boot/slots/types.js';
+import { noteReadDuringWrite } from '../boot/slots/raw.js';
+import { ReadBack } from '../boot/slots/readback.js';
 
 /** One delta write. */
 export interface DeltaJob {
   readonly target: SlotConfig;
   readonly active: SlotConfig;
   readonly index: ChunkIndex;
-  readonly have: LocalChunks;
+  readonly have: LocalSource;
   /** Bundle offset of the image payload's first stored byte. */
   readonly dataOffset: number;
   readonly src: RangeReader;
@@ -101,7 +108,11 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     await out.close();
     throw new OtaError('DELTA_SLOT_UNREADABLE', `slot ${job.active.name} (${job.active.path}): cannot be opened (${errorMessage(cause)})`, { cause });
   }
-  const writer = new WriteBehind(out, from, (at, cause) => slotError(target, `writing at offset ${at}`, cause));
+  const writer = new CopyingWriteBehind(out, from, (at, cause) => slotError(target, `writing at offset ${at}`, cause));
+  // The durable prefix first (a resumed install's), then each region once its fsync returned.
+  const direct = await out.stat().then((st) => st.isBlockDevice(), () => false);
+  const check = new ReadBack(target.path, direct);
+  check.upTo(from);
   let synced = from;
   const checkpoint = async (at: number): Promise<void> => {
     await writer.drain();
@@ -110,17 +121,20 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     });
     synced = at;
     job.onDurable(at);
+    check.upTo(at);
   };
 
+  // Local chunks go through one buffer: the writer copies a chunk before `add` returns.
+  const scratch = Buffer.allocUnsafeSlow(ix.params.max);
   const readLocal = async (c: ChunkEntry, at: number): Promise<Buffer | undefined> => {
-    const buf = Buffer.allocUnsafe(c.length);
+    const buf = scratch.subarray(0, c.length);
     let got;
     try {
       got = await old.read(buf, 0, c.length, at);
     } catch (cause) {
       throw new OtaError('DELTA_SLOT_UNREADABLE', `slot ${job.active.name} (${job.active.path}): reading ${c.length} bytes at ${at} failed (${errorMessage(cause)})`, { cause });
     }
-    if (got.bytesRead !== c.length || !createHash('sha256').update(buf).digest().equals(c.sha256)) return undefined;
+    if (got.bytesRead !== c.length || !chunkHashMatches(buf, c.sha256)) return undefined;
     return buf;
   };
   const fetchOne = async (c: ChunkEntry): Promise<Buffer> => {
@@ -178,14 +192,20 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
       image.update(data);
       await writer.add(data);
       stats.bytesWritten += data.length;
+      // Every chunk leaves garbage (its hash, promises); fetched ones also their buffers.
       reclaim(data.length + (stored?.length ?? 0));
       const end = c.offset + c.length;
       if (end - synced >= job.checkpointBytes && end < ix.imageSize) await checkpoint(end);
     }
     await checkpoint(ix.imageSize);
+    const read = await check.digest().catch((cause: unknown) => {
+      throw slotError(target, 'reading back', cause);
+    });
+    noteReadDuringWrite(target.path, read);
   } finally {
     await range?.body.return(undefined);
     await writer.abandon();
+    await check.close();
     await out.close();
     await old.close();
   }

@@ -14,6 +14,7 @@ import { errorMessage } from '../../shared/errors.js';
 import { fsyncPath } from '../../shared/fsync.js';
 import { CHUNK } from '../../shared/hashing.js';
 import { indexOfStream } from '../../shared/delta/local-index.js';
+import { DEFAULT_CHUNKING, sameChunking, type ChunkParams } from '../../shared/chunker.js';
 import type { SlotConfig, SlotName } from '../config/types.js';
 import { RawSlot } from '../boot/slots/raw.js';
 
@@ -74,17 +75,20 @@ export async function loadSlotIndex(dataDir: string, slot: SlotName, log: (line:
 }
 
 /**
- * The index of what the running slot holds: the kept one, or the slot chunked now (its whole
- * capacity, one read) and kept for next time.
+ * The index of what the running slot holds, cut with the new bundle's chunk sizes `params`:
+ * the kept one when its sizes are those, else the slot chunked now (its whole capacity, one
+ * read) and kept for next time. Chunks of other sizes would match nothing, so a bundle built
+ * with new sizes (the default went from 64 to 32 KiB) costs its first device one such read.
  */
-export async function runningSlotIndex(dataDir: string, active: SlotConfig, log: (line: string) => void): Promise<ChunkIndex | undefined> {
+export async function runningSlotIndex(dataDir: string, active: SlotConfig, log: (line: string) => void, params: ChunkParams = DEFAULT_CHUNKING): Promise<ChunkIndex | undefined> {
   const kept = await loadSlotIndex(dataDir, active.name, log);
-  if (kept) return kept;
+  if (kept && sameChunking(kept.params, params)) return kept;
   const size = await new RawSlot(active).capacity();
   if (!size) return undefined;
   const t0 = Date.now();
-  const ix = await indexOfStream(createReadStream(active.path, { start: 0, end: size - 1, highWaterMark: CHUNK }) as AsyncIterable<Buffer>);
-  log(`delta: slot ${active.name} had no kept chunk index; chunked its ${size} bytes in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const ix = await indexOfStream(createReadStream(active.path, { start: 0, end: size - 1, highWaterMark: CHUNK }) as AsyncIterable<Buffer>, params);
+  const why = kept ? `kept a chunk index of ${kept.params.avg >> 10} KiB chunks, the bundle uses ${params.avg >> 10} KiB` : 'had no kept chunk index';
+  log(`delta: slot ${active.name} ${why}; chunked its ${size} bytes in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   await writeDurably(dirOf(dataDir), `slot-${active.name}.idx`, packIndex(ix)).catch((err: unknown) => log(`delta: could not keep the index (${errorMessage(err)})`));
   return ix;
 }

@@ -9,7 +9,7 @@ import { OtaError, isOtaError } from '../../shared/errors.js';
 import { parseManifest } from '../../shared/manifest.js';
 import type { BundleReader } from '../../shared/bundle-reader.js';
 import { readBundleHead, type BundleHead } from '../../shared/delta/head.js';
-import { localChunks, planDelta, type LocalChunks } from '../../shared/delta/plan.js';
+import { localChunks, planDelta } from '../../shared/delta/plan.js';
 import { FileRangeReader, type RangeReader } from '../../shared/delta/range.js';
 import type { Keyring } from '../../shared/signing.js';
 import { isUrl, type HttpDownload } from '../infra/bundle-source.js';
@@ -20,7 +20,8 @@ import { runningSlotIndex } from './slot-index.js';
 /** A delta install ready to run. */
 export interface DeltaStart {
   readonly head: BundleHead & { readonly image: NonNullable<BundleHead['image']> };
-  readonly have: LocalChunks;
+  /** For each chunk of the new index, its offset in the running slot or -1 (the first plan's). */
+  readonly have: Float64Array;
   readonly src: RangeReader;
   /** Bytes the head took, and the whole delta is planned to take (fresh start). */
   readonly headBytes: number;
@@ -77,7 +78,7 @@ export async function prepareDelta(q: DeltaQuery): Promise<DeltaStart | undefine
     return undefined;
   }
   const headBytes = src.stats.bytes;
-  const own = await runningSlotIndex(q.config.dataDir, q.active, q.log);
+  const own = await runningSlotIndex(q.config.dataDir, q.active, q.log, head.image.index.params);
   if (!own) return undefined;
   const have = localChunks(own);
   const plan = planDelta(head.image.index, have, head.image.dataOffset, q.config.delta);
@@ -89,7 +90,8 @@ export async function prepareDelta(q: DeltaQuery): Promise<DeltaStart | undefine
     `delta: ${plan.localBytes} of ${head.image.index.imageSize} image bytes from slot ${q.active.name}, ` +
       `${plan.wireBytes} bundle bytes in ${plan.ranges.length} range request(s)`,
   );
-  return { head: head as DeltaStart['head'], have, src, headBytes, plannedBytes: headBytes + plan.wireBytes };
+  // The slot's index and table go with this frame: the plan's array says the same in 8 bytes a chunk.
+  return { head: head as DeltaStart['head'], have: plan.localOffset, src, headBytes, plannedBytes: headBytes + plan.wireBytes };
 }
 
 /** The head's manifest must be the one the transaction started with. */

@@ -71,7 +71,7 @@ Options:
   --no-index          no chunk index for the images (format 1; devices then always download
                       whole images). By default every image gets one: delta updates
   --chunk-kib N       average chunk size of the index in KiB, a power of two from 4 to 1024
-                      (default 64; min and max are a quarter and four times it). Smaller
+                      (default 32; min and max are a quarter and four times it). Smaller
                       chunks send less for file-system images, a bigger index for others
   -o, --out FILE      the bundle to write (written to a temporary name, then renamed)
 

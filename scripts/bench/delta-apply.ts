@@ -2,10 +2,13 @@
 /**
  * Apply time and memory of a delta install against a full install of the same image, both from
  * a local bundle file onto a booted simulated raw-slot device: slot A holds the old image and
- * the agent its kept index (as after a commit), so the delta run reads A and writes B.
+ * the agent its kept index (as after a commit), so the delta run reads A and writes B. Runs
+ * alternate (full, delta, full, delta, ...); casync extracts the same new image with the old
+ * one as seed from a local store in the same run (wall time and peak RSS from GNU time).
  *
- *   node dist/scripts/bench/delta-apply.js [--size-mib 128] [--dir DIR]
+ *   node dist/scripts/bench/delta-apply.js [--size-mib 512] [--runs 2] [--dir DIR] [--json FILE] [--no-casync]
  */
+import { execa } from 'execa';
 import { copyFile, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { randomFillSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -21,8 +24,36 @@ import { COMPATIBLE } from './fixture.js';
 import { randomFile } from './util.js';
 import { readFile, writeFile } from 'node:fs/promises';
 
-const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '128' }, dir: { type: 'string' } } });
+const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '512' }, runs: { type: 'string', default: '2' }, dir: { type: 'string' }, json: { type: 'string' }, 'no-casync': { type: 'boolean' } } });
 const mib = Number(values['size-mib']);
+const runs = Math.max(1, Number(values.runs));
+
+/** One install, as the bench table wants it. */
+interface ApplyRun {
+  mode: 'full' | 'delta' | 'casync';
+  seconds: number;
+  writeSeconds?: number;
+  readBackSeconds?: number;
+  /** Peak anonymous resident memory (casync: peak RSS, GNU time's %M). */
+  peakAnonMiB: number;
+  peakRssMiB: number;
+}
+
+/** casync extract of NEW with OLD as seed, from a store holding both (what a device would have fetched). */
+async function casyncApply(old: string, img: string): Promise<ApplyRun> {
+  const store = join(work, 'casync-store');
+  await execa('casync', ['make', `--store=${store}`, join(work, 'old.caibx'), old]);
+  await execa('casync', ['make', `--store=${store}`, join(work, 'new.caibx'), img]);
+  const out = join(work, 'casync-out.img');
+  const t = await execa('/usr/bin/time', ['-f', 'TIME %e %M', 'casync', 'extract', `--store=${store}`, `--seed=${old}`, join(work, 'new.caibx'), out], { all: true });
+  const m = /TIME ([\d.]+) (\d+)/.exec(t.all ?? '');
+  await rm(out, { force: true });
+  await rm(store, { recursive: true, force: true });
+  if (!m) throw new Error(`casync extract: no figures from GNU time in: ${String(t.all).slice(-500)}`);
+  const kib = Number(m[2]);
+  return { mode: 'casync', seconds: Number(m[1]), peakAnonMiB: kib / 1024, peakRssMiB: kib / 1024 };
+}
+
 const work = await mkdtemp(join(values.dir ?? tmpdir(), 'otaab-delta-apply-'));
 try {
   const k = await generateSigningKey('bench');
@@ -44,7 +75,9 @@ try {
   await buildBundle({ product: 'bench', version: '2.0.0', compatible: [COMPATIBLE], key, out: bundle, index: {}, payloads: [{ name: 'rootfs', type: 'image', path: img, gzip: true }] });
   const oldIndex = packIndex((await indexRawImage(old)).index);
   const rows: string[] = [];
-  for (const mode of ['full', 'delta', 'full', 'delta']) {
+  const results: ApplyRun[] = [];
+  const modes = Array.from({ length: runs }, () => ['full', 'delta'] as const).flat();
+  for (const mode of modes) {
     const dev = await bootedDevice({
       root: join(work, `dev-${rows.length}`),
       id: `apply-${rows.length}`,
@@ -64,6 +97,7 @@ try {
     });
     try {
       const r = await measuredInstall(dev, bundle, { origin: 'http://127.0.0.1:9', token: 'none' }, work);
+      results.push({ mode, seconds: r.seconds, writeSeconds: r.downloadSeconds, readBackSeconds: r.readBackSeconds, peakAnonMiB: r.peakAnonMiB, peakRssMiB: r.peakRssMiB });
       rows.push(`${mode}: ${r.seconds.toFixed(2)} s (write ${r.downloadSeconds.toFixed(2)} s, read-back ${r.readBackSeconds.toFixed(2)} s), peak RssAnon ${r.peakAnonMiB.toFixed(1)} MiB, VmHWM ${r.peakRssMiB.toFixed(1)} MiB`);
       process.stderr.write(`${rows.at(-1)}\n`);
     } finally {
@@ -71,6 +105,13 @@ try {
       await rm(join(work, `dev-${rows.length - 1}`), { recursive: true, force: true });
     }
   }
+  if (!values['no-casync']) {
+    const c = await casyncApply(old, img);
+    results.push(c);
+    rows.push(`casync extract --seed: ${c.seconds.toFixed(2)} s, peak RSS ${c.peakRssMiB.toFixed(1)} MiB`);
+    process.stderr.write(`${rows.at(-1)}\n`);
+  }
+  if (values.json) await writeFile(values.json, `${JSON.stringify({ mib, runs: results }, null, 2)}\n`);
   process.stdout.write(`${mib} MiB image, 4 MiB changed, gzip bundle from a local file:\n${rows.join('\n')}\n`);
 } finally {
   await rm(work, { recursive: true, force: true });

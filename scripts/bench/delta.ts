@@ -4,7 +4,7 @@
  * planner, which the e2e test holds equal to the server's byte counters) against casync with
  * the old image as seed, on the same images in the same run. casync's figure is its new chunk
  * files (zstd) plus its .caibx index, which a device needs as well. Also sweeps the chunk sizes
- * on one pair. Apply time and memory of the agent are not measured here (docs/DELTA.md).
+ * on one pair. Apply time and memory: scripts/bench/delta-apply.ts (both are rows of npm run bench).
  *
  *   node dist/scripts/bench/delta.js [--size-mib 512] [--dir DIR] [--json FILE] [--sweep] [--no-ext4]
  */

@@ -21,6 +21,7 @@ import { retriesUsed } from '../../agent/download/settings.js';
 import { Store } from '../../agent/store/store.js';
 import { api } from '../fleet/server.js';
 import { startFaultProxy, type Fault, type FaultPlan, type FaultProxy } from '../net/fault-proxy.js';
+import { DELTA_CUTS_ROW, runDeltaCuts } from './delta.js';
 import { deviceReports, waitRest, type ServerView } from './drive.js';
 import { checkAtRest, checkServer, type Ending } from './invariants.js';
 import { makeRow, type Row } from './results.js';
@@ -451,7 +452,8 @@ function seedFromEnv(): number {
 /** The network part: one row per fault kind `want` selects, each on two or three bundle sizes. */
 export async function runNetwork(opts: { want: (id: string) => boolean; fast: boolean; log: (line: string) => void }): Promise<Row[]> {
   const chosen = KINDS.filter((k) => opts.want(`network:${k.name}`));
-  if (!chosen.length) return [];
+  const wantDelta = opts.want(DELTA_CUTS_ROW);
+  if (!chosen.length && !wantDelta) return [];
   const seed = seedFromEnv();
   opts.log(`network: seed ${seed}${process.env.OTA_NET_SEED ? ' (OTA_NET_SEED)' : ''}`);
   const { dir, cleanup } = await workDir('network');
@@ -460,6 +462,7 @@ export async function runNetwork(opts: { want: (id: string) => boolean; fast: bo
     const w = await makeWorld(dir, opts.fast);
     try {
       for (const kind of chosen) rows.push(await runKind(w, kind, seed, opts.log));
+      if (wantDelta) rows.push(await runDeltaCuts({ dir, key: w.key, server: w.server, proxy: w.proxy, fast: opts.fast, log: opts.log }, seed));
     } finally {
       await w.server.proc.stop().catch(() => undefined);
       await w.proxy.close();

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { Store } from '../../agent/store/store.js';
 import { api } from '../fleet/server.js';
 import { bootedSlot, setCrash } from '../sim/simulator.js';
+import { deltaPair } from './delta.js';
 import { deviceReports, factoryBaseline, transactionCount, waitRest } from './drive.js';
 import { slotFingerprint, type ReleaseContent } from './digest.js';
 import { checkAtRest, checkServer, type Ending, type Expected, type Slot } from './invariants.js';
@@ -36,6 +37,8 @@ interface World {
   key: ReleaseKey;
   good: Release;
   bad: Release;
+  /** Raw releases for the delta scenario: `next` shares all but a few chunks with `base`. */
+  delta: { base: Release; next: Release };
   known: Map<string, ReleaseContent>;
   server: Server | undefined;
   seq: number;
@@ -60,6 +63,10 @@ interface Scenario {
   crashB?: boolean;
   /** `uboot`: the device boots through real U-Boot and its agent uses the U-Boot backend. */
   bootloader?: 'uboot';
+  /** `delta`: raw slots; the baseline commits the delta base and the update is a delta install. */
+  delta?: boolean;
+  /** The CI subset's stride when FAST_STRIDE would fall on one kind of write only. */
+  fastStride?: number;
   expected: Expected;
   trigger(p: Point): Promise<void>;
 }
@@ -135,6 +142,23 @@ export const SCENARIOS: readonly Scenario[] = [
     expected: { state: 'rolled-back', reason: 'boot-failed', booted: 'A' },
     trigger: techInstall('good'),
   },
+  // delta: raw slots. The baseline commits DELTA_BASE on B (its chunk index kept at commit); the
+  // update installs DELTA_NEXT onto A from B's chunks plus ranges of the bundle, fsyncing at
+  // every checkpoint; a cut resumes from the last durable chunk boundary (docs/DELTA.md).
+  {
+    name: 'local-delta-update',
+    what: 'a delta install on raw slots (ota-agent install FILE; chunks from the running slot, the rest by ranges)',
+    server: false,
+    baseline: 'committed',
+    delta: true,
+    // Its writes alternate (slot fsync, then the store's checkpoint): an even stride would cut
+    // after the store writes only.
+    fastStride: 3,
+    expected: { state: 'committed', booted: 'A' },
+    trigger: async (p) => {
+      await p.rig.tech(['install', p.world.delta.next.path]);
+    },
+  },
 ];
 
 /** What one run of a scenario showed. */
@@ -164,7 +188,7 @@ async function runPoint(world: World, sc: Scenario, plan: CutPlan | undefined): 
     const s = world.server!;
     rigServer = { url: s.proc.url, token: await enrollDevice(s, id, channel), serverKey: s.serverKey, pollSeconds: 2 };
   }
-  const rig = await PowerRig.create({ root, id, kind: 'fs', trustedKeys: [world.key.pubPath], known: world.known, ...(rigServer ? { server: rigServer } : {}), ...(sc.bootloader ? { bootloader: sc.bootloader } : {}) });
+  const rig = await PowerRig.create({ root, id, kind: sc.delta ? 'raw' : 'fs', trustedKeys: [world.key.pubPath], known: world.known, ...(rigServer ? { server: rigServer } : {}), ...(sc.bootloader ? { bootloader: sc.bootloader } : {}) });
   const point: Point = { rig, world, id, channel };
   const view = sc.server ? { url: world.server!.proc.url, ops: world.server!.tokens.ops, device: id } : undefined;
   const problems: string[] = [];
@@ -177,7 +201,7 @@ async function runPoint(world: World, sc: Scenario, plan: CutPlan | undefined): 
         await waitRest(rig, 0, view, REST_TIMEOUT_MS);
       } else {
         await rig.stop();
-        const r = await rig.tech(['install', world.good.path]);
+        const r = await rig.tech(['install', (sc.delta ? world.delta.base : world.good).path]);
         if (r.code !== 0) throw new Error(`baseline: ota-agent install exited ${r.code}: ${r.stderr}`);
         rig.start();
         await waitRest(rig, 0, undefined, REST_TIMEOUT_MS);
@@ -211,12 +235,24 @@ async function runPoint(world: World, sc: Scenario, plan: CutPlan | undefined): 
     const after = { A: await slotFingerprint(rig.device.dev.slots.A), B: await slotFingerprint(rig.device.dev.slots.B) };
     if (after[source] !== before[source]) problems.push(`the running slot ${source} changed during the update`);
     const other: Slot = source === 'A' ? 'B' : 'A';
-    if (sc.baseline === 'committed' && after[other] !== before[other]) problems.push(`slot ${other} changed during a rollback, which writes no slot`);
+    if (sc.baseline === 'committed' && sc.expected.state === 'rolled-back' && after[other] !== before[other]) problems.push(`slot ${other} changed during a rollback, which writes no slot`);
+    // The uncut run must be a delta install, or the row would prove nothing about deltas.
+    if (sc.delta && !plan && !installedAsDelta(rig, txId)) problems.push('the update was not installed as a delta (no `delta: true` on its installed event)');
   } catch (err) {
     problems.push(err instanceof Error ? err.message : String(err));
     await rig.stop().catch(() => undefined);
   }
   return { plan, notReached: plan !== undefined && rig.cut === undefined, cut: rig.cut, problems, traces: await rig.traces(), boots: rig.boots.length, seconds: since(t0), root };
+}
+
+/** True when transaction `txId`'s installed event says the image was built as a delta. */
+function installedAsDelta(rig: PowerRig, txId: string): boolean {
+  const s = Store.open(rig.dataDir);
+  try {
+    return s.events({ transactionId: txId, limit: 100 }).some((e) => e.toState === 'installed' && e.details?.delta === true);
+  } finally {
+    s.close();
+  }
 }
 
 /** The points of a sweep: every (process, k) of the uncut run's traces. */
@@ -233,9 +269,12 @@ async function makeWorld(dir: string, needServer: boolean): Promise<World> {
   const key = await makeReleaseKey(join(dir, 'keys'));
   const good = await fsRelease(join(dir, 'releases'), key, { version: '1.0.0', healthy: true, bulk: 512 * 1024 });
   const bad = await fsRelease(join(dir, 'releases'), key, { version: '1.1.0', healthy: false, bulk: 512 * 1024 });
+  const delta = await deltaPair(join(dir, 'releases'), key);
   const known = new Map<string, ReleaseContent>([
     ['1.0.0', good.content],
     ['1.1.0', bad.content],
+    [delta.base.version, delta.base.content],
+    [delta.next.version, delta.next.content],
   ]);
   let server: Server | undefined;
   if (needServer) {
@@ -245,7 +284,7 @@ async function makeWorld(dir: string, needServer: boolean): Promise<World> {
       if (up.exitCode !== 0) throw new Error(`power cut set-up: uploading ${r.version} failed: ${String(up.stderr)}`);
     }
   }
-  return { dir, key, good, bad, known, server, seq: 0 };
+  return { dir, key, good, bad, delta, known, server, seq: 0 };
 }
 
 /** Which scenario runs every point in the CI subset. */
@@ -271,7 +310,8 @@ export async function runPowercut(opts: PowercutOptions): Promise<Row[]> {
       const failures = traced.problems.map((p) => `uncut run: ${p}`);
       const points = allPoints(traced.traces);
       const mode = opts.fast && sc.name !== FAST_FULL ? 'fast' : 'full';
-      const chosenPoints = mode === 'fast' ? stridePoints(points, FAST_STRIDE) : points;
+      const stride = sc.fastStride ?? FAST_STRIDE;
+      const chosenPoints = mode === 'fast' ? stridePoints(points, stride) : points;
       const kinds = new Map<string, number>();
       for (const p of points) kinds.set(p.write.split(' ')[0]!, (kinds.get(p.write.split(' ')[0]!) ?? 0) + 1);
       opts.log(`${id}: ${points.length} durable writes in ${traced.traces.length} agent processes; cutting at ${chosenPoints.length} of them, ${opts.jobs} at a time`);
@@ -319,7 +359,7 @@ export async function runPowercut(opts: PowercutOptions): Promise<Row[]> {
           what: sc.what,
           tried: results.filter((x) => !x.r.notReached || x.r.problems.length).length,
           held,
-          figures: `${points.length} durable writes in ${traced.traces.length} agent processes (${writeKinds})${mode === 'fast' ? `; every ${FAST_STRIDE}th cut in this run` : '; a cut after every one'} (cuts made after: ${[...cutKinds.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}); invariants checked at every boot, after every cut and at rest; ended ${sc.expected.state}${sc.expected.reason ? ` (${sc.expected.reason})` : ''} on slot ${sc.expected.booted} as uncut; ${boots} boots through ${sc.bootloader === 'uboot' ? 'U-Boot' : 'GRUB'}; ${perPoint.toFixed(1)} s per point`,
+          figures: `${points.length} durable writes in ${traced.traces.length} agent processes (${writeKinds})${mode === 'fast' ? `; every ${stride === 3 ? '3rd' : `${stride}th`} cut in this run` : '; a cut after every one'} (cuts made after: ${[...cutKinds.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}); invariants checked at every boot, after every cut and at rest; ended ${sc.expected.state}${sc.expected.reason ? ` (${sc.expected.reason})` : ''} on slot ${sc.expected.booted} as uncut; ${boots} boots through ${sc.bootloader === 'uboot' ? 'U-Boot' : 'GRUB'}; ${perPoint.toFixed(1)} s per point`,
           failures,
           notes,
           seconds: since(t0),

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DEFAULT_CHUNKING, chunkStream, type ChunkParams } from '../chunker.js';
-import type { ChunkEntry, ChunkIndex } from '../chunk-index.js';
+import { chunkHash, type ChunkEntry, type ChunkIndex } from '../chunk-index.js';
 
 /** Chunks `input` into a raw index (no stored ranges beyond the bytes themselves). */
 export async function indexOfStream(input: AsyncIterable<Uint8Array>, params: ChunkParams = DEFAULT_CHUNKING): Promise<ChunkIndex> {
@@ -14,7 +14,7 @@ export async function indexOfStream(input: AsyncIterable<Uint8Array>, params: Ch
   let offset = 0;
   for await (const c of chunkStream(input, params)) {
     whole.update(c);
-    chunks.push({ offset, length: c.length, storedOffset: offset, storedLength: c.length, sha256: createHash('sha256').update(c).digest() });
+    chunks.push({ offset, length: c.length, storedOffset: offset, storedLength: c.length, sha256: chunkHash(c) });
     offset += c.length;
   }
   return { storage: 'raw', params, imageSize: offset, imageSha256: whole.digest('hex'), storedSize: offset, chunks };

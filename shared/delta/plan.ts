@@ -5,7 +5,7 @@
  * the closest ranges are merged (the bytes between them are fetched and dropped). The agent and
  * `ota-release delta-report` use this one planner, so the report is what the device downloads.
  */
-import type { ChunkEntry, ChunkIndex } from '../chunk-index.js';
+import { CHUNK_HASH_BYTES, type ChunkEntry, type ChunkIndex } from '../chunk-index.js';
 
 /** Limits of a plan. */
 export interface PlanOptions {
@@ -39,10 +39,11 @@ export interface DeltaPlan {
   readonly wireBytes: number;
 }
 
-/** What the running slot holds: chunk sha256 (hex of the first 16 bytes is enough as a key) → offset. */
+/** What the running slot holds: chunk hash (its first 16 bytes, as index v2 keeps) and length → offset. */
 export type LocalChunks = ReadonlyMap<string, { offset: number; length: number }>;
 
-const key = (c: Pick<ChunkEntry, 'sha256' | 'length'>): string => `${c.sha256.toString('hex')}:${c.length}`;
+/** A kept v1 slot index (32-byte hashes) matches a v2 bundle index (16) on the common prefix. */
+const key = (c: Pick<ChunkEntry, 'sha256' | 'length'>): string => `${c.sha256.subarray(0, CHUNK_HASH_BYTES).toString('hex')}:${c.length}`;
 
 /** The running slot's chunks as a lookup table, from its index. */
 export function localChunks(ix: ChunkIndex): LocalChunks {
@@ -50,6 +51,13 @@ export function localChunks(ix: ChunkIndex): LocalChunks {
   for (const c of ix.chunks) if (!m.has(key(c))) m.set(key(c), { offset: c.offset, length: c.length });
   return m;
 }
+
+/**
+ * Where the planner learns which chunks are local: the running slot's table, or the
+ * `localOffset` of an earlier plan of the same index (the agent keeps that array, 8 bytes a
+ * chunk, instead of the slot's index and table, which it drops once the first plan is made).
+ */
+export type LocalSource = LocalChunks | Float64Array;
 
 /** The local offset of chunk `c`, if the running slot has it. */
 export function findLocal(have: LocalChunks, c: ChunkEntry): number {
@@ -60,7 +68,8 @@ export function findLocal(have: LocalChunks, c: ChunkEntry): number {
  * Plans chunks `from` to the end of `ix` (a resumed install starts part-way), with the payload's
  * stored bytes starting at bundle offset `dataOffset`.
  */
-export function planDelta(ix: ChunkIndex, have: LocalChunks, dataOffset: number, opts: PlanOptions = {}, from = 0): DeltaPlan {
+export function planDelta(ix: ChunkIndex, have: LocalSource, dataOffset: number, opts: PlanOptions = {}, from = 0): DeltaPlan {
+  if (have instanceof Float64Array && have.length !== ix.chunks.length) throw new RangeError(`a plan of ${have.length} chunks for an index of ${ix.chunks.length}`);
   const maxRequests = Math.max(1, opts.maxRequests ?? PLAN_DEFAULTS.maxRequests);
   const gap = Math.max(0, opts.mergeGapBytes ?? PLAN_DEFAULTS.mergeGapBytes);
   const localOffset = new Float64Array(ix.chunks.length).fill(-1);
@@ -69,7 +78,7 @@ export function planDelta(ix: ChunkIndex, have: LocalChunks, dataOffset: number,
   let ranges: { start: number; end: number; first: number; last: number }[] = [];
   for (let k = from; k < ix.chunks.length; k++) {
     const c = ix.chunks[k]!;
-    const at = findLocal(have, c);
+    const at = have instanceof Float64Array ? have[k]! : findLocal(have, c);
     if (at >= 0) {
       localOffset[k] = at;
       localBytes += c.length;

@@ -13,6 +13,7 @@ import type { Keyring } from '../signing.js';
 import type { ChunkIndex } from '../chunk-index.js';
 import { readBundleHead } from './head.js';
 import { indexOfStream } from './local-index.js';
+import { sameChunking, type ChunkParams } from '../chunker.js';
 import { localChunks, planDelta, type PlanOptions } from './plan.js';
 import { FileRangeReader } from './range.js';
 
@@ -34,28 +35,32 @@ export interface DeltaReport {
   readonly headBytes: number;
 }
 
-/** The chunks of OLD's image: its index, or (a format 1 bundle) the image chunked now. */
-async function oldIndex(path: string, keyring: Keyring): Promise<ChunkIndex> {
+/**
+ * The chunks of OLD's image cut with NEW's chunk sizes, as the device's kept index would be:
+ * OLD's own index when its sizes are those, else (a format 1 bundle, other sizes) the image
+ * chunked now.
+ */
+async function oldIndex(path: string, keyring: Keyring, params: ChunkParams): Promise<ChunkIndex> {
   const src = new FileRangeReader(path);
   const head = await readBundleHead(src, keyring);
-  if (head.image) return head.image.index;
+  if (head.image && sameChunking(head.image.index.params, params)) return head.image.index;
   const reader = await BundleReader.open(createReadStream(path, { highWaterMark: CHUNK }), { keyring, source: path });
   for await (const p of reader.payloads()) {
     if (p.module.type !== 'image') continue;
     const data = p.module.compression === 'gzip' ? gunzipLimited(p.chunks, p.module.unpackedSize ?? 0, `bundle ${path}`) : p.chunks;
-    return indexOfStream(data);
+    return indexOfStream(data, params);
   }
   throw new OtaError('MANIFEST_FIELD_VALUE', `bundle ${path}: it has no image payload to compare with`);
 }
 
 /** Computes the report for a device whose running slot holds OLD's image. */
 export async function deltaReport(oldPath: string, newPath: string, keyring: Keyring, opts: PlanOptions = {}): Promise<DeltaReport> {
-  const old = await oldIndex(oldPath, keyring);
   const bundleBytes = (await stat(newPath)).size;
   const src = new FileRangeReader(newPath);
   const head = await readBundleHead(src, keyring, bundleBytes);
   if (!head.image) throw new OtaError('MANIFEST_FIELD_VALUE', `bundle ${newPath}: its image has no chunk index (built with --no-index?); a device downloads it whole`);
   const ix = head.image.index;
+  const old = await oldIndex(oldPath, keyring, ix.params);
   const plan = planDelta(ix, localChunks(old), head.image.dataOffset, opts);
   const headBytes = src.stats.bytes;
   return {

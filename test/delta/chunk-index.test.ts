@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { indexRawImage, stageChunkedGzip } from '../../shared/chunk-build.js';
-import { encodeIndex, packIndex, parseIndex, unpackIndex, type ChunkEntry, type ChunkIndex } from '../../shared/chunk-index.js';
+import { CHUNK_HASH_BYTES, chunkHashMatches, encodeIndex, packIndex, parseIndex, unpackIndex, type ChunkEntry, type ChunkIndex } from '../../shared/chunk-index.js';
+import { localChunks, planDelta } from '../../shared/delta/plan.js';
 import { isOtaError } from '../../shared/errors.js';
 import { IndexChecker } from '../../shared/index-check.js';
 import { tempDir } from '../helpers/cli.js';
@@ -42,6 +43,30 @@ describe('chunk index', () => {
     expect(back.chunks.length).toBe(raw.chunks.length);
     expect(back.imageSha256).toBe(createHash('sha256').update(image).digest('hex'));
     expect(back.chunks.at(-1)!.offset + back.chunks.at(-1)!.length).toBe(image.length);
+  });
+
+  it('writes 16-byte chunk hashes (index v2) and still reads v1 indexes with whole sha256s', () => {
+    expect(raw.chunks.every((c) => c.sha256.length === CHUNK_HASH_BYTES)).toBe(true);
+    const v2 = encodeIndex(raw);
+    expect(v2[6]).toBe(2);
+    // The same index as an agent of the 64 KiB era kept it: version 1, whole sha256 per chunk.
+    const whole = raw.chunks.map((c) => ({ ...c, sha256: createHash('sha256').update(image.subarray(c.offset, c.offset + c.length)).digest() }));
+    const v1 = encodeIndex({ ...raw, chunks: whole });
+    expect(v1[6]).toBe(1);
+    expect(v1.length - v2.length).toBe(16 * raw.chunks.length);
+    const back = parseIndex(v1, 'v1');
+    expect(back.chunks.map((c) => c.sha256.length)).toEqual(raw.chunks.map(() => 32));
+    for (const c of back.chunks) expect(chunkHashMatches(image.subarray(c.offset, c.offset + c.length), c.sha256)).toBe(true);
+    expect(chunkHashMatches(Buffer.from('other'), back.chunks[0]!.sha256)).toBe(false);
+    // A kept v1 slot index matches every chunk of a v2 bundle index on the common prefix.
+    const plan = planDelta(raw, localChunks(back), 0);
+    expect(plan.localBytes).toBe(image.length);
+    expect(plan.ranges).toEqual([]);
+    // Mixed hash lengths, or another version number, are not an index.
+    expect(() => encodeIndex({ ...raw, chunks: [whole[0]!, ...raw.chunks.slice(1)] })).toThrow(RangeError);
+    const v3 = Buffer.from(v2);
+    v3[6] = 3;
+    expect(code(() => parseIndex(v3, 'v3'))).toBe('INDEX_MALFORMED');
   });
 
   it('stages a gzip image that inflates whole and chunk by chunk', async () => {

@@ -27,6 +27,11 @@ import type { DurablePoint, SlotBackend, SlotDigest, WriteOptions, WriteResult }
  */
 const readDuringWrite = new Map<string, { length: number; sha256: string }>();
 
+/** A read-back done during another writer's write of a raw slot (a delta install's, agent/delta/apply.ts). */
+export function noteReadDuringWrite(path: string, read: { length: number; sha256: string }): void {
+  readDuringWrite.set(path, read);
+}
+
 function ioError(slot: SlotConfig, what: string, cause: unknown): OtaError {
   if (isOtaError(cause)) return cause;
   return new OtaError('SLOT_WRITE_FAILED', `slot ${slot.name} (${slot.path}): ${what} failed (${errorMessage(cause)})`, { cause });
