@@ -62,7 +62,7 @@ export async function agentEntry(root: string): Promise<string> {
 /** One `ota-agent install FILE` into a loop device over a fresh slot file of `bytes`. */
 export async function otaabOnce(srv: BenchServer, bundle: string, bytes: number, sha256: string, dir: string, id: string, cli: string, nodeArgs: string[] = []): Promise<OtaabBlockRun> {
   const root = join(dir, id);
-  const dev = await bootedDevice({ root, id, kind: 'raw', slotSize: bytes, trustedKeys: [srv.pub] });
+  const dev = await bootedDevice({ root, id, kind: 'raw', slotSize: bytes, trustedKeys: [srv.pub], fullInstall: true });
   let loop: string | undefined;
   let run: OtaabBlockRun;
   try {

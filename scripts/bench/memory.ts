@@ -82,6 +82,7 @@ async function installOn(srv: BenchServer, path: InstallPath, source: string, mi
     kind: path.kind,
     slotSize: mib << 20,
     trustedKeys: [srv.pub],
+    fullInstall: true,
     ...(os ? { beforeBoot: (d) => cp(os, d.dev.slots.A, { recursive: true }) } : {}),
   });
   try {

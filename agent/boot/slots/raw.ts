@@ -74,6 +74,10 @@ export class RawSlot implements SlotBackend {
         if (m.type !== 'image') throw new OtaError('PAYLOAD_SLOT_MISMATCH', `slot ${slot.name}: payload "${m.name}" is an ${m.type}; a raw slot takes one image`);
         if (digest) throw new OtaError('PAYLOAD_SLOT_MISMATCH', `slot ${slot.name}: a raw slot takes exactly one image`);
         const gzip = m.compression === 'gzip';
+        // An uncompressed image is read back from the slot and hashed on the worker anyway: that
+        // hash, compared with the signed one below, is the payload's check, so the stream is not
+        // hashed a second time on this thread.
+        if (!gzip) p.deferHashCheck();
         // An uncompressed image lands byte for byte, so the slot's prefix is the payload's
         // prefix: a resumed read (p.startOffset > 0) continues writing where it stopped.
         let pos = gzip ? 0 : p.startOffset;
@@ -130,6 +134,15 @@ export class RawSlot implements SlotBackend {
           const read = await check.digest().catch((cause: unknown) => {
             throw ioError(slot, 'reading back', cause);
           });
+          if (!gzip && (read.length !== m.size || read.sha256 !== m.sha256)) {
+            // The reader left this check to us (deferHashCheck): the slot holds bytes that are
+            // not the signed payload. Either the bundle's payload was altered or the storage did
+            // not keep what was written; the slot stays disarmed either way.
+            throw new OtaError(
+              'PAYLOAD_HASH_MISMATCH',
+              `payload "${m.name}": slot ${slot.name} (${slot.path}) reads back as sha256 ${read.sha256} over ${read.length} bytes, the manifest signed ${m.sha256} over ${m.size} (an altered payload, or storage that did not keep what was written)`,
+            );
+          }
           readDuringWrite.set(slot.path, read);
         } finally {
           // Never leave a write or an fsync behind unobserved (the handle closes after them).
