@@ -15,7 +15,6 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { OtaError, errorMessage } from '../../shared/errors.js';
 import { durablyAsync } from '../infra/durable.js';
 import { EnvSchemeBootloader } from './env-scheme.js';
@@ -65,6 +64,7 @@ export class UBootBootloader extends EnvSchemeBootloader {
   }
 
   private async readCopy(config: string): Promise<CopyRead> {
+    const { execa } = await import('execa'); // loaded by the first U-Boot env access, not at start
     const r = await execa(this.printenv, ['-c', config], { stdin: 'ignore', reject: false });
     if (r.exitCode === 0 && !r.failed) return { ok: true, env: parseEnvList(r.stdout) };
     const detail = `${r.stderr ?? ''}`.trim().replace(/\s*\n\s*/g, '; ') || errorMessage(r);
@@ -128,6 +128,7 @@ export class UBootBootloader extends EnvSchemeBootloader {
         // The copy already right (e.g. the backup after a cut right behind the primary) stays.
         if (same(both[copy])) continue;
         await durablyAsync('ubootenv', `${summary} (${copy})`, async () => {
+          const { execa } = await import('execa');
           const r = await execa(this.setenv, ['-c', config, '-f', script, '-s', script], { stdin: 'ignore', reject: false });
           if (r.exitCode !== 0 || r.failed) {
             const detail = `${r.stderr ?? ''}`.trim().replace(/\s*\n\s*/g, '; ') || errorMessage(r);
