@@ -1,7 +1,10 @@
 /**
  * A raw slot: a block device or an image file. An `image` payload is streamed into it byte for
- * byte (inflated on the way when gzip), hashed as written, fsynced, and read back and hashed
- * again. Only the image's length is compared: the rest of the partition is not ours.
+ * byte (inflated on the way when gzip, and then hashed as written), fsynced, and read back and
+ * hashed. For an uncompressed image that read-back is the payload's hash check: its digest must
+ * equal the signed sha256 (the bundle reader leaves that check to us, deferHashCheck), so the
+ * stream is hashed once, over what the storage holds. A block device is written with O_DIRECT
+ * (DirectWriteBehind). Only the image's length is compared: the rest of the partition is not ours.
  *
  * The read-back runs during the write (readback.ts): each checkpoint's region is read back on a
  * worker thread as soon as its fsync has returned, while the next region streams in. The

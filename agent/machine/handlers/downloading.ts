@@ -1,7 +1,8 @@
 /**
  * downloading: disarm the target (X_OK=0) before its first byte, then stream the verified
- * bundle's payloads into it (hashed on the way; the reader fails the stream on any mismatch)
- * and fsync. Each fsync checkpoint records the resume point, so a restarted download goes on
+ * bundle's payloads into it (hashed on the way, the reader failing the stream on any mismatch;
+ * a raw slot instead checks an uncompressed image's signed hash on its read-back before the
+ * write returns) and fsync. Each fsync checkpoint records the resume point, so a restarted download goes on
  * from there. Records what the slot must read back as before moving on.
  */
 import { OtaError } from '../../../shared/errors.js';
