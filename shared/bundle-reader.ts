@@ -67,6 +67,14 @@ export interface PayloadEntry {
   readonly startOffset: number;
   /** The payload's bytes, hashed and counted while they pass; the iteration throws on mismatch at the end. */
   readonly chunks: AsyncIterable<Buffer>;
+  /**
+   * Hands the check of the payload's signed sha256 to the caller, before the first chunk is
+   * read: the reader then neither hashes the bytes (nor a resumed payload's prefix) nor throws
+   * PAYLOAD_HASH_MISMATCH, and the caller must compare what it wrote with `module.sha256` before
+   * anything uses it. A raw slot does: it reads the whole slot back and hashes it anyway
+   * (agent/boot/slots/raw.ts), so hashing the stream as well was a second SHA-256 of every byte.
+   */
+  deferHashCheck(): void;
 }
 
 function checkName(name: string, what: string): string {
@@ -186,7 +194,7 @@ export class BundleReader {
       const module = modules[at.index]!;
       const header: TarHeader = { name: `payloads/${module.name}`, size: module.size, type: '0', dataOffset: at.dataOffset };
       const body = new PayloadBody(this.src, module, header, this.what, { offset: at.offset, prefix });
-      yield { module, index: at.index, dataOffset: at.dataOffset, startOffset: at.offset, chunks: body };
+      yield { module, index: at.index, dataOffset: at.dataOffset, startOffset: at.offset, chunks: body, deferHashCheck: () => body.deferHashCheck() };
       if (!body.finished) await body.drain();
     }
     for (;;) {
@@ -214,7 +222,7 @@ export class BundleReader {
         throw new OtaError('PAYLOAD_SIZE_MISMATCH', `${this.what}: payload "${pname}" is ${h.size} bytes in the archive but ${module.size} in the manifest`);
       }
       const body = new PayloadBody(this.src, module, h, this.what);
-      yield { module, index, dataOffset: h.dataOffset, startOffset: 0, chunks: body };
+      yield { module, index, dataOffset: h.dataOffset, startOffset: 0, chunks: body, deferHashCheck: () => body.deferHashCheck() };
       if (!body.finished) await body.drain();
     }
     if (expected < modules.length) {
@@ -271,6 +279,8 @@ function markFirstPayloadByte(): void {
 class PayloadBody implements AsyncIterable<Buffer> {
   finished = false;
   private started = false;
+  /** False once the caller took over the check of the signed sha256 (PayloadEntry.deferHashCheck). */
+  private hashing = true;
 
   constructor(
     private readonly src: ByteSource,
@@ -280,9 +290,24 @@ class PayloadBody implements AsyncIterable<Buffer> {
     private readonly resumed?: { offset: number; prefix: AsyncIterable<Buffer> },
   ) {}
 
+  deferHashCheck(): void {
+    if (this.started) throw new Error(`payload "${this.module.name}": its hash check can be handed over only before it is read`);
+    this.hashing = false;
+  }
+
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
     if (this.started) throw new Error(`payload "${this.module.name}" can be read only once`);
     this.started = true;
+    if (!this.hashing) {
+      // The caller compares what it wrote with the signed sha256 (deferHashCheck): only count.
+      for await (const chunk of this.src.take(this.header.size - (this.resumed?.offset ?? 0), `${this.what}: payload "${this.module.name}"`)) {
+        markFirstPayloadByte();
+        yield chunk;
+      }
+      await this.src.skip(padded(this.header.size) - this.header.size, this.what);
+      this.finished = true;
+      return;
+    }
     const hash = createHash('sha256');
     let skip = 0;
     if (this.resumed) {

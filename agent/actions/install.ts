@@ -8,7 +8,7 @@ import { BundleReader } from '../../shared/bundle-reader.js';
 import { OtaError } from '../../shared/errors.js';
 import { loadKeyring } from '../../shared/signing.js';
 import { openSource, type OpenedSource } from '../infra/bundle-source.js';
-import { prepareDelta, type DeltaStart } from '../delta/start.js';
+import type { DeltaStart } from '../delta/start.js';
 import { otherSlot } from '../config/types.js';
 import { machineFor, type Device } from './device.js';
 import { DownloadRetries, downloadSettings } from '../download/settings.js';
@@ -74,6 +74,10 @@ export async function install(dev: Device, req: InstallRequest): Promise<RunResu
       ...(capacity !== undefined ? { slotCapacity: capacity } : {}),
     });
   };
+  // The delta code (and the HTTP client its range reader loads) is loaded only for an install
+  // that can go by delta: the conditions prepareDelta checks first.
+  const deltaPossible = dev.config.delta.enabled && slot.kind === 'raw' && slotConfig(dev.config, dev.booted).kind === 'raw';
+  const prepareDelta = deltaPossible ? (await import('../delta/start.js')).prepareDelta : async (): Promise<undefined> => undefined;
   const delta = await prepareDelta({
     config: dev.config,
     target: slot,

@@ -8,7 +8,6 @@
  * as persisted and the daemon asks again after `retryAfterMs`. Each hold is recorded once per
  * transaction and reason as a history event and a report, so the server shows that it waits.
  */
-import { execa } from 'execa';
 import { randomUUID } from 'node:crypto';
 import { OtaError } from '../../shared/errors.js';
 import { windowState } from '../../shared/windows.js';
@@ -32,6 +31,8 @@ export class HoldError extends OtaError {
 /** The busy command's answer: free, or busy with what it said. */
 export async function askBusy(command: readonly string[], timeoutSeconds: number): Promise<{ busy: boolean; detail: string }> {
   const [cmd, ...args] = command;
+  // execa is loaded by the first busy check, not at every agent's start.
+  const { execa } = await import('execa');
   const r = await execa(cmd!, args, { reject: false, stdin: 'ignore', timeout: timeoutSeconds * 1000, all: true });
   const said = String(r.all ?? '').trim().slice(0, 200);
   if (r.exitCode === 0) return { busy: false, detail: said };

@@ -92,7 +92,9 @@ async function stateTimes(dev: FleetDevice): Promise<Map<string, number>> {
 export async function measuredInstall(dev: FleetDevice, url: string, auth: AgentAuth, scratch: string, nodeArgs: string[] = [], cli = AGENT_CLI): Promise<InstallRun> {
   const probeOut = join(scratch, `rss-${dev.id}.json`);
   const started = process.hrtime.bigint();
-  const child = execa('node', [...nodeArgs, '--import', PROBE, '--import', AUTH, cli, 'install', url, '--config', dev.configPath], {
+  // The auth preload loads node:http: only where a token is needed, not into a local install's start.
+  const auth_ = auth.token ? ['--import', AUTH] : [];
+  const child = execa('node', [...nodeArgs, '--import', PROBE, ...auth_, cli, 'install', url, '--config', dev.configPath], {
     reject: false,
     stdin: 'ignore',
     extendEnv: false,

@@ -62,7 +62,7 @@ export async function agentEntry(root: string): Promise<string> {
 /** One `ota-agent install FILE` into a loop device over a fresh slot file of `bytes`. */
 export async function otaabOnce(srv: BenchServer, bundle: string, bytes: number, sha256: string, dir: string, id: string, cli: string, nodeArgs: string[] = []): Promise<OtaabBlockRun> {
   const root = join(dir, id);
-  const dev = await bootedDevice({ root, id, kind: 'raw', slotSize: bytes, trustedKeys: [srv.pub] });
+  const dev = await bootedDevice({ root, id, kind: 'raw', slotSize: bytes, trustedKeys: [srv.pub], fullInstall: true });
   let loop: string | undefined;
   let run: OtaabBlockRun;
   try {
@@ -113,7 +113,7 @@ const span = (xs: number[], digits = 2): string => `${median(xs).toFixed(digits)
 /** Runs benchmark 6 on `image` (`mib` MiB), `runs` runs of each contestant. */
 export async function benchBlockdev(srv: BenchServer, image: string, mib: number, runs: number, cli: string, profileDir?: string): Promise<BlockBench> {
   const dir = join(srv.work, 'blockdev');
-  const bytes = mib << 20;
+  const bytes = mib * 2 ** 20; // not `<< 20`: 4 GiB overflows 32 bits
   const bundle = join(srv.work, 'blockdev.otab');
   await srv.build('6.0.0', ['--image', `rootfs=${image}`], bundle);
   const sha256 = await sha256Prefix(image, bytes);

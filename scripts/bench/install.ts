@@ -36,7 +36,7 @@ export async function releaseImage(srv: BenchServer, image: string, mib: number,
 /** Installs `rel` once on a fresh raw device, cache dropped first; `nodeArgs` go to the agent's node. */
 export async function installOnce(srv: BenchServer, rel: ImageRelease, token: string, dir: string, id: string, nodeArgs: string[] = []): Promise<InstallRun> {
   const root = join(dir, id);
-  const dev = await bootedDevice({ root, id, kind: 'raw', slotSize: rel.mib << 20, trustedKeys: [srv.pub] });
+  const dev = await bootedDevice({ root, id, kind: 'raw', slotSize: rel.mib * 2 ** 20, trustedKeys: [srv.pub], fullInstall: true });
   try {
     await dropCaches();
     return await measuredInstall(dev, srv.bundleUrl(rel.uploaded.sha256), { origin: srv.url, token }, dir, nodeArgs);

@@ -80,8 +80,9 @@ async function installOn(srv: BenchServer, path: InstallPath, source: string, mi
     root,
     id,
     kind: path.kind,
-    slotSize: mib << 20,
+    slotSize: mib * 2 ** 20, // not `<< 20`: 4 GiB overflows 32 bits
     trustedKeys: [srv.pub],
+    fullInstall: true,
     ...(os ? { beforeBoot: (d) => cp(os, d.dev.slots.A, { recursive: true }) } : {}),
   });
   try {

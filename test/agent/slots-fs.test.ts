@@ -168,7 +168,7 @@ describe('fs slot: module', () => {
   it('refuses an image for an fs slot', async () => {
     const { a, b } = await slots('fs-image');
     const payloads = (async function* () {
-      yield { module: { name: 'rootfs', type: 'image' as const, sha256: '0'.repeat(64), size: 0 }, index: 0, dataOffset: 0, startOffset: 0, chunks: (async function* () {})() };
+      yield { module: { name: 'rootfs', type: 'image' as const, sha256: '0'.repeat(64), size: 0 }, index: 0, dataOffset: 0, startOffset: 0, chunks: (async function* () {})(), deferHashCheck: () => undefined };
     })();
     await expect(new FsSlot(b).write(payloads, { modules: [], active: a, checkpointBytes: 1 })).rejects.toMatchObject({ code: 'PAYLOAD_SLOT_MISMATCH' });
   });

@@ -118,7 +118,9 @@ describe('raw slot', () => {
     const reader = await BundleReader.open(createReadStream(path), { keyring });
     const backend = new RawSlot(slot);
     let lost = false;
-    const r = await backend.write(reader.payloads(), {
+    // The read-back is the payload's hash check (the stream is not hashed twice): the write
+    // itself fails, and a later read-back of the slot sees the loss too.
+    const write = backend.write(reader.payloads(), {
       modules: reader.manifest.modules,
       active,
       checkpointBytes: 64 * 1024,
@@ -128,8 +130,10 @@ describe('raw slot', () => {
         writeSync(slot.path, 4096);
       },
     });
+    await expect(write).rejects.toMatchObject({ code: 'PAYLOAD_HASH_MISMATCH', message: expect.stringMatching(/storage that did not keep/) });
     expect(lost).toBe(true);
-    expect((await backend.readBack(r.digest)).sha256).not.toBe(r.digest.sha256);
+    const digest = { kind: 'raw' as const, length: image.length, sha256: sha256Hex(image) };
+    expect((await backend.readBack(digest)).sha256).not.toBe(digest.sha256);
   });
 
   it('reads the whole slot again when no read-back of this write is at hand', async () => {

@@ -4,7 +4,8 @@ import { mkdtemp, open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CopyingWriteBehind, WRITE_BATCH, WriteBehind } from '../../shared/write-behind.js';
+import { constants } from 'node:fs';
+import { CopyingWriteBehind, DirectWriteBehind, WRITE_BATCH, WriteBehind } from '../../shared/write-behind.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -104,6 +105,39 @@ describe('CopyingWriteBehind', () => {
       ).rejects.toThrow(/^at 0: .*ENOSPC/);
     } finally {
       await w.abandon();
+      await fh.close();
+    }
+  });
+});
+
+describe('DirectWriteBehind', () => {
+  it('writes whole blocks with O_DIRECT and an unaligned tail through the buffered handle', async () => {
+    // ext4 files take O_DIRECT as block devices do: the same alignment rules apply.
+    const path = join(dir, 'direct');
+    const fh = await open(path, 'w+');
+    const dfh = await open(path, constants.O_WRONLY | constants.O_DIRECT);
+    const parts = chunks();
+    const w = new DirectWriteBehind(fh, dfh, 8192);
+    for (const c of parts) {
+      await w.add(c);
+      c.fill(0xee);
+    }
+    await w.drain();
+    await fh.sync();
+    await dfh.close();
+    await fh.close();
+    const got = await readFile(path);
+    const want = Buffer.concat(chunks());
+    expect(want.length % 4096).not.toBe(0);
+    expect(got.subarray(0, 8192).equals(Buffer.alloc(8192))).toBe(true);
+    expect(got.subarray(8192).equals(want)).toBe(true);
+  });
+
+  it('refuses an unaligned start', async () => {
+    const fh = await open(join(dir, 'direct-unaligned'), 'w+');
+    try {
+      expect(() => new DirectWriteBehind(fh, fh, 10)).toThrow(/multiples of 4096/);
+    } finally {
       await fh.close();
     }
   });

@@ -1,7 +1,10 @@
 /**
  * A raw slot: a block device or an image file. An `image` payload is streamed into it byte for
- * byte (inflated on the way when gzip), hashed as written, fsynced, and read back and hashed
- * again. Only the image's length is compared: the rest of the partition is not ours.
+ * byte (inflated on the way when gzip, and then hashed as written), fsynced, and read back and
+ * hashed. For an uncompressed image that read-back is the payload's hash check: its digest must
+ * equal the signed sha256 (the bundle reader leaves that check to us, deferHashCheck), so the
+ * stream is hashed once, over what the storage holds. A block device is written with O_DIRECT
+ * (DirectWriteBehind). Only the image's length is compared: the rest of the partition is not ours.
  *
  * The read-back runs during the write (readback.ts): each checkpoint's region is read back on a
  * worker thread as soon as its fsync has returned, while the next region streams in. The
@@ -9,12 +12,13 @@
  * compares it; an agent that restarts in between reads the whole slot back again there.
  */
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import type { PayloadEntry } from '../../../shared/bundle-reader.js';
 import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
 import { gunzipLimited } from '../../../shared/inflate.js';
 import type { SlotConfig } from '../../config/types.js';
-import { CopyingWriteBehind } from '../../../shared/write-behind.js';
+import { CopyingWriteBehind, DIRECT_ALIGN, DirectWriteBehind } from '../../../shared/write-behind.js';
 import { durablyAsync } from '../../infra/durable.js';
 import { reclaiming } from '../../infra/reclaim.js';
 import { ReadBack, readBackWhole } from './readback.js';
@@ -79,6 +83,10 @@ export class RawSlot implements SlotBackend {
         if (m.type !== 'image') throw new OtaError('PAYLOAD_SLOT_MISMATCH', `slot ${slot.name}: payload "${m.name}" is an ${m.type}; a raw slot takes one image`);
         if (digest) throw new OtaError('PAYLOAD_SLOT_MISMATCH', `slot ${slot.name}: a raw slot takes exactly one image`);
         const gzip = m.compression === 'gzip';
+        // An uncompressed image is read back from the slot and hashed on the worker anyway: that
+        // hash, compared with the signed one below, is the payload's check, so the stream is not
+        // hashed a second time on this thread.
+        if (!gzip) p.deferHashCheck();
         // An uncompressed image lands byte for byte, so the slot's prefix is the payload's
         // prefix: a resumed read (p.startOffset > 0) continues writing where it stopped.
         let pos = gzip ? 0 : p.startOffset;
@@ -109,7 +117,12 @@ export class RawSlot implements SlotBackend {
         };
         // Copies each chunk into one of its two buffers: the source may reuse the chunk's memory
         // once it is hashed and handed over (bundle-source.ts reads a file into a ring of two).
-        const out = new CopyingWriteBehind(fh, pos, (at, cause) => ioError(slot, `writing at offset ${at}`, cause));
+        // A block device is written with O_DIRECT where it can be (DirectWriteBehind): not through
+        // its page cache, which each checkpoint's fsync would have to write back first. A resumed
+        // write starting off a 4 KiB boundary, or a device refusing O_DIRECT, is written buffered.
+        const dfh = direct && pos % DIRECT_ALIGN === 0 ? await open(slot.path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined) : undefined;
+        const failed = (at: number, cause: unknown): OtaError => ioError(slot, `writing at offset ${at}`, cause);
+        const out = dfh ? new DirectWriteBehind(fh, dfh, pos, failed) : new CopyingWriteBehind(fh, pos, failed);
         try {
           for await (const chunk of data) {
             await out.add(chunk);
@@ -135,11 +148,21 @@ export class RawSlot implements SlotBackend {
           const read = await check.digest().catch((cause: unknown) => {
             throw ioError(slot, 'reading back', cause);
           });
+          if (!gzip && (read.length !== m.size || read.sha256 !== m.sha256)) {
+            // The reader left this check to us (deferHashCheck): the slot holds bytes that are
+            // not the signed payload. Either the bundle's payload was altered or the storage did
+            // not keep what was written; the slot stays disarmed either way.
+            throw new OtaError(
+              'PAYLOAD_HASH_MISMATCH',
+              `payload "${m.name}": slot ${slot.name} (${slot.path}) reads back as sha256 ${read.sha256} over ${read.length} bytes, the manifest signed ${m.sha256} over ${m.size} (an altered payload, or storage that did not keep what was written)`,
+            );
+          }
           readDuringWrite.set(slot.path, read);
         } finally {
           // Never leave a write or an fsync behind unobserved (the handle closes after them).
           await out.abandon();
           await flushing?.done;
+          await dfh?.close();
           await check.close();
         }
       }
