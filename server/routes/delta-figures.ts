@@ -5,6 +5,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { OtaError } from '../../shared/errors.js';
 import { deltaFiguresSchema } from '../schemas/delta-figures.js';
+import { storedBundle } from '../storage/report-bundle.js';
 import { DeltaFigures, previousReleases } from '../views/delta-figures.js';
 
 /** Earlier releases compared when the query names none. */
@@ -18,8 +19,12 @@ function indexed(manifestBase64: string): boolean {
 
 /** The delta figures route. */
 export const deltaFiguresRoutes: FastifyPluginAsync = async (app) => {
-  // The bundle store's files: the one place that knows where a stored bundle's bytes are.
-  const figures = new DeltaFigures(app.keyring, (sha256) => app.bundles.path(sha256));
+  // Read through the bundle store (local or S3); a bundle no release records is not there.
+  const figures = new DeltaFigures(app.keyring, (sha256) => {
+    const stored = app.store.releases.bundle(sha256);
+    if (!stored) throw new OtaError('BUNDLE_NOT_FOUND', `bundle ${sha256}: no release records it`);
+    return storedBundle(app.bundles, sha256, stored.size);
+  });
 
   app.get<{ Params: { product: string; version: string }; Querystring: { from?: string; previous?: string } }>(
     '/products/:product/releases/:version/delta',

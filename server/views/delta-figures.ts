@@ -11,7 +11,7 @@
  */
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { PLAN_DEFAULTS } from '../../shared/delta/plan.js';
-import { deltaReport, type DeltaReport } from '../../shared/delta/report.js';
+import { deltaReport, type DeltaReport, type ReportBundle } from '../../shared/delta/report.js';
 import type { Keyring } from '../../shared/signing.js';
 import { compareVersions } from '../../shared/version.js';
 
@@ -55,8 +55,8 @@ export class DeltaFigures {
 
   constructor(
     private readonly keyring: Keyring,
-    /** Where a stored bundle's bytes are read from (a local file of the bundle store). */
-    private readonly bundleFile: (sha256: string) => string,
+    /** Where a stored bundle's bytes are read from: a local file, or the bundle store itself. */
+    private readonly bundleFile: (sha256: string) => string | ReportBundle,
     private readonly maxEntries = DELTA_CACHE_ENTRIES,
   ) {}
 

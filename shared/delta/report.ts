@@ -5,6 +5,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { OtaError } from '../errors.js';
 import { CHUNK } from '../hashing.js';
 import { gunzipLimited } from '../inflate.js';
@@ -15,7 +16,33 @@ import { readBundleHead } from './head.js';
 import { indexOfStream } from './local-index.js';
 import { sameChunking, type ChunkParams } from '../chunker.js';
 import { localChunks, planDelta, type PlanOptions } from './plan.js';
-import { FileRangeReader } from './range.js';
+import { FileRangeReader, type RangeReader } from './range.js';
+
+/**
+ * Where a report reads a bundle from: a local file (`ota-release delta-report`) or the server's
+ * bundle store (the console's figures), by ranges for the head and whole for an old image that
+ * must be chunked anew.
+ */
+export interface ReportBundle {
+  readonly name: string;
+  size(): Promise<number>;
+  /** A new range reader, with its own request and byte counts. */
+  ranges(): RangeReader;
+  /** The whole bundle, from its first byte. */
+  stream(): Promise<Readable>;
+}
+
+/** A bundle file as a report's source. */
+export function fileBundle(path: string): ReportBundle {
+  return {
+    name: path,
+    size: async () => (await stat(path)).size,
+    ranges: () => new FileRangeReader(path),
+    stream: async () => createReadStream(path, { highWaterMark: CHUNK }),
+  };
+}
+
+const asBundle = (b: string | ReportBundle): ReportBundle => (typeof b === 'string' ? fileBundle(b) : b);
 
 /** The report. */
 export interface DeltaReport {
@@ -40,11 +67,11 @@ export interface DeltaReport {
  * OLD's own index when its sizes are those, else (a format 1 bundle, other sizes) the image
  * chunked now.
  */
-async function oldIndex(path: string, keyring: Keyring, params: ChunkParams): Promise<ChunkIndex> {
-  const src = new FileRangeReader(path);
-  const head = await readBundleHead(src, keyring);
+async function oldIndex(bundle: ReportBundle, keyring: Keyring, params: ChunkParams): Promise<ChunkIndex> {
+  const path = bundle.name;
+  const head = await readBundleHead(bundle.ranges(), keyring);
   if (head.image && sameChunking(head.image.index.params, params)) return head.image.index;
-  const reader = await BundleReader.open(createReadStream(path, { highWaterMark: CHUNK }), { keyring, source: path });
+  const reader = await BundleReader.open(await bundle.stream(), { keyring, source: path });
   for await (const p of reader.payloads()) {
     if (p.module.type !== 'image') continue;
     const data = p.module.compression === 'gzip' ? gunzipLimited(p.chunks, p.module.unpackedSize ?? 0, `bundle ${path}`) : p.chunks;
@@ -54,13 +81,15 @@ async function oldIndex(path: string, keyring: Keyring, params: ChunkParams): Pr
 }
 
 /** Computes the report for a device whose running slot holds OLD's image. */
-export async function deltaReport(oldPath: string, newPath: string, keyring: Keyring, opts: PlanOptions = {}): Promise<DeltaReport> {
-  const bundleBytes = (await stat(newPath)).size;
-  const src = new FileRangeReader(newPath);
+export async function deltaReport(oldBundle: string | ReportBundle, newBundle: string | ReportBundle, keyring: Keyring, opts: PlanOptions = {}): Promise<DeltaReport> {
+  const next = asBundle(newBundle);
+  const newPath = next.name;
+  const bundleBytes = await next.size();
+  const src = next.ranges();
   const head = await readBundleHead(src, keyring, bundleBytes);
   if (!head.image) throw new OtaError('MANIFEST_FIELD_VALUE', `bundle ${newPath}: its image has no chunk index (built with --no-index?); a device downloads it whole`);
   const ix = head.image.index;
-  const old = await oldIndex(oldPath, keyring, ix.params);
+  const old = await oldIndex(asBundle(oldBundle), keyring, ix.params);
   const plan = planDelta(ix, localChunks(old), head.image.dataOffset, opts);
   const headBytes = src.stats.bytes;
   return {
