@@ -38,6 +38,8 @@ export interface ServerConfig {
   readonly tlsCert: string | null;
   /** PEM private key of `tlsCert`. */
   readonly tlsKey: string | null;
+  /** PostgreSQL connection URL (postgres://user:pass@host:port/db); null: SQLite in the data directory. */
+  readonly databaseUrl: string | null;
 }
 
 /** Levels of the server log (pino's). */
@@ -60,6 +62,7 @@ export const DEFAULTS: ServerConfig = Object.freeze({
   metricsListen: null,
   tlsCert: null,
   tlsKey: null,
+  databaseUrl: null,
 });
 
 type Key = keyof ServerConfig;
@@ -130,6 +133,15 @@ export const FIELDS: Readonly<Record<Key, Field>> = {
   },
   tlsCert: { env: 'OTA_SERVER_TLS_CERT', flag: 'tls-cert', parse: optionalPath },
   tlsKey: { env: 'OTA_SERVER_TLS_KEY', flag: 'tls-key', parse: optionalPath },
+  databaseUrl: {
+    env: 'OTA_SERVER_DATABASE_URL',
+    flag: 'database-url',
+    parse: (raw) => {
+      if (raw === null || raw === '') return ok(null);
+      if (typeof raw !== 'string' || !/^postgres(ql)?:\/\/\S+$/.test(raw)) return no('must be a postgres:// or postgresql:// connection URL');
+      return ok(raw);
+    },
+  },
 };
 
 /** OTA_SERVER_* variables read elsewhere: the config file's name and the server key's passphrase. */

@@ -48,7 +48,7 @@ export interface InitResult {
  * its schema, bundles/ and tmp/. An initialised directory is left as it is; a directory holding
  * anything else is refused.
  */
-export async function initDataDir(dir: string): Promise<InitResult> {
+export async function initDataDir(dir: string, databaseUrl: string | null = null): Promise<InitResult> {
   const already = await isInitialised(dir);
   if (!already) {
     let entries: string[] = [];
@@ -71,7 +71,7 @@ export async function initDataDir(dir: string): Promise<InitResult> {
   }
   const key = await loadOrCreateServerKey(dir);
   await BundleStore.open(dir);
-  Store.open(dir).close();
+  Store.open(dir, databaseUrl).close();
   return { created: !already, fingerprint: key.fingerprint };
 }
 

@@ -2,6 +2,7 @@
 import { defineCommand, formatBytes, required } from '../../shared/cli.js';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config.js';
+import { OtaError } from '../../shared/errors.js';
 import { backupDataDir } from '../data-dir.js';
 import { dataHelp, dataOptions } from './options.js';
 
@@ -27,6 +28,13 @@ Example:
   async run({ values }) {
     const out = resolve(required(values, 'out'));
     const config = await loadConfig({ data: values.data, config: values.config });
+    if (config.databaseUrl !== null) {
+      // The database is not in the data directory: a copy of the directory would not be a backup.
+      throw new OtaError(
+        'SERVER_BACKUP_POSTGRES',
+        'this server keeps its database in PostgreSQL (databaseUrl): back it up with pg_dump --format=custom (or the database service\'s own backups) and copy the bundle storage and the server key beside it; see docs/DEPLOYMENT.md',
+      );
+    }
     const r = await backupDataDir(config.data, out);
     process.stdout.write(`backed up ${config.data} to ${r.out}: database, ${r.bundles} bundle(s) (${formatBytes(r.bytes)}), server key\n`);
   },
