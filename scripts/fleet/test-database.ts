@@ -47,3 +47,6 @@ export function testDatabaseEnv(data: string): Record<string, string> {
   const url = testDatabaseUrl(data);
   return url ? { OTA_SERVER_DATABASE_URL: url } : {};
 }
+
+/** True in the PostgreSQL pass (tests of SQLite-only behaviour skip themselves). */
+export const ON_POSTGRES = Boolean(process.env[TEST_DATABASE_ENV]);

@@ -3,7 +3,7 @@ import { defineCommand, formatBytes, required } from '../../shared/cli.js';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config.js';
 import { OtaError } from '../../shared/errors.js';
-import { backupDataDir } from '../data-dir.js';
+import { backupDataDir, requireInitialised } from '../data-dir.js';
 import { dataHelp, dataOptions } from './options.js';
 
 /** The backup command. */
@@ -28,6 +28,7 @@ Example:
   async run({ values }) {
     const out = resolve(required(values, 'out'));
     const config = await loadConfig({ data: values.data, config: values.config });
+    await requireInitialised(config.data);
     if (config.databaseUrl !== null) {
       // The database is not in the data directory: a copy of the directory would not be a backup.
       throw new OtaError(
