@@ -272,10 +272,10 @@ export class PgDatabase {
         this.depth--;
       }
     }
-    this.query('BEGIN');
+    // One round trip: BEGIN and the lock as one simple-protocol query.
+    this.query(write ? `BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})` : 'BEGIN');
     this.depth++;
     try {
-      if (write) this.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK_KEY]);
       const r = fn();
       this.query('COMMIT');
       return r;
