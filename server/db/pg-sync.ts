@@ -145,7 +145,12 @@ export class PgStatement {
   }
 
   private exec(params: unknown[]): Answer {
-    if (this.noop) return { rows: [], fields: [], rowCount: 0 };
+    if (this.noop) {
+      // SQLite's commit mode (server/checkin.ts) maps to PostgreSQL's synchronous_commit.
+      const mode = /^\s*PRAGMA\s+synchronous\s*=\s*(\w+)/i.exec(this.source)?.[1]?.toUpperCase();
+      if (mode !== undefined) this.db.relaxed = mode === 'NORMAL' || mode === 'OFF';
+      return { rows: [], fields: [], rowCount: 0 };
+    }
     return this.db.query(this.text, params);
   }
 
@@ -183,6 +188,13 @@ export class PgDatabase {
   private readonly port: MessagePort;
   private readonly flag: Int32Array;
   private depth = 0;
+  /**
+   * Commit without waiting for the WAL flush (synchronous_commit = off), as SQLite's
+   * synchronous=NORMAL does for plain check-ins: a crash of the database loses at most the
+   * last such commits (what the device says again at its next check-in), never corrupts, and
+   * the next durable commit flushes them too. Set through `PRAGMA synchronous` statements.
+   */
+  relaxed = false;
 
   constructor(url: string) {
     this.name = redact(url);
@@ -277,7 +289,7 @@ export class PgDatabase {
     this.depth++;
     try {
       const r = fn();
-      this.query('COMMIT');
+      this.query(this.relaxed ? 'SET LOCAL synchronous_commit = off; COMMIT' : 'COMMIT');
       return r;
     } catch (err) {
       try {
