@@ -73,7 +73,7 @@ port.on('message', async (m) => {
     reply({ rows: last.rows, fields: (last.fields || []).map((f) => f.name), rowCount: last.rowCount ?? 0 });
   } catch (e) {
     // A broken connection is dropped: the next statement opens a new one.
-    if (client && (e.code === undefined || String(e.code).startsWith('08') || String(e.code).startsWith('57P'))) {
+    if (client && (e.code === undefined || /^(08|57P|E[A-Z]+$)/.test(String(e.code)))) {
       const c = client; client = null; c.end().catch(() => {});
     }
     reply({ error: { message: String(e && e.message || e), code: e && e.code } });
@@ -217,7 +217,8 @@ export class PgDatabase {
     if (!this.open) throw new OtaError('SERVER_DB_UNAVAILABLE', `database ${this.name}: the connection is closed`);
     const a = this.roundTrip({ sql: text, params: params.map((v) => (v === undefined ? null : v)) });
     if (a.error) {
-      if (a.error.code === undefined || a.error.code.startsWith('08') || a.error.code.startsWith('57P') || a.error.code === 'ECONNREFUSED') {
+      // Connection classes (08, 57P: shutdown) and Node's socket errors (ECONNREFUSED, ETIMEDOUT...).
+      if (a.error.code === undefined || /^(08|57P|E[A-Z]+$)/.test(a.error.code)) {
         throw new OtaError('SERVER_DB_UNAVAILABLE', `database ${this.name}: ${a.error.message}`);
       }
       throw new PgError(`${a.error.message} (in: ${text.replace(/\s+/g, ' ').slice(0, 200)})`, a.error.code);
