@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { agentEntry, benchBlockdev } from './bench/blockdev.js';
 import { benchBuild } from './bench/build.js';
+import { benchEngines } from './bench/engines.js';
 import { benchCheckin, profileCheckin } from './bench/checkin.js';
 import { benchCheckinMetrics } from './bench/checkin-metrics.js';
 import { BenchServer } from './bench/fixture.js';
@@ -25,7 +26,7 @@ import { ROOT, dropCaches, randomFile, type BenchRow } from './bench/util.js';
 import { benchWire } from './bench/wire.js';
 import { benchDelta, benchDeltaApply } from './bench/delta-rows.js';
 
-const BENCHES = ['build', 'install', 'blockdev', 'memory', 'checkin', 'wire', 'delta'];
+const BENCHES = ['build', 'install', 'blockdev', 'memory', 'checkin', 'wire', 'delta', 'engines'];
 const USAGE = `Usage: npm run bench -- [options]
 
 Runs the benchmarks, prints a table and writes bench/results.json (see docs/PERFORMANCE.md).
@@ -168,6 +169,12 @@ try {
     const off = await benchCheckinMetrics(join(work, 'checkin-metrics-off'), o, r);
     rows.push(...off.rows);
     details.checkinMetricsOff = { closed: off.closed, open: off.open };
+  }
+  if (only.has('engines')) {
+    // Same devices and loops on SQLite, PostgreSQL, and two instances on PostgreSQL (docs/DEPLOYMENT.md).
+    const o = { devices: Math.min(count('devices'), 500), concurrency: count('concurrency'), rate: 300, seconds: count('checkin-seconds') };
+    say(`benchmark 4c: check-ins on SQLite and PostgreSQL (1 and 2 instances), ${o.devices} devices, open loop at ${o.rate}/s`);
+    rows.push(...(await benchEngines(join(work, 'engines'), o)));
   }
   if (only.has('delta')) {
     say(`benchmark 6: delta wire bytes against casync, ${mib} MiB images (scripts/bench/delta.ts)`);

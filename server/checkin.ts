@@ -105,8 +105,10 @@ export class CheckinService {
       throw new OtaError('REQUEST_INVALID', `body field "transaction.version" must be a semantic version, not "${c.transaction.version}"`);
     }
     // The waiting rollback request is read once, before the transaction: it chooses the commit
-    // mode and is what the transaction delivers. Requests are only created by this process,
-    // and nothing runs between this read and the transaction (both synchronous).
+    // mode and is what the transaction delivers. The delivery itself is conditional
+    // (`delivered IS NULL`), so when another instance on the same PostgreSQL database delivered
+    // it meanwhile this check-in delivers nothing, and a request made meanwhile waits for the
+    // next check-in: delivered once, never twice.
     const waiting = this.store.rollbacks.waiting(device);
     const relax = waiting === null;
     if (relax) this.relaxed.run();

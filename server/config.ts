@@ -60,6 +60,8 @@ export interface ServerConfig {
   readonly bundlePublicUrl: string | null;
   /** Seconds a presigned download URL stays valid. */
   readonly presignTtl: number;
+  /** PostgreSQL connection URL (postgres://user:pass@host:port/db); null: SQLite in the data directory. */
+  readonly databaseUrl: string | null;
 }
 
 /** Levels of the server log (pino's). */
@@ -94,6 +96,7 @@ export const DEFAULTS: ServerConfig = Object.freeze({
   bundleDownload: 'server',
   bundlePublicUrl: null,
   presignTtl: 900,
+  databaseUrl: null,
 });
 
 type Key = keyof ServerConfig;
@@ -203,6 +206,15 @@ export const FIELDS: Readonly<Record<Key, Field>> = {
   bundleDownload: { env: 'OTA_SERVER_BUNDLE_DOWNLOAD', flag: 'bundle-download', parse: oneOf(['server', 'presigned', 'public']) },
   bundlePublicUrl: { env: 'OTA_SERVER_BUNDLE_PUBLIC_URL', flag: 'bundle-public-url', parse: httpUrl },
   presignTtl: { env: 'OTA_SERVER_PRESIGN_TTL', flag: 'presign-ttl', parse: int(60, 7 * 24 * 3600) },
+  databaseUrl: {
+    env: 'OTA_SERVER_DATABASE_URL',
+    flag: 'database-url',
+    parse: (raw) => {
+      if (raw === null || raw === '') return ok(null);
+      if (typeof raw !== 'string' || !/^postgres(ql)?:\/\/\S+$/.test(raw)) return no('must be a postgres:// or postgresql:// connection URL');
+      return ok(raw);
+    },
+  },
 };
 
 /** OTA_SERVER_* variables read elsewhere: the config file's name and the server key's passphrase. */

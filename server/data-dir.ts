@@ -25,9 +25,12 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** True when `dir` was initialised: it holds the database and the server key. */
+/**
+ * True when `dir` was initialised: it holds the server key and the database, or, with the
+ * database in PostgreSQL (databaseUrl), the bundles directory `init` made beside the key.
+ */
 export async function isInitialised(dir: string): Promise<boolean> {
-  return (await exists(join(dir, DB_FILE))) && (await exists(join(dir, SERVER_KEY_FILE)));
+  return (await exists(join(dir, SERVER_KEY_FILE))) && ((await exists(join(dir, DB_FILE))) || (await exists(join(dir, 'bundles'))));
 }
 
 /** Refuses a data directory that `ota-server init` did not make (exit 1, naming the path). */
@@ -48,7 +51,7 @@ export interface InitResult {
  * its schema, bundles/ and tmp/. An initialised directory is left as it is; a directory holding
  * anything else is refused.
  */
-export async function initDataDir(dir: string): Promise<InitResult> {
+export async function initDataDir(dir: string, databaseUrl: string | null = null): Promise<InitResult> {
   const already = await isInitialised(dir);
   if (!already) {
     let entries: string[] = [];
@@ -71,7 +74,7 @@ export async function initDataDir(dir: string): Promise<InitResult> {
   }
   const key = await loadOrCreateServerKey(dir);
   await BundleStore.open(dir);
-  Store.open(dir).close();
+  Store.open(dir, databaseUrl).close();
   return { created: !already, fingerprint: key.fingerprint };
 }
 

@@ -38,7 +38,7 @@ export async function openServices(config: ServerConfig, keyring?: Keyring): Pro
   const ring = keyring ?? (await loadKeyring(config.releaseKeys));
   const key = await loadOrCreateServerKey(config.data);
   const bundles = await openBundleStorage(config);
-  const store = Store.open(config.data);
+  const store = Store.open(config.data, config.databaseUrl);
   try {
     // A crash between storing a bundle and recording its release leaves a complete but
     // unrecorded file: drop it, so storage holds exactly the recorded releases.

@@ -185,6 +185,10 @@ export const ERROR_SECTIONS = {
     SERVER_BACKUP_FAILED: fatal(500, 'The backup could not be written.', 'Give --out a new directory on a writable file system with free space.'),
     // s3
     SERVER_STORAGE_UNUSABLE: fatal(500, 'The object store named by the config cannot be used: endpoint unreachable, bucket missing or credentials refused.', 'Check s3Endpoint, s3Bucket, s3Region and the credentials; see docs/STORAGE.md.'),
+    // pg
+    SERVER_DB_UNAVAILABLE: transient(503, 'The PostgreSQL database (databaseUrl) cannot be reached or did not answer in time.', 'Check databaseUrl, the network and that PostgreSQL runs; the request can be retried.'),
+    SERVER_DB_URL_INVALID: fatal(500, 'databaseUrl is not a postgres:// or postgresql:// URL.', 'Give a connection URL such as postgres://otaab@db.example.com/otaab.'),
+    SERVER_BACKUP_POSTGRES: fatal(500, 'ota-server backup copies a SQLite data directory; this server keeps its database in PostgreSQL.', 'Back up PostgreSQL with pg_dump or its own tools (docs/DEPLOYMENT.md) and the bundle storage beside it.'),
   },
   /** The ops client of ota-release upload|publish talking to a server. */
   client: {

@@ -6,6 +6,7 @@
  */
 import { execa, type ResultPromise } from 'execa';
 import { basename, dirname, join, resolve } from 'node:path';
+import { testDatabaseEnv } from './test-database.js';
 
 const HERE = dirname(new URL(import.meta.url).pathname);
 // The repository root, whether this runs compiled (dist/scripts/fleet) or from source (the tests).
@@ -20,6 +21,8 @@ export interface ServerOptions {
   port?: number;
   /** Extra `ota-server start` flags, e.g. ['--poll-interval', '2']. */
   args?: string[];
+  /** Extra environment (e.g. OTA_SERVER_DATABASE_URL). */
+  env?: Record<string, string>;
 }
 
 /** A running server process. */
@@ -39,10 +42,11 @@ export class ServerProcess {
 
   private async launch(port: number): Promise<void> {
     // `start` opens only a data directory that `init` made; init leaves an initialised one alone.
-    const init = await execa('node', [SERVER_CLI, 'init', '--data', this.opts.data], { reject: false, stdin: 'ignore' });
+    const db = { ...testDatabaseEnv(this.opts.data), ...this.opts.env };
+    const init = await execa('node', [SERVER_CLI, 'init', '--data', this.opts.data], { reject: false, stdin: 'ignore', env: db });
     if (init.exitCode !== 0) throw new Error(`ota-server init failed (exit ${init.exitCode}): ${String(init.stderr)}`);
     const args = [SERVER_CLI, 'start', '--data', this.opts.data, '--host', '127.0.0.1', '--port', String(port), ...this.opts.releaseKeys.flatMap((k) => ['--release-key', k]), ...(this.opts.args ?? [])];
-    const child = execa('node', args, { reject: false, stdin: 'ignore', all: true, buffer: false, env: { OTA_SERVER_LOG_LEVEL: 'warn' } });
+    const child = execa('node', args, { reject: false, stdin: 'ignore', all: true, buffer: false, env: { OTA_SERVER_LOG_LEVEL: 'warn', ...db } });
     this.child = child;
     this.output = '';
     this.url = await new Promise<string>((resolveUrl, reject) => {
@@ -84,8 +88,10 @@ export class ServerProcess {
 }
 
 /** Creates a token of `role` on the server's data directory; returns the token. */
-export async function createToken(data: string, role: 'ops' | 'technician' | 'enroll', name?: string): Promise<string> {
-  const r = await execa('node', [SERVER_CLI, 'token', 'create', '--role', role, '--data', data, ...(name ? ['--name', name] : [])]);
+export async function createToken(data: string, role: 'ops' | 'technician' | 'enroll', name?: string, env: Record<string, string> = {}): Promise<string> {
+  const r = await execa('node', [SERVER_CLI, 'token', 'create', '--role', role, '--data', data, ...(name ? ['--name', name] : [])], {
+    env: { ...testDatabaseEnv(data), ...env },
+  });
   return String(r.stdout).trim();
 }
 

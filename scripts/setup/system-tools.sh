@@ -17,11 +17,11 @@ table="$here/system-tools.txt"
 prog="otaab setup"
 
 if [ "$#" -eq 0 ]; then
-  echo "usage: $0 PART... (build demo tests boot bench reliability package all)" >&2
+  echo "usage: $0 PART... (build demo tests boot bench reliability package postgres all)" >&2
   exit 2
 fi
 
-known=" build demo tests boot bench reliability package all "
+known=" build demo tests boot bench reliability package postgres all "
 for part in "$@"; do
   case "$known" in
     *" $part "*) ;;
@@ -38,6 +38,7 @@ describe() {
     bench) echo "npm run bench" ;;
     reliability) echo "npm run test:reliability" ;;
     package) echo "npm run package" ;;
+    postgres) echo "npm run test:pg, npm run test:scale" ;;
     all) echo "every part of otaab" ;;
   esac
 }

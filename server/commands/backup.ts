@@ -2,8 +2,9 @@
 import { defineCommand, formatBytes, required } from '../../shared/cli.js';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config.js';
-import { backupDataDir } from '../data-dir.js';
+import { backupDataDir, requireInitialised } from '../data-dir.js';
 import { s3Options } from '../storage/open.js';
+import { OtaError } from '../../shared/errors.js';
 import { dataHelp, dataOptions } from './options.js';
 
 /** The backup command. */
@@ -29,6 +30,14 @@ Example:
   async run({ values }) {
     const out = resolve(required(values, 'out'));
     const config = await loadConfig({ data: values.data, config: values.config });
+    await requireInitialised(config.data);
+    if (config.databaseUrl !== null) {
+      // The database is not in the data directory: a copy of the directory would not be a backup.
+      throw new OtaError(
+        'SERVER_BACKUP_POSTGRES',
+        'this server keeps its database in PostgreSQL (databaseUrl): back it up with pg_dump --format=custom (or the database service\'s own backups) and copy the bundle storage and the server key beside it; see docs/DEPLOYMENT.md',
+      );
+    }
     if (config.storage === 's3') {
       // The bundles stay in the bucket; the backup lists and checks them (storage/backup-s3.ts).
       // Loaded only here: the AWS SDK is large, and a local backup does not need it.

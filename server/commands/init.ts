@@ -23,7 +23,7 @@ Example:
   options: { ...dataOptions },
   async run({ values }) {
     const config = await loadConfig({ data: values.data, config: values.config });
-    const r = await initDataDir(config.data);
+    const r = await initDataDir(config.data, config.databaseUrl);
     process.stdout.write(`${r.created ? 'initialised' : 'already initialised:'} data directory ${config.data}; server key ${r.fingerprint}\n`);
   },
 });

@@ -9,7 +9,7 @@ import { dataHelp, dataOptions } from './options.js';
 async function openStore(values: Record<string, unknown>): Promise<Store> {
   const config = await loadConfig({ data: values.data, config: values.config });
   await requireInitialised(config.data);
-  return Store.open(config.data);
+  return Store.open(config.data, config.databaseUrl);
 }
 
 /** The token command. */

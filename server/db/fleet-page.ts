@@ -127,7 +127,7 @@ export function whereOf(f: FleetFilter, now = new Date()): { sql: string; params
     parts.push('(d.last_seen IS NULL OR d.last_seen < ?)');
     params.push(new Date(now.getTime() - f.silentSeconds * 1000).toISOString());
   }
-  return { sql: parts.length ? parts.join(' AND ') : '1', params };
+  return { sql: parts.length ? parts.join(' AND ') : '1 = 1', params };
 }
 
 /** One page and where the next one starts. */

@@ -200,4 +200,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX windows_tag ON windows(tag);
     `,
   },
+  {
+    version: 3,
+    name: 'bundle download counters, change counters',
+    // What instances must share (docs/DEPLOYMENT.md): the served-byte counters of
+    // GET /v1/bundles/:sha256/served, and a change counter per cached table (windows).
+    sql: `
+      CREATE TABLE bundle_served (
+        sha256 TEXT PRIMARY KEY,
+        requests INTEGER NOT NULL DEFAULT 0,
+        range_requests INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0
+      ) STRICT;
+      CREATE TABLE changes (
+        name TEXT PRIMARY KEY,
+        n INTEGER NOT NULL
+      ) STRICT;
+    `,
+  },
 ];

@@ -2,6 +2,8 @@
 import { join } from 'node:path';
 import { DeviceQueries } from './devices.js';
 import { openDatabase, type Db } from './open.js';
+import { openPostgres } from './pg-open.js';
+import { PgDatabase } from './pg-sync.js';
 import { ReleaseQueries } from './releases.js';
 import { ReportQueries } from './reports.js';
 import { RollbackQueries } from './rollbacks.js';
@@ -21,14 +23,17 @@ export class Store {
   readonly rollbacks: RollbackQueries;
   readonly rollouts: RolloutQueries;
   readonly windows: WindowQueries;
+  /** Which engine holds the data: SQLite in the data directory, or PostgreSQL (databaseUrl). */
+  readonly engine: 'sqlite' | 'postgres';
 
   constructor(readonly db: Db) {
+    this.engine = (db as unknown) instanceof PgDatabase ? 'postgres' : 'sqlite';
     this.tokens = new TokenQueries(db);
     this.releases = new ReleaseQueries(db);
     this.devices = new DeviceQueries(db);
     this.rollbacks = new RollbackQueries(db);
     this.rollouts = new RolloutQueries(db);
-    this.windows = new WindowQueries(db);
+    this.windows = new WindowQueries(db, this.engine === 'postgres');
     // In the report's own transaction: rollout counts and rollback outcomes move with it.
     this.reports = new ReportQueries(db, (device, r, now) => {
       this.rollouts.onReport(device, r, now);
@@ -36,9 +41,12 @@ export class Store {
     });
   }
 
-  /** Opens the database of a data directory (which must exist). */
-  static open(dataDir: string): Store {
-    return new Store(openDatabase(join(dataDir, DB_FILE)));
+  /**
+   * Opens the database of a data directory (which must exist), or the PostgreSQL database at
+   * `databaseUrl` when one is given (config `databaseUrl`).
+   */
+  static open(dataDir: string, databaseUrl: string | null = null): Store {
+    return new Store(databaseUrl ? openPostgres(databaseUrl) : openDatabase(join(dataDir, DB_FILE)));
   }
 
   /** Runs `fn` in one write transaction (taken at once, so concurrent writers queue, not fail). */

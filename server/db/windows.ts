@@ -32,8 +32,21 @@ export class WindowQueries {
   private readonly countStmt;
   /** The windows of a tag, cached until a window changes (every check-in asks). */
   private byTag: Map<string, MaintenanceWindow[]> | undefined;
+  private readonly changeStmt;
+  private readonly bumpStmt;
+  /** The change count the cache was built at (shared databases only). */
+  private seen = -1;
 
-  constructor(db: Db) {
+  /**
+   * `shared`: other server instances write the same database (PostgreSQL), so the cache is
+   * checked against the change count they bump with every window they put or delete.
+   */
+  constructor(
+    db: Db,
+    private readonly shared = false,
+  ) {
+    this.changeStmt = db.prepare("SELECT n FROM changes WHERE name = 'windows'").pluck();
+    this.bumpStmt = db.prepare("INSERT INTO changes (name, n) VALUES ('windows', 1) ON CONFLICT (name) DO UPDATE SET n = changes.n + 1");
     this.putStmt = db.prepare(
       `INSERT INTO windows (name, tag, days, start, duration_minutes, time_zone, updated) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET tag = excluded.tag, days = excluded.days, start = excluded.start,
@@ -47,6 +60,7 @@ export class WindowQueries {
   /** Creates or replaces a window. */
   put(name: string, tag: string, w: MaintenanceWindow, now = new Date()): WindowView {
     this.putStmt.run(name, tag, JSON.stringify(w.days), w.start, w.durationMinutes, w.timeZone, now.toISOString());
+    this.bumpStmt.run();
     this.byTag = undefined;
     return { name, tag, ...w, updated: now.toISOString() };
   }
@@ -54,6 +68,7 @@ export class WindowQueries {
   /** Deletes a window; an unknown name is WINDOW_NOT_FOUND. */
   remove(name: string): void {
     if (this.deleteStmt.run(name).changes === 0) throw new OtaError('WINDOW_NOT_FOUND', `maintenance window ${name}: no such window`);
+    this.bumpStmt.run();
     this.byTag = undefined;
   }
 
@@ -64,6 +79,11 @@ export class WindowQueries {
 
   /** The windows that apply to a device with these tags (none: it may install any time). */
   forTags(tags: readonly string[]): MaintenanceWindow[] {
+    if (this.shared) {
+      const n = (this.changeStmt.get() as number | undefined) ?? 0;
+      if (n !== this.seen) this.byTag = undefined;
+      this.seen = n;
+    }
     if (!this.byTag) {
       this.byTag = new Map();
       if ((this.countStmt.get() as number) > 0) {

@@ -14,7 +14,8 @@ import { ServedCounter, servedRoute } from './bundle-served.js';
 
 /** The bundle route. */
 export const bundleRoutes: FastifyPluginAsync = async (app) => {
-  const served = new ServedCounter();
+  const served = new ServedCounter(app.store);
+  app.addHook('onClose', async () => served.close());
   servedRoute(app, served);
   app.get<{ Params: { sha256: string } }>('/bundles/:sha256', { schema: bundleSchema, config: { roles: ['device', 'ops'] } }, async (req, reply) => {
     const sha256 = req.params.sha256;

@@ -3,15 +3,19 @@ import { execa } from 'execa';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { testDatabaseEnv } from '../../scripts/fleet/test-database.js';
 
 /** Repository root. */
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 
 /** Runs `ota-<name>` with `args`; never throws on a non-zero exit. */
 export async function runCli(name: 'release' | 'agent' | 'server', args: string[], opts: { env?: Record<string, string>; cwd?: string; input?: string } = {}) {
+  // The PostgreSQL pass: `ota-server ... --data DIR` uses the test database of DIR.
+  const data = name === 'server' ? args[args.indexOf('--data') + 1] : undefined;
+  const db = data !== undefined && args.includes('--data') ? testDatabaseEnv(data) : {};
   const r = await execa('node', [join(ROOT, 'dist', name, 'cli.js'), ...args], {
     reject: false,
-    env: opts.env ?? {},
+    env: { ...db, ...(opts.env ?? {}) },
     cwd: opts.cwd ?? ROOT,
     ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
   });

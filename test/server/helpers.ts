@@ -9,6 +9,7 @@ import { buildApp } from '../../server/app.js';
 import { resolveConfig, type ServerConfig } from '../../server/config.js';
 import type { Role } from '../../server/tokens.js';
 import { tempDir } from '../helpers/cli.js';
+import { testDatabaseUrl } from '../../scripts/fleet/test-database.js';
 
 /** A release key pair, made once per test file (key generation is the slow part). */
 export async function releaseKey(name = 'ops'): Promise<GeneratedKey> {
@@ -47,7 +48,11 @@ export async function makeBundle(
 
 /** A config over `data` for tests: loopback, small limits where tests need them. */
 export function testConfig(data: string, over: Partial<Record<keyof ServerConfig, unknown>> = {}): ServerConfig {
-  return resolveConfig([{ source: 'file', name: 'test', values: { data, host: '127.0.0.1', port: 0, logLevel: 'silent', ...over }, base: data }]);
+  // The PostgreSQL pass (OTAAB_TEST_DATABASE_URL): a fresh schema per data directory.
+  const databaseUrl = testDatabaseUrl(data);
+  return resolveConfig([
+    { source: 'file', name: 'test', values: { data, host: '127.0.0.1', port: 0, logLevel: 'silent', ...(databaseUrl ? { databaseUrl } : {}), ...over }, base: data },
+  ]);
 }
 
 /** A test server: the app, its data directory, and a token per role. */

@@ -2,6 +2,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/cli.js';
+import { testDatabaseEnv } from '../../scripts/fleet/test-database.js';
 
 /** A running server process. */
 export interface ServerProcess {
@@ -15,9 +16,10 @@ export interface ServerProcess {
 /** Starts `ota-server start` on a free loopback port and waits for its "listening on" line. */
 export async function startServer(data: string, releaseKeys: string[], extra: string[] = []): Promise<ServerProcess> {
   // `start` opens only a data directory that `init` made; init leaves an initialised one alone.
-  execFileSync(process.execPath, [join(ROOT, 'dist', 'server', 'cli.js'), 'init', '--data', data], { stdio: 'ignore' });
+  const db = testDatabaseEnv(data);
+  execFileSync(process.execPath, [join(ROOT, 'dist', 'server', 'cli.js'), 'init', '--data', data], { stdio: 'ignore', env: { ...process.env, ...db } });
   const args = [join(ROOT, 'dist', 'server', 'cli.js'), 'start', '--data', data, '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...releaseKeys.flatMap((k) => ['--release-key', k]), ...extra];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } });
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', ...db } });
   let out = '';
   proc.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
   proc.stderr!.setEncoding('utf8').on('data', (c: string) => (out += c));

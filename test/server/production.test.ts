@@ -15,6 +15,7 @@ import { keyringFromArmored, type GeneratedKey } from '../../shared/signing.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { makeBundle, releaseKey, type BuiltBundle } from './helpers.js';
 import { startServer, type ServerProcess } from './process-helpers.js';
+import { ON_POSTGRES } from '../../scripts/fleet/test-database.js';
 
 let dir: { dir: string; cleanup: () => Promise<void> };
 let key: GeneratedKey;
@@ -179,7 +180,17 @@ describe('HTTPS from the config', () => {
 });
 
 describe('ota-server backup', () => {
-  it('copies a running server consistently; the restored server serves the same fleet', async () => {
+  it.skipIf(!ON_POSTGRES)('refuses with SERVER_BACKUP_POSTGRES when the database is in PostgreSQL', async () => {
+    const data = join(dir.dir, 'pg-backup');
+    expect((await runCli('server', ['init', '--data', data])).code).toBe(0);
+    const r = await runCli('server', ['backup', '--data', data, '--out', join(dir.dir, 'pg-backup-out')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('SERVER_BACKUP_POSTGRES');
+    expect(r.stderr).toContain('pg_dump');
+    expect(existsSync(join(dir.dir, 'pg-backup-out'))).toBe(false);
+  });
+
+  it.skipIf(ON_POSTGRES)('copies a running server consistently; the restored server serves the same fleet', async () => {
     const data = join(dir.dir, 'live');
     const server = await start(data);
     const ops = await token(data, 'ops');
