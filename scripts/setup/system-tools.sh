@@ -3,6 +3,7 @@
 # file) and, as root on Debian, installs every missing one in one `apt-get install`.
 #
 #   scripts/setup/system-tools.sh PART...     PART: build demo tests boot bench reliability package
+#                                             device
 #                                             (or "all")
 #
 # Not root, not Debian (no /etc/debian_version or no apt-get), or OTAAB_NO_APT=1: nothing is
@@ -17,11 +18,11 @@ table="$here/system-tools.txt"
 prog="otaab setup"
 
 if [ "$#" -eq 0 ]; then
-  echo "usage: $0 PART... (build demo tests boot bench reliability package all)" >&2
+  echo "usage: $0 PART... (build demo tests boot bench reliability package device all)" >&2
   exit 2
 fi
 
-known=" build demo tests boot bench reliability package all "
+known=" build demo tests boot bench reliability package device all "
 for part in "$@"; do
   case "$known" in
     *" $part "*) ;;
@@ -38,6 +39,7 @@ describe() {
     bench) echo "npm run bench" ;;
     reliability) echo "npm run test:reliability" ;;
     package) echo "npm run package" ;;
+    device) echo "npm run test:device" ;;
     all) echo "every part of otaab" ;;
   esac
 }
