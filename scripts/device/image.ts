@@ -42,13 +42,15 @@ set ota_initrd=/initrd.img
 set ota_cmdline="ro rootwait console=ttyS0,115200 panic=5 quiet systemd.show_status=1"
 `;
 
-/** The board's mounts: the boot partition (grubenv, device.env) and the data partition. */
+/** The board's mounts: the boot partition (grubenv, device.env), the data partition, tmpfs (the root stays read-only). */
 const FSTAB = `/dev/vda1 /boot/ota vfat defaults,sync 0 0
 /dev/vda4 /var/lib/otaab ext4 defaults 0 2
+tmpfs /tmp tmpfs mode=1777 0 0
+tmpfs /var/tmp tmpfs mode=1777 0 0
 `;
 
 /** The kernel module folders a virtio qemu machine needs; everything else is deleted. */
-const KEEP_MODULES = ['kernel/fs', 'kernel/lib', 'kernel/crypto', 'kernel/arch', 'kernel/drivers/block', 'kernel/drivers/virtio', 'kernel/drivers/watchdog', 'kernel/drivers/net/virtio_net.ko', 'kernel/drivers/net/net_failover.ko', 'kernel/net/core', 'kernel/drivers/char'];
+const KEEP_MODULES = ['kernel/fs/ext4', 'kernel/fs/jbd2', 'kernel/fs/mbcache.ko', 'kernel/fs/fat', 'kernel/fs/nls', 'kernel/lib', 'kernel/crypto', 'kernel/arch', 'kernel/drivers/block', 'kernel/drivers/virtio', 'kernel/drivers/watchdog', 'kernel/drivers/net/virtio_net.ko', 'kernel/drivers/net/net_failover.ko', 'kernel/net/core', 'kernel/drivers/char'];
 
 /** The shell block of docs/AGENT.md between the device-setup markers. */
 export function docsSetupBlock(): string {
@@ -149,7 +151,7 @@ async function setupRoot(base: { tar: string; key: string }, deb: string, key: {
     await mkdir(join(dir, 'etc', 'systemd', 'system', 'otaab-agent.service.d'), { recursive: true });
     await writeFile(join(dir, 'etc', 'systemd', 'system', 'otaab-agent.service.d', 'device-test.conf'), '[Service]\nEnvironment=OTA_DURABLE_TRACE=/dev/ttyS1\nStandardOutput=journal+console\nStandardError=journal+console\n');
     await inRoot(dir, ['sh', '-euc', [
-      'rm -rf /tmp/otaab-setup /usr/share/doc/* /usr/share/man/* /usr/share/info/* /var/cache/apt/* /var/lib/apt/lists/* /usr/share/locale/*',
+      'rm -rf /tmp/otaab-setup /usr/share/doc/* /usr/share/man/* /usr/share/info/* /var/cache/apt/* /var/lib/apt/lists/* /usr/share/locale/* /usr/lib/udev/hwdb.d/* /usr/lib/udev/hwdb.bin',
       'cd /lib/modules/*/ && mkdir ../keep && for k in ' + KEEP_MODULES.join(' ') + '; do [ -e "$k" ] && mkdir -p "../keep/$(dirname $k)" && mv "$k" "../keep/$k"; done; rm -rf kernel && mv ../keep/kernel kernel && rmdir ../keep && depmod -a "$(basename "$PWD")"',
     ].join('\n')]);
     if (proc) await execa('umount', [join(dir, 'proc')]);

@@ -172,6 +172,7 @@ export class Vm {
 
   /** The console log so far. */
   async console(): Promise<string> {
+    // eslint-disable-next-line no-control-regex -- the console is full of ANSI escapes
     return (await readFile(this.consolePath, 'latin1').catch(() => '')).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
   }
 
