@@ -30,6 +30,7 @@ import { BAD_APP, GOOD, HANG, PANIC, releaseBundle, type Release } from './relea
 import { REPO } from './util.js';
 import { Vm, type TraceLine } from './vm.js';
 import { checkStore } from './store-check.js';
+import { pickPoints, type CutPoint } from './points.js';
 
 const t0 = Date.now();
 function log(m: string): void {
@@ -146,36 +147,6 @@ async function releaseScenario(host: Host, name: string, r: Release, expect: { o
   } finally {
     if (vm.running) await vm.cut();
   }
-}
-
-/** Where a power cut lands: right after trace line `n`, plus `delayMs` (the reboot's points). */
-interface CutPoint {
-  n: number;
-  delayMs: number;
-  label: string;
-}
-
-/** Picks `count` cut points spread over the golden trace: every kind, the grubenv writes, the reboot, the commit. */
-export function pickPoints(trace: readonly TraceLine[], count: number): CutPoint[] {
-  const points = new Map<string, CutPoint>();
-  const add = (n: number, delayMs = 0) => {
-    const l = trace[n - 1];
-    if (l) points.set(`${n}+${delayMs}`, { n, delayMs, label: `${l.kind} ${l.what}`.slice(0, 70) });
-  };
-  // Every grubenv write, the first and last of each kind.
-  trace.forEach((l, i) => l.kind === 'grubenv' && add(i + 1));
-  for (const kind of new Set(trace.map((l) => l.kind))) {
-    add(trace.findIndex((l) => l.kind === kind) + 1);
-    add(trace.length - [...trace].reverse().findIndex((l) => l.kind === kind));
-  }
-  // The reboot: the last write before the longest pause of the trace (the machine going down
-  // and booting the new slot), then 3, 8 and 20 s into it.
-  let gap = 1;
-  for (let i = 1; i < trace.length; i++) if (trace[i]!.at - trace[i - 1]!.at > trace[gap]!.at - trace[gap - 1]!.at) gap = i;
-  for (const d of [3000, 8000, 20000]) add(gap, d);
-  // Then evenly over the rest.
-  for (let k = 1; points.size < count && k <= count * 2; k++) add(Math.max(1, Math.round((k * trace.length) / (count + 1))));
-  return [...points.values()].sort((a, b) => a.n - b.n || a.delayMs - b.delayMs).slice(0, Math.max(count, points.size));
 }
 
 /** A power cut at `p` during the good release's update, then the same disk boots again. */

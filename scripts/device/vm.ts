@@ -80,10 +80,11 @@ export class Vm {
   }
 
   /** Copies `size` bytes at `offset` of the disk (as the guest sees it) to the raw file `out`. */
+  // qemu-img dd (7.2) counts `count` from the start of the disk, skipped blocks included.
   async readPart(offset: number, size: number, out: string): Promise<void> {
     await rm(out, { force: true });
     const disk = existsSync(this.disk) ? this.disk : this.image.disk;
-    await sh('qemu-img', ['dd', '-f', existsSync(this.disk) ? 'qcow2' : 'raw', '-O', 'raw', `bs=${MiB}`, `skip=${offset / MiB}`, `count=${size / MiB}`, `if=${disk}`, `of=${out}`]);
+    await sh('qemu-img', ['dd', '-f', existsSync(this.disk) ? 'qcow2' : 'raw', '-O', 'raw', `bs=${MiB}`, `skip=${offset / MiB}`, `count=${(offset + size) / MiB}`, `if=${disk}`, `of=${out}`]);
   }
 
   /** The grubenv on the disk now (the machine must be off). */
