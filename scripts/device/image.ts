@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { buildBootPartition, buildCoreImage } from '../qemu/disk.js';
 import { createEnv } from '../sim/grubenv.js';
@@ -43,8 +43,8 @@ set ota_cmdline="ro rootwait console=ttyS0,115200 panic=5 quiet systemd.show_sta
 `;
 
 /** The board's mounts: the boot partition (grubenv, device.env), the data partition, tmpfs (the root stays read-only). */
-const FSTAB = `/dev/vda1 /boot/ota vfat defaults,sync 0 0
-/dev/vda4 /var/lib/otaab ext4 defaults 0 2
+const FSTAB = `/dev/vda1 /boot/ota vfat defaults,sync,x-systemd.device-timeout=15min 0 0
+/dev/vda4 /var/lib/otaab ext4 defaults,x-systemd.device-timeout=15min 0 2
 tmpfs /tmp tmpfs mode=1777 0 0
 tmpfs /var/tmp tmpfs mode=1777 0 0
 `;
@@ -124,11 +124,10 @@ export interface DeviceImage {
   key: { pub: string; priv: string };
 }
 
-/** Tar of the set-up root: base + the docs' block + the board's files + slimming. */
+/** Tar of the set-up root: base + the docs' block + slimming. */
 async function setupRoot(base: { tar: string; key: string }, deb: string, key: { pub: string }, log: (m: string) => void): Promise<string> {
   const block = docsSetupBlock();
-  const self = readFileSync(new URL(import.meta.url), 'utf8');
-  const tarKey = hash(base.key, readFileSync(deb), block, readFileSync(key.pub), self);
+  const tarKey = hash(base.key, readFileSync(deb), block, readFileSync(key.pub), KEEP_MODULES.join(','), SLIM_VERSION);
   const tar = join(CACHE, `root-${tarKey}.tar`);
   if (existsSync(tar)) return tar;
   const dir = await mkdtemp(join(CACHE, 'root-'));
@@ -142,14 +141,7 @@ async function setupRoot(base: { tar: string; key: string }, deb: string, key: {
     proc = (await execa('mount', ['-t', 'proc', 'proc', join(dir, 'proc')], { reject: false })).exitCode === 0;
     log('running docs/AGENT.md\'s device-setup block in the chroot');
     await inRoot(dir, ['sh', '-eux'], block);
-    // The board: mounts, host name; the image stays small (docs, locales, unused modules).
-    await mkdir(join(dir, 'boot', 'ota'), { recursive: true });
-    await writeFile(join(dir, 'etc', 'fstab'), FSTAB);
-    await writeFile(join(dir, 'etc', 'hostname'), 'otaab-device\n');
-    // Test hooks, in every slot: the agent's durable-write trace goes to the second serial port
-    // (the host cuts the power on it), its log also to the console (the host's record of a run).
-    await mkdir(join(dir, 'etc', 'systemd', 'system', 'otaab-agent.service.d'), { recursive: true });
-    await writeFile(join(dir, 'etc', 'systemd', 'system', 'otaab-agent.service.d', 'device-test.conf'), '[Service]\nEnvironment=OTA_DURABLE_TRACE=/dev/ttyS1\nStandardOutput=journal+console\nStandardError=journal+console\n');
+    // The image stays small: no docs, locales, hardware database or unused modules.
     await inRoot(dir, ['sh', '-euc', [
       'rm -rf /tmp/otaab-setup /usr/share/doc/* /usr/share/man/* /usr/share/info/* /var/cache/apt/* /var/lib/apt/lists/* /usr/share/locale/* /usr/lib/udev/hwdb.d/* /usr/lib/udev/hwdb.bin',
       'cd /lib/modules/*/ && mkdir ../keep && for k in ' + KEEP_MODULES.join(' ') + '; do [ -e "$k" ] && mkdir -p "../keep/$(dirname $k)" && mv "$k" "../keep/$k"; done; rm -rf kernel && mv ../keep/kernel kernel && rmdir ../keep && depmod -a "$(basename "$PWD")"',
@@ -161,6 +153,42 @@ async function setupRoot(base: { tar: string; key: string }, deb: string, key: {
     log(`root file system set up in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   } finally {
     if (proc) await execa('umount', [join(dir, 'proc')], { reject: false });
+    await rm(dir, { recursive: true, force: true });
+  }
+  return tar;
+}
+
+/** Bumped when the slimming step above changes (it is part of the set-up root's cache key). */
+const SLIM_VERSION = '1';
+
+/**
+ * The board's files, over the set-up root: its mounts, its name, and the test's hooks (in
+ * every slot): the agent's durable-write trace on the second serial port (the host cuts the
+ * power on it), its log also on the console (the host's record of a run), and start-up
+ * timeouts long enough for TCG on a loaded host (systemd's 90 s for a device is not).
+ */
+export const BOARD_FILES: Readonly<Record<string, string>> = {
+  'etc/fstab': FSTAB,
+  'etc/hostname': 'otaab-device\n',
+  'etc/systemd/system/otaab-agent.service.d/device-test.conf': '[Service]\nEnvironment=OTA_DURABLE_TRACE=/dev/ttyS1\nStandardOutput=journal+console\nStandardError=journal+console\n',
+  'etc/systemd/system.conf.d/device-test.conf': '[Manager]\nDefaultTimeoutStartSec=15min\nDefaultDeviceTimeoutSec=15min\n',
+};
+
+/** Tar of the device's root: the set-up root with the board's files. */
+async function boardRoot(setupTar: string): Promise<string> {
+  const tar = join(CACHE, `board-${hash(setupTar, JSON.stringify(BOARD_FILES))}.tar`);
+  if (existsSync(tar)) return tar;
+  const dir = await mkdtemp(join(CACHE, 'board-'));
+  try {
+    await sh('tar', ['--numeric-owner', '-xf', setupTar, '-C', dir]);
+    await mkdir(join(dir, 'boot', 'ota'), { recursive: true });
+    for (const [path, text] of Object.entries(BOARD_FILES)) {
+      await mkdir(dirname(join(dir, path)), { recursive: true });
+      await writeFile(join(dir, path), text);
+    }
+    await sh('tar', ['--numeric-owner', '-cf', `${tar}.tmp`, '-C', dir, '.']);
+    await rename(`${tar}.tmp`, tar);
+  } finally {
     await rm(dir, { recursive: true, force: true });
   }
   return tar;
@@ -189,7 +217,7 @@ export async function buildImage(deb: string, log: (m: string) => void): Promise
   await mkdir(CACHE, { recursive: true });
   const key = await releaseKey();
   const base = await baseRoot(log);
-  const rootTar = await setupRoot(base, deb, key, log);
+  const rootTar = await boardRoot(await setupRoot(base, deb, key, log));
   // The file system gets a third more than the tree; the partition 32 MiB more for larger releases.
   const fsSize = Math.ceil(((await treeBytes(rootTar)) * 1.35) / MiB) * MiB;
   const slotSize = fsSize + 32 * MiB;

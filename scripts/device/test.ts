@@ -113,9 +113,24 @@ function describe(v: DeviceView | undefined): string {
   return `server: v${v.device.version ?? '-'} slot ${v.device.slot ?? '-'}, last outcome ${o ? `${o.version} ${o.outcome}${o.reason ? ` (${o.reason})` : ''}` : 'none'}`;
 }
 
+/** Every machine made, so that an interrupted run leaves no qemu behind. */
+const machines = new Set<Vm>();
+let serverToStop: ServerProcess | undefined;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    void Promise.allSettled([...machines].map((m) => (m.running ? m.cut() : undefined)))
+      .then(() => serverToStop?.stop())
+      .finally(() => {
+        process.stderr.write(`device test: interrupted (${sig})\n`);
+        process.exit(130);
+      });
+  });
+}
+
 async function newVm(host: Host, name: string, channel: string): Promise<{ vm: Vm; id: string }> {
   const id = `qemu-${name}`;
   const vm = await Vm.create(join(host.runs, name), host.image, { DEVICE_ID: id, SERVER_URL: host.guestUrl, ENROLL_TOKEN: host.enroll, CHANNEL: channel, POLL_SECONDS: '5' });
+  machines.add(vm);
   return { vm, id };
 }
 
@@ -215,6 +230,7 @@ async function main(): Promise<number> {
   const data = join(runs, 'server-data');
   await mkdir(data, { recursive: true });
   const server = await ServerProcess.start({ data, releaseKeys: [key], port, args: ['--poll-interval', '5', '--public-url', `http://10.0.2.2:${port}`] });
+  serverToStop = server;
   const host: Host = { image, server, url: server.url, guestUrl: `http://10.0.2.2:${port}`, ops: await createToken(data, 'ops'), enroll: await createToken(data, 'enroll'), runs };
   const results: Result[] = [];
   const say = (r: Result) => {
