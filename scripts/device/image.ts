@@ -31,7 +31,11 @@ const SUITE = 'bookworm';
 export const PACKAGES = ['systemd-sysv', 'udev', 'kmod', 'linux-image-amd64', 'initramfs-tools', 'zstd', 'grub-common'];
 const CHROOT_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', DEBIAN_FRONTEND: 'noninteractive' };
 
-/** The board's GRUB layout: virtio disk, slots on partitions 2 and 3, Debian's kernel links. */
+/**
+ * The board's GRUB layout: virtio disk, slots on partitions 2 and 3, Debian's kernel links.
+ * clocksource=hpet: under TCG on a loaded host the TSC calibrates wrong and the guest clock
+ * falls behind the server's, which makes the agent refuse check-in answers signed "in the future".
+ */
 export const OTA_DEVICE_CFG = `# otaab qemu device: virtio disk, MBR, slots on partitions 2 and 3.
 set ota_part_A=(hd0,msdos2)
 set ota_part_B=(hd0,msdos3)
@@ -39,7 +43,7 @@ set ota_root_A=/dev/vda2
 set ota_root_B=/dev/vda3
 set ota_kernel=/vmlinuz
 set ota_initrd=/initrd.img
-set ota_cmdline="ro rootwait console=ttyS0,115200 panic=5 quiet systemd.show_status=1"
+set ota_cmdline="ro rootwait console=ttyS0,115200 panic=5 quiet systemd.show_status=1 clocksource=hpet"
 `;
 
 /** The board's mounts: the boot partition (grubenv, device.env), the data partition, tmpfs (the root stays read-only). */
