@@ -9,7 +9,7 @@ export interface CutPoint {
 }
 
 /** Picks `count` cut points spread over the golden trace: every kind, the grubenv writes, the reboot, the commit. */
-export function pickPoints(trace: readonly TraceLine[], count: number): CutPoint[] {
+export function pickPoints(trace: readonly TraceLine[], count: number, max?: number): CutPoint[] {
   const points = new Map<string, CutPoint>();
   const add = (n: number, delayMs = 0) => {
     const l = trace[n - 1];
@@ -28,6 +28,9 @@ export function pickPoints(trace: readonly TraceLine[], count: number): CutPoint
   for (const d of [3000, 8000, 20000]) add(gap, d);
   // Then evenly over the rest.
   for (let k = 1; points.size < count && k <= count * 2; k++) add(Math.max(1, Math.round((k * trace.length) / (count + 1))));
-  return [...points.values()].sort((a, b) => a.n - b.n || a.delayMs - b.delayMs);
+  const all = [...points.values()].sort((a, b) => a.n - b.n || a.delayMs - b.delayMs);
+  // A short run (--ci) asks for fewer than the must-haves: an even stride over them.
+  if (max === undefined || all.length <= max) return all;
+  return Array.from({ length: max }, (_, i) => all[Math.floor((i * all.length) / max)]!);
 }
 

@@ -278,7 +278,7 @@ async function main(): Promise<number> {
       }
       // Kept for the record (docs/RELIABILITY.md quotes its figures).
       await writeFile(join(CACHE, 'update-trace.json'), JSON.stringify(golden, null, 1));
-      const points = pickPoints(golden, pointCount);
+      const points = pickPoints(golden, pointCount, values.ci ? pointCount : undefined);
       log(`update trace: ${golden.length} durable writes (${[...new Set(golden.map((l) => l.kind))].join(', ')}); ${points.length} cut points`);
       for (const p of points) {
         const tag = `power-${String(p.n).padStart(3, '0')}${p.delayMs ? `-reboot${p.delayMs / 1000}s` : ''}`;

@@ -40,4 +40,10 @@ describe('power-cut points', () => {
     for (const p of points) expect(p.n).toBeGreaterThanOrEqual(1);
     expect(new Set(points.map((p) => `${p.n}+${p.delayMs}`)).size).toBe(points.length);
   });
+
+  it('keeps to a maximum when one is given (--ci)', () => {
+    const points = pickPoints(trace, 4, 4);
+    expect(points).toHaveLength(4);
+    expect(new Set(points.map((p) => `${p.n}+${p.delayMs}`)).size).toBe(4);
+  });
 });
