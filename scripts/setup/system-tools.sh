@@ -3,6 +3,7 @@
 # file) and, as root on Debian, installs every missing one in one `apt-get install`.
 #
 #   scripts/setup/system-tools.sh PART...     PART: build demo tests boot bench reliability package
+#                                             device
 #                                             (or "all")
 #
 # Not root, not Debian (no /etc/debian_version or no apt-get), or OTAAB_NO_APT=1: nothing is
@@ -17,11 +18,11 @@ table="$here/system-tools.txt"
 prog="otaab setup"
 
 if [ "$#" -eq 0 ]; then
-  echo "usage: $0 PART... (build demo tests boot bench reliability package postgres all)" >&2
+  echo "usage: $0 PART... (build demo tests boot bench reliability package postgres device all)" >&2
   exit 2
 fi
 
-known=" build demo tests boot bench reliability package postgres all "
+known=" build demo tests boot bench reliability package postgres device all "
 for part in "$@"; do
   case "$known" in
     *" $part "*) ;;
@@ -39,6 +40,7 @@ describe() {
     reliability) echo "npm run test:reliability" ;;
     package) echo "npm run package" ;;
     postgres) echo "npm run test:pg, npm run test:scale" ;;
+    device) echo "npm run test:device" ;;
     all) echo "every part of otaab" ;;
   esac
 }

@@ -13,7 +13,7 @@ import { ROOT } from '../helpers/cli.js';
 
 const SCRIPT = join(ROOT, 'scripts', 'setup', 'system-tools.sh');
 const TABLE = join(ROOT, 'scripts', 'setup', 'system-tools.txt');
-const PARTS = ['build', 'demo', 'tests', 'boot', 'bench', 'reliability', 'package'];
+const PARTS = ['build', 'demo', 'tests', 'boot', 'bench', 'reliability', 'package', 'postgres', 'device'];
 
 interface Row { parts: string[]; tool: string; pkg: string }
 
