@@ -176,7 +176,13 @@ export async function verifyDetached(
     throw new OtaError('SIGNATURE_KEY_EXPIRED', `${what}: signing key ${fpr} expired on ${expires.toISOString()}`);
   }
   const message = await openpgp.createMessage({ binary: data });
-  const result = await openpgp.verify({ message, signature: sig, verificationKeys: [match], date: now });
+  // A device's clock may be behind its signer's (no RTC, no NTP yet after a power cut): a
+  // signature made "in the future" of `now` is still the signer's. Freshness comes from the
+  // check-in nonce and the answer's expiry, and the key's expiry and revocation were checked
+  // against `now` above, so the signature itself is checked at the later of the two times.
+  const packet0 = packets[0] as openpgp.SignaturePacket;
+  const at = packet0.created && packet0.created.getTime() > now.getTime() ? packet0.created : now;
+  const result = await openpgp.verify({ message, signature: sig, verificationKeys: [match], date: at });
   const first = result.signatures[0];
   try {
     if (!first) throw new Error('no signature');

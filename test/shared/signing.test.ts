@@ -22,6 +22,22 @@ describe('signing', () => {
     await expect(verifyDetached(changed, sig, keyring, 'answer')).rejects.toMatchObject({ code: 'SIGNATURE_BAD' });
   });
 
+  it('verifies on a device whose clock is behind the signer (no RTC, no NTP yet), still detecting a changed byte', async () => {
+    const g = await generateSigningKey('Server <server@otaab.example>');
+    const key = await readPrivateKey(Buffer.from(g.privateKey), 'k');
+    const keyring = await keyringFromArmored([g.publicKey]);
+    const data = Buffer.from('{"device":"gw-1","nonce":"abc"}');
+    const sig = await signDetached(data, key);
+    // A clock a day behind, and one stuck at the image's build date years ago.
+    for (const behind of [24 * 3600e3, 3 * 365 * 24 * 3600e3]) {
+      const deviceNow = new Date(Date.now() - behind);
+      expect((await verifyDetached(data, sig, keyring, 'answer', deviceNow)).fingerprint).toBe(g.fingerprint);
+      const changed = Buffer.from(data);
+      changed[5] = 0x21;
+      await expect(verifyDetached(changed, sig, keyring, 'answer', deviceNow)).rejects.toMatchObject({ code: 'SIGNATURE_BAD' });
+    }
+  });
+
   it('falls back to openpgp.js for an RSA key and still verifies', async () => {
     const { privateKey, publicKey } = await openpgp.generateKey({ type: 'rsa', rsaBits: 3072, userIDs: [{ name: 'rsa' }], format: 'object' });
     expect(nativeSigner(privateKey)).toBeNull();
