@@ -19,6 +19,20 @@ async function systemctl(program: string, args: string[], ctx: CheckContext): Pr
   return { code: r.exitCode, out: String(r.all ?? '').trim() };
 }
 
+/**
+ * When systemd is restarting `unit` after failures (sub-state auto-restart) more than `limit`
+ * times, what to report; else null. A systemctl without `show` (or an older systemd without
+ * NRestarts) answers nothing usable: null, and the check waits as before.
+ */
+async function autoRestarts(program: string, unit: string, limit: number, ctx: CheckContext): Promise<string | null> {
+  const r = await systemctl(program, ['show', '-p', 'SubState', '-p', 'NRestarts', '-p', 'Result', unit], ctx);
+  if (r.code !== 0) return null;
+  const props = new Map(r.out.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const));
+  const restarts = Number(props.get('NRestarts'));
+  if (props.get('SubState') !== 'auto-restart' || !Number.isInteger(restarts) || restarts <= limit) return null;
+  return `${unit} keeps failing: systemd restarted it ${restarts} time(s) (result ${props.get('Result') || 'unknown'}), more than the ${limit} allowed`;
+}
+
 /** Checks (and restarts) the unit. */
 export async function runSystemdCheck(check: SystemdCheck, program: string, ctx: CheckContext): Promise<Omit<CheckResult, 'seconds'>> {
   const unit = check.systemd;
@@ -27,9 +41,19 @@ export async function runSystemdCheck(check: SystemdCheck, program: string, ctx:
   for (let attempt = 0; ; attempt++) {
     let state = await systemctl(program, ['is-active', unit], ctx);
     // A unit still starting at boot is not a failure yet: wait for it, within the deadline.
+    // One that systemd itself keeps restarting (Restart=, sub-state auto-restart, which
+    // is-active also calls "activating") has failed once per restart: past `restarts` of
+    // them the check fails now, with its reason, instead of waiting out the deadline.
+    let looping: string | null = null;
     while (TRANSITIONAL.has(state.out) && ctx.remaining() > POLL_MS) {
+      looping = await autoRestarts(program, unit, check.restarts, ctx);
+      if (looping !== null) break;
       await sleep(POLL_MS);
       state = await systemctl(program, ['is-active', unit], ctx);
+    }
+    if (looping !== null) {
+      const status = await systemctl(program, ['status', '--no-pager', '--lines=20', unit], ctx);
+      return result('fail', `${looping}\n${status.out}`);
     }
     if (state.code === 0) return result('pass', `${unit} active${attempt > 0 ? ` after ${attempt} restart(s)` : ''}`);
     seen.push(`${unit} ${state.out || 'inactive'}`);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../agent/config/load.js';
 import { runHealthChecks } from '../../agent/health/run.js';
 import { excerpt, EXCERPT_CHARS } from '../../agent/health/excerpt.js';
-import { fakeSystemctl, setUnit } from './helpers/fake-systemctl.js';
+import { fakeSystemctl, setAutoRestarting, setUnit } from './helpers/fake-systemctl.js';
 
 let dir: string;
 let systemctl: string;
@@ -87,7 +87,20 @@ describe('health checks', () => {
     const r = await runHealthChecks(config([{ name: 'slow', systemd: 'slow.service', restarts: 0 }]));
     expect(r.results[0]).toMatchObject({ verdict: 'pass', excerpt: 'slow.service active' });
     const calls = (await readFile(join(units, 'calls'), 'utf8')).split('\n').filter((l) => l.endsWith(' slow.service'));
-    expect(calls.every((c) => c === 'is-active slow.service')).toBe(true);
+    expect(calls.every((c) => c === 'is-active slow.service' || c === 'show slow.service')).toBe(true);
+  });
+
+  it('fails a unit that systemd keeps restarting (auto-restart) with its reason, not at the deadline', async () => {
+    const units = join(dir, 'units');
+    await setAutoRestarting(units, 'crashy.service', 1);
+    // Within its allowance of restarts it is still waited for; past it the check fails at once.
+    setTimeout(() => void writeFile(join(units, 'crashy.service.nrestarts'), '3\n'), 1200);
+    const started = Date.now();
+    const r = await runHealthChecks(config([{ name: 'crashy', systemd: 'crashy.service', restarts: 2 }]));
+    expect(r.reason).toBe('health-check:crashy');
+    expect(r.results[0]).toMatchObject({ verdict: 'fail' });
+    expect(r.results[0]!.excerpt).toContain('crashy.service keeps failing: systemd restarted it 3 time(s) (result exit-code), more than the 2 allowed');
+    expect(Date.now() - started).toBeLessThan(20_000);
   });
 
   it('asks an HTTP URL again while it warms up, and fails on a status that stays wrong', async () => {

@@ -14,7 +14,8 @@ export async function fakeSystemctl(dir: string): Promise<string> {
     path,
     `#!/bin/sh
 # fake systemctl for tests: unit state in ${dir}/<unit>; <unit>.failing-restarts = restarts
-# that leave the unit failed before one brings it up.
+# that leave the unit failed before one brings it up; <unit>.substate and <unit>.nrestarts
+# answer show (a unit systemd keeps restarting: activating, auto-restart).
 D='${dir}'
 cmd=$1; shift
 unit=
@@ -27,6 +28,9 @@ case "$cmd" in
     n=$(cat "$D/$unit.failing-restarts" 2>/dev/null || echo 0)
     if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$D/$unit.failing-restarts"; echo failed > "$D/$unit"; else echo active > "$D/$unit"; fi ;;
   status) echo "* $unit - fake unit"; echo "   Active: $(state)"; [ "$(state)" = active ] || exit 3 ;;
+  show)
+    [ -f "$D/$unit.substate" ] || { echo "fake systemctl: no properties for $unit" >&2; exit 1; }
+    echo "SubState=$(cat "$D/$unit.substate")"; echo "NRestarts=$(cat "$D/$unit.nrestarts" 2>/dev/null || echo 0)"; echo "Result=exit-code" ;;
   *) echo "fake systemctl: unknown command $cmd" >&2; exit 1 ;;
 esac
 `,
@@ -39,4 +43,11 @@ esac
 export async function setUnit(dir: string, unit: string, state: string, failingRestarts = 0): Promise<void> {
   await writeFile(join(dir, unit), `${state}\n`);
   await writeFile(join(dir, `${unit}.failing-restarts`), `${failingRestarts < 0 ? 1_000_000 : failingRestarts}\n`);
+}
+
+/** Makes `unit` one that systemd keeps restarting: is-active says activating, show auto-restart. */
+export async function setAutoRestarting(dir: string, unit: string, restarts: number): Promise<void> {
+  await writeFile(join(dir, unit), 'activating\n');
+  await writeFile(join(dir, `${unit}.substate`), 'auto-restart\n');
+  await writeFile(join(dir, `${unit}.nrestarts`), `${restarts}\n`);
 }
