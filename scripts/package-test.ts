@@ -23,7 +23,8 @@
  */
 import { execa, execaSync } from 'execa';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { aptMirror } from './setup/apt-mirror.js';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildBundle } from '../shared/bundle-writer.js';
@@ -52,19 +53,6 @@ async function sh(cmd: string, args: string[], opts: { timeout?: number; cwd?: s
   const r = await execa(cmd, args, { reject: false, stdin: 'ignore', all: true, timeout: opts.timeout ?? 1_800_000, ...(opts.cwd ? { cwd: opts.cwd } : {}) });
   if (r.exitCode !== 0) throw new TestFailure(`${cmd} ${args.join(' ')} failed (${r.exitCode ?? r.message}):\n${String(r.all ?? '').split('\n').slice(-20).join('\n')}`);
   return String(r.stdout);
-}
-
-/** The Debian mirror this machine's apt uses (deb822 or one-line sources). */
-export function aptMirror(): string {
-  const files = ['/etc/apt/sources.list', ...(existsSync('/etc/apt/sources.list.d') ? readdirSync('/etc/apt/sources.list.d').filter((f) => /\.(list|sources)$/.test(f)).map((f) => `/etc/apt/sources.list.d/${f}`) : [])];
-  for (const f of files) {
-    const text = existsSync(f) ? readFileSync(f, 'utf8') : '';
-    for (const m of text.matchAll(/^(?:URIs:\s*(\S+)|deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s)/gm)) {
-      const uri = m[1] ?? m[2]!;
-      if (/\/debian\/?$/.test(uri)) return uri;
-    }
-  }
-  return 'http://deb.debian.org/debian';
 }
 
 /** True when aarch64 binaries run here; registers qemu-user-static's handler if it can. */

@@ -1,5 +1,4 @@
 /** Small helpers of the device test: the repository root, a command runner, the apt mirror. */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { execa } from 'execa';
 
@@ -14,15 +13,4 @@ export async function sh(cmd: string, args: string[], opts: { cwd?: string; time
   return String(r.stdout);
 }
 
-/** The Debian mirror this machine's apt uses (deb822 or one-line sources). */
-export function aptMirror(): string {
-  const files = ['/etc/apt/sources.list', ...(existsSync('/etc/apt/sources.list.d') ? readdirSync('/etc/apt/sources.list.d').filter((f) => /\.(list|sources)$/.test(f)).map((f) => `/etc/apt/sources.list.d/${f}`) : [])];
-  for (const f of files) {
-    const text = existsSync(f) ? readFileSync(f, 'utf8') : '';
-    for (const m of text.matchAll(/^(?:URIs:\s*(\S+)|deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s)/gm)) {
-      const uri = m[1] ?? m[2]!;
-      if (/\/debian\/?$/.test(uri)) return uri;
-    }
-  }
-  return 'http://deb.debian.org/debian';
-}
+export { aptMirror } from '../setup/apt-mirror.js';
