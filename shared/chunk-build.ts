@@ -10,7 +10,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { constants, crc32, deflateRawSync } from 'node:zlib';
 import { DEFAULT_CHUNKING, chunkStream, type ChunkParams } from './chunker.js';
-import { chunkHash, type ChunkEntry, type ChunkIndex } from './chunk-index.js';
+import { ChunkTableBuilder, chunkHash, type ChunkIndex } from './chunk-index.js';
 import { CHUNK } from './hashing.js';
 import { writeAll } from './write-behind.js';
 
@@ -42,15 +42,15 @@ function readImage(path: string): AsyncIterable<Buffer> {
 export async function indexRawImage(path: string, opts: ChunkBuildOptions = {}): Promise<ChunkedImage> {
   const params = opts.params ?? DEFAULT_CHUNKING;
   const whole = createHash('sha256');
-  const chunks: ChunkEntry[] = [];
+  const chunks = new ChunkTableBuilder();
   let offset = 0;
   for await (const c of chunkStream(readImage(path), params)) {
     whole.update(c);
-    chunks.push({ offset, length: c.length, storedOffset: offset, storedLength: c.length, sha256: chunkHash(c) });
+    chunks.push(offset, c.length, offset, c.length, chunkHash(c));
     offset += c.length;
   }
   const sha256 = whole.digest('hex');
-  return { index: { storage: 'raw', params, imageSize: offset, imageSha256: sha256, storedSize: offset, chunks }, sha256, size: offset };
+  return { index: { storage: 'raw', params, imageSize: offset, imageSha256: sha256, storedSize: offset, chunks: chunks.done() }, sha256, size: offset };
 }
 
 /** Writes `path` gzip-compressed chunk by chunk to `out`; returns the index and the payload's hash. */
@@ -67,7 +67,7 @@ export async function stageChunkedGzip(path: string, out: string, opts: ChunkBui
     size += b.length;
     await writeAll(fh, [b], at);
   };
-  const chunks: ChunkEntry[] = [];
+  const chunks = new ChunkTableBuilder();
   let offset = 0;
   let crc = 0;
   try {
@@ -76,7 +76,7 @@ export async function stageChunkedGzip(path: string, out: string, opts: ChunkBui
       image.update(c);
       crc = crc32(c, crc);
       const seg = deflateRawSync(c, { level, finishFlush: constants.Z_FULL_FLUSH });
-      chunks.push({ offset, length: c.length, storedOffset: size, storedLength: seg.length, sha256: chunkHash(c) });
+      chunks.push(offset, c.length, size, seg.length, chunkHash(c));
       offset += c.length;
       await write(seg);
     }
@@ -88,6 +88,6 @@ export async function stageChunkedGzip(path: string, out: string, opts: ChunkBui
   } finally {
     await fh.close();
   }
-  const index: ChunkIndex = { storage: 'gzip', params, imageSize: offset, imageSha256: image.digest('hex'), storedSize: size, chunks };
+  const index: ChunkIndex = { storage: 'gzip', params, imageSize: offset, imageSha256: image.digest('hex'), storedSize: size, chunks: chunks.done() };
   return { index, sha256: stored.digest('hex'), size };
 }

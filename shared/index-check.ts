@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants, inflateRawSync } from 'node:zlib';
-import { chunkHashMatches, type ChunkEntry, type ChunkIndex } from './chunk-index.js';
+import type { ChunkIndex } from './chunk-index.js';
 import { OtaError } from './errors.js';
 import type { ModuleSpec } from './manifest.js';
 
@@ -22,18 +22,20 @@ export function checkIndexMatchesModule(ix: ChunkIndex, m: ModuleSpec, what: str
   }
 }
 
-/** Decodes one chunk's stored bytes and checks them against its signed hash; returns the chunk. */
-export function decodeChunk(ix: ChunkIndex, c: ChunkEntry, stored: Buffer, what: string): Buffer {
+/** Decodes chunk k's stored bytes and checks them against its signed hash; returns the chunk. */
+export function decodeChunk(ix: ChunkIndex, k: number, stored: Buffer, what: string): Buffer {
+  const offset = ix.chunks.offsets[k]!;
+  const length = ix.chunks.lengths[k]!;
   let data = stored;
   if (ix.storage === 'gzip') {
     try {
-      data = inflateRawSync(stored, { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: c.length });
+      data = inflateRawSync(stored, { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: length });
     } catch (cause) {
-      throw new OtaError('INDEX_CHUNK_MISMATCH', `${what}: the chunk at image offset ${c.offset} does not inflate to ${c.length} bytes`, { cause });
+      throw new OtaError('INDEX_CHUNK_MISMATCH', `${what}: the chunk at image offset ${offset} does not inflate to ${length} bytes`, { cause });
     }
   }
-  if (data.length !== c.length || !chunkHashMatches(data, c.sha256)) {
-    throw new OtaError('INDEX_CHUNK_MISMATCH', `${what}: the chunk at image offset ${c.offset} (${c.length} bytes) does not match its signed sha256`);
+  if (data.length !== length || !ix.chunks.hashMatches(k, data)) {
+    throw new OtaError('INDEX_CHUNK_MISMATCH', `${what}: the chunk at image offset ${offset} (${length} bytes) does not match its signed sha256`);
   }
   return data;
 }
@@ -53,12 +55,12 @@ export class IndexChecker {
   /** Feeds the next stored bytes (consecutive, from payload offset 0). */
   push(stored: Buffer): void {
     this.buf = this.buf.length === 0 ? stored : Buffer.concat([this.buf, stored]);
-    const chunks = this.ix.chunks;
+    const t = this.ix.chunks;
     let used = 0;
-    for (let c = chunks[this.next]; c && c.storedOffset + c.storedLength <= this.base + this.buf.length; c = chunks[this.next]) {
-      const from = c.storedOffset - this.base;
-      this.image.update(decodeChunk(this.ix, c, this.buf.subarray(from, from + c.storedLength), this.what));
-      used = from + c.storedLength;
+    for (let k = this.next; k < t.length && t.storedOffsets[k]! + t.storedLengths[k]! <= this.base + this.buf.length; k = this.next) {
+      const from = t.storedOffsets[k]! - this.base;
+      this.image.update(decodeChunk(this.ix, k, this.buf.subarray(from, from + t.storedLengths[k]!), this.what));
+      used = from + t.storedLengths[k]!;
       this.next++;
     }
     this.buf = this.buf.subarray(used);

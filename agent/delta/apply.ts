@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ByteSource } from '../../shared/byte-source.js';
-import { chunkHashMatches, type ChunkEntry, type ChunkIndex } from '../../shared/chunk-index.js';
+import type { ChunkIndex } from '../../shared/chunk-index.js';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { forEachChunk } from '../../shared/hashing.js';
 import { decodeChunk } from '../../shared/index-check.js';
@@ -74,7 +74,7 @@ function chunkAt(ix: ChunkIndex, at: number): number {
   let hi = ix.chunks.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
-    const o = ix.chunks[mid]!.offset;
+    const o = ix.chunks.offsets[mid]!;
     if (o === at) return mid;
     if (o < at) lo = mid + 1;
     else hi = mid - 1;
@@ -87,7 +87,8 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
   const { index: ix, src, target } = job;
   let first = chunkAt(ix, job.from);
   if (first < 0) first = 0;
-  const from = first < ix.chunks.length ? ix.chunks[first]!.offset : ix.imageSize;
+  const t = ix.chunks;
+  const from = first < t.length ? t.offsets[first]! : ix.imageSize;
   const image = createHash('sha256');
   // The durable prefix is hashed again from the slot, so the image hash covers every byte.
   if (from > 0) await forEachChunk(target.path, (b) => image.update(b), 0, from);
@@ -126,23 +127,24 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
 
   // Local chunks go through one buffer: the writer copies a chunk before `add` returns.
   const scratch = Buffer.allocUnsafeSlow(ix.params.max);
-  const readLocal = async (c: ChunkEntry, at: number): Promise<Buffer | undefined> => {
-    const buf = scratch.subarray(0, c.length);
+  const readLocal = async (k: number, at: number): Promise<Buffer | undefined> => {
+    const length = t.lengths[k]!;
+    const buf = scratch.subarray(0, length);
     let got;
     try {
-      got = await old.read(buf, 0, c.length, at);
+      got = await old.read(buf, 0, length, at);
     } catch (cause) {
-      throw new OtaError('DELTA_SLOT_UNREADABLE', `slot ${job.active.name} (${job.active.path}): reading ${c.length} bytes at ${at} failed (${errorMessage(cause)})`, { cause });
+      throw new OtaError('DELTA_SLOT_UNREADABLE', `slot ${job.active.name} (${job.active.path}): reading ${length} bytes at ${at} failed (${errorMessage(cause)})`, { cause });
     }
-    if (got.bytesRead !== c.length || !chunkHashMatches(buf, c.sha256)) return undefined;
+    if (got.bytesRead !== length || !t.hashMatches(k, buf)) return undefined;
     return buf;
   };
-  const fetchOne = async (c: ChunkEntry): Promise<Buffer> => {
-    const start = job.dataOffset + c.storedOffset;
+  const fetchOne = async (k: number): Promise<Buffer> => {
+    const start = job.dataOffset + t.storedOffsets[k]!;
     const parts: Buffer[] = [];
-    for await (const b of src.read(start, start + c.storedLength)) parts.push(b);
+    for await (const b of src.read(start, start + t.storedLengths[k]!)) parts.push(b);
     try {
-      return decodeChunk(ix, c, Buffer.concat(parts), `bundle ${src.name}`);
+      return decodeChunk(ix, k, Buffer.concat(parts), `bundle ${src.name}`);
     } catch (err) {
       throw chunkError(src, err);
     }
@@ -153,8 +155,9 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
   let r = 0;
   let range: { source: ByteSource; body: AsyncGenerator<Buffer> } | undefined;
   try {
-    for (let k = first; k < ix.chunks.length; k++) {
-      const c = ix.chunks[k]!;
+    for (let k = first; k < t.length; k++) {
+      const length = t.lengths[k]!;
+      const storedLength = t.storedLengths[k]!;
       const rr = plan.ranges[r];
       let stored: Buffer | undefined;
       if (rr && k >= rr.first && k <= rr.last) {
@@ -162,11 +165,11 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
           const body = src.read(rr.start, rr.end)[Symbol.asyncIterator]() as AsyncGenerator<Buffer>;
           range = { source: new ByteSource({ [Symbol.asyncIterator]: () => body }, rr.start), body };
         }
-        const at = job.dataOffset + c.storedOffset;
+        const at = job.dataOffset + t.storedOffsets[k]!;
         if (range.source.position < at) await range.source.skip(at - range.source.position, `bundle ${src.name}`);
-        stored = await range.source.read(c.storedLength);
-        if (stored.length !== c.storedLength) {
-          throw new OtaError('DELTA_RANGE_MISMATCH', `bundle ${src.name}: the range ${rr.start}-${rr.end - 1} ended before the chunk at image offset ${c.offset}`);
+        stored = await range.source.read(storedLength);
+        if (stored.length !== storedLength) {
+          throw new OtaError('DELTA_RANGE_MISMATCH', `bundle ${src.name}: the range ${rr.start}-${rr.end - 1} ended before the chunk at image offset ${t.offsets[k]}`);
         }
         if (k === rr.last) {
           await range.body.return(undefined);
@@ -177,24 +180,24 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
       let data: Buffer | undefined;
       const local = plan.localOffset[k]!;
       if (local >= 0) {
-        data = await readLocal(c, local);
-        if (data) stats.localBytes += c.length;
+        data = await readLocal(k, local);
+        if (data) stats.localBytes += length;
         else stats.localMisses++;
       }
       if (!data) {
         try {
-          data = stored ? decodeChunk(ix, c, stored, `bundle ${src.name}`) : await fetchOne(c);
+          data = stored ? decodeChunk(ix, k, stored, `bundle ${src.name}`) : await fetchOne(k);
         } catch (err) {
           throw chunkError(src, err);
         }
-        stats.fetchedBytes += c.length;
+        stats.fetchedBytes += length;
       }
       image.update(data);
       await writer.add(data);
       stats.bytesWritten += data.length;
       // Every chunk leaves garbage (its hash, promises); fetched ones also their buffers.
       reclaim(data.length + (stored?.length ?? 0));
-      const end = c.offset + c.length;
+      const end = t.offsets[k]! + length;
       if (end - synced >= job.checkpointBytes && end < ix.imageSize) await checkpoint(end);
     }
     await checkpoint(ix.imageSize);

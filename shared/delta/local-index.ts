@@ -5,17 +5,17 @@
  */
 import { createHash } from 'node:crypto';
 import { DEFAULT_CHUNKING, chunkStream, type ChunkParams } from '../chunker.js';
-import { chunkHash, type ChunkEntry, type ChunkIndex } from '../chunk-index.js';
+import { ChunkTableBuilder, chunkHash, type ChunkIndex } from '../chunk-index.js';
 
 /** Chunks `input` into a raw index (no stored ranges beyond the bytes themselves). */
 export async function indexOfStream(input: AsyncIterable<Uint8Array>, params: ChunkParams = DEFAULT_CHUNKING): Promise<ChunkIndex> {
   const whole = createHash('sha256');
-  const chunks: ChunkEntry[] = [];
+  const chunks = new ChunkTableBuilder();
   let offset = 0;
   for await (const c of chunkStream(input, params)) {
     whole.update(c);
-    chunks.push({ offset, length: c.length, storedOffset: offset, storedLength: c.length, sha256: chunkHash(c) });
+    chunks.push(offset, c.length, offset, c.length, chunkHash(c));
     offset += c.length;
   }
-  return { storage: 'raw', params, imageSize: offset, imageSha256: whole.digest('hex'), storedSize: offset, chunks };
+  return { storage: 'raw', params, imageSize: offset, imageSha256: whole.digest('hex'), storedSize: offset, chunks: chunks.done() };
 }

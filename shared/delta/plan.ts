@@ -5,7 +5,7 @@
  * the closest ranges are merged (the bytes between them are fetched and dropped). The agent and
  * `ota-release delta-report` use this one planner, so the report is what the device downloads.
  */
-import { CHUNK_HASH_BYTES, type ChunkEntry, type ChunkIndex } from '../chunk-index.js';
+import { CHUNK_HASH_BYTES, type ChunkIndex, type ChunkTable } from '../chunk-index.js';
 
 /** Limits of a plan. */
 export interface PlanOptions {
@@ -39,17 +39,53 @@ export interface DeltaPlan {
   readonly wireBytes: number;
 }
 
-/** What the running slot holds: chunk hash (its first 16 bytes, as index v2 keeps) and length → offset. */
-export type LocalChunks = ReadonlyMap<string, { offset: number; length: number }>;
+/**
+ * What the running slot holds, as a lookup by chunk hash (its first 16 bytes, as index v2
+ * keeps; a kept v1 index's 32-byte hashes match on that prefix) and length → offset in the
+ * slot. An open-addressing table of chunk numbers over the slot index's own columns: 8 to 16
+ * bytes a chunk besides the index, instead of a Map of hex strings (about 200 bytes a chunk).
+ */
+export class LocalChunks {
+  private readonly slots: Int32Array;
+  private readonly mask: number;
 
-/** A kept v1 slot index (32-byte hashes) matches a v2 bundle index (16) on the common prefix. */
-const key = (c: Pick<ChunkEntry, 'sha256' | 'length'>): string => `${c.sha256.subarray(0, CHUNK_HASH_BYTES).toString('hex')}:${c.length}`;
+  constructor(private readonly t: ChunkTable) {
+    let size = 16;
+    while (size < t.length * 2) size *= 2;
+    this.slots = new Int32Array(size).fill(-1);
+    this.mask = size - 1;
+    for (let k = 0; k < t.length; k++) {
+      const at = k * t.hashBytes;
+      let i = this.home(t.hashes, at, t.lengths[k]!);
+      for (; this.slots[i]! >= 0; i = (i + 1) & this.mask) if (this.same(this.slots[i]!, t.hashes, at, t.lengths[k]!)) break;
+      if (this.slots[i]! < 0) this.slots[i] = k;
+    }
+  }
+
+  private home(hashes: Buffer, at: number, length: number): number {
+    // Chunk hashes are sha256 prefixes: their first bytes are as good as any hash of them.
+    return (hashes.readUInt32LE(at) ^ Math.imul(length, 0x9e3779b1)) & this.mask;
+  }
+
+  private same(k: number, hashes: Buffer, at: number, length: number): boolean {
+    const t = this.t;
+    const mine = k * t.hashBytes;
+    return t.lengths[k] === length && t.hashes.compare(hashes, at, at + CHUNK_HASH_BYTES, mine, mine + CHUNK_HASH_BYTES) === 0;
+  }
+
+  /** The slot offset of a chunk of `length` bytes whose hash starts at `hashes[at]`, or -1. */
+  find(hashes: Buffer, at: number, length: number): number {
+    for (let i = this.home(hashes, at, length); this.slots[i]! >= 0; i = (i + 1) & this.mask) {
+      const k = this.slots[i]!;
+      if (this.same(k, hashes, at, length)) return this.t.offsets[k]!;
+    }
+    return -1;
+  }
+}
 
 /** The running slot's chunks as a lookup table, from its index. */
 export function localChunks(ix: ChunkIndex): LocalChunks {
-  const m = new Map<string, { offset: number; length: number }>();
-  for (const c of ix.chunks) if (!m.has(key(c))) m.set(key(c), { offset: c.offset, length: c.length });
-  return m;
+  return new LocalChunks(ix.chunks);
 }
 
 /**
@@ -59,9 +95,10 @@ export function localChunks(ix: ChunkIndex): LocalChunks {
  */
 export type LocalSource = LocalChunks | Float64Array;
 
-/** The local offset of chunk `c`, if the running slot has it. */
-export function findLocal(have: LocalChunks, c: ChunkEntry): number {
-  return have.get(key(c))?.offset ?? -1;
+/** The local offset of chunk k of `ix`, if the running slot has it. */
+export function findLocal(have: LocalChunks, ix: ChunkIndex, k: number): number {
+  const t = ix.chunks;
+  return have.find(t.hashes, k * t.hashBytes, t.lengths[k]!);
 }
 
 /**
@@ -76,17 +113,18 @@ export function planDelta(ix: ChunkIndex, have: LocalSource, dataOffset: number,
   let localBytes = 0;
   let fetchedImageBytes = 0;
   let ranges: { start: number; end: number; first: number; last: number }[] = [];
-  for (let k = from; k < ix.chunks.length; k++) {
-    const c = ix.chunks[k]!;
-    const at = have instanceof Float64Array ? have[k]! : findLocal(have, c);
+  const t = ix.chunks;
+  for (let k = from; k < t.length; k++) {
+    const length = t.lengths[k]!;
+    const at = have instanceof Float64Array ? have[k]! : findLocal(have, ix, k);
     if (at >= 0) {
       localOffset[k] = at;
-      localBytes += c.length;
+      localBytes += length;
       continue;
     }
-    fetchedImageBytes += c.length;
-    const start = dataOffset + c.storedOffset;
-    const end = start + c.storedLength;
+    fetchedImageBytes += length;
+    const start = dataOffset + t.storedOffsets[k]!;
+    const end = start + t.storedLengths[k]!;
     const prev = ranges[ranges.length - 1];
     if (prev && start - prev.end <= gap) {
       prev.end = end;

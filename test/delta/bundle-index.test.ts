@@ -79,7 +79,7 @@ describe('bundles with a chunk index (format 2)', () => {
   it('refuses a signed index that does not describe its payload (INDEX_CHUNK_MISMATCH)', async () => {
     const ix = (await indexRawImage(join(dir, 'img'))).index;
     const other = Buffer.from(image);
-    const at = ix.chunks[1]!.offset + 3;
+    const at = ix.chunks.at(1)!.offset + 3;
     other[at] = other[at]! ^ 0xff;
     const out = join(dir, 'lying.otab');
     await craftIndexed(out, key.key, '1.0.0', other, packIndex({ ...ix, imageSha256: require256(other) }));

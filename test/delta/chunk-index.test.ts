@@ -57,7 +57,7 @@ describe('chunk index', () => {
     const back = parseIndex(v1, 'v1');
     expect(back.chunks.map((c) => c.sha256.length)).toEqual(raw.chunks.map(() => 32));
     for (const c of back.chunks) expect(chunkHashMatches(image.subarray(c.offset, c.offset + c.length), c.sha256)).toBe(true);
-    expect(chunkHashMatches(Buffer.from('other'), back.chunks[0]!.sha256)).toBe(false);
+    expect(chunkHashMatches(Buffer.from('other'), back.chunks.at(0)!.sha256)).toBe(false);
     // A kept v1 slot index matches every chunk of a v2 bundle index on the common prefix.
     const plan = planDelta(raw, localChunks(back), 0);
     expect(plan.localBytes).toBe(image.length);
@@ -83,7 +83,7 @@ describe('chunk index', () => {
   });
 
   it('refuses each kind of bad index with its own code', () => {
-    const a = raw.chunks;
+    const a = [...raw.chunks];
     const swap = (c: ChunkEntry[]): ChunkEntry[] => [c[0]!, c[1]!, c[0]!, ...c.slice(3)];
     const shift = (c: ChunkEntry[], k: number, d: number): ChunkEntry[] => c.map((x, i) => (i === k ? { ...x, offset: x.offset + d, storedOffset: x.storedOffset + d } : x));
     expect(code(() => parseIndex(withChunks(raw, swap), 'ix'))).toBe('INDEX_UNSORTED');
