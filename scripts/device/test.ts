@@ -18,6 +18,7 @@
  * One line per scenario, then `N passed, M failed`; exit 1 on any failure. Two machines at a
  * time (`--jobs N`: N). `--ci`: update, health and 4 power cuts. `--only a,b`: those scenarios
  * (power cuts without `update` take their points from the last update's saved trace).
+ * `--cuts 12,30,48+3`: power cuts after exactly those writes (+S: S seconds after the write).
  * `--stop-at <ISO time>`: no machine run starts after it (those left print NOT RUN).
  */
 import { createServer } from 'node:net';
@@ -217,15 +218,20 @@ async function powerScenario(host: Host, name: string, p: CutPoint): Promise<str
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { ci: { type: 'boolean' }, only: { type: 'string' }, points: { type: 'string' }, jobs: { type: 'string' }, 'stop-at': { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ options: { ci: { type: 'boolean' }, only: { type: 'string' }, points: { type: 'string' }, jobs: { type: 'string' }, cuts: { type: 'string' }, 'stop-at': { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
-    process.stdout.write('Usage: node dist/scripts/device/test.js [--ci] [--only update,health,panic,hang,power] [--points N] [--jobs N] [--stop-at ISO-TIME] [--keep]\n');
+    process.stdout.write('Usage: node dist/scripts/device/test.js [--ci] [--only update,health,panic,hang,power] [--points N | --cuts N[+S],...] [--jobs N] [--stop-at ISO-TIME] [--keep]\n');
     return 0;
   }
   if (process.getuid?.() !== 0) throw new Error('the device test needs root (debootstrap, chroot)');
   const only = values.only ? new Set(values.only.split(',')) : undefined;
   const want = (s: string) => !only || only.has(s);
-  const pointCount = Number(values.points ?? (values.ci ? 4 : 20));
+  const cuts = values.cuts?.split(',').map((c) => {
+    const m = /^(\d+)(?:\+(\d+))?$/.exec(c.trim());
+    if (!m) throw new Error(`--cuts wants write numbers such as 12,30,48+3 (+S: S seconds later), not ${c}`);
+    return { n: Number(m[1]), delayMs: Number(m[2] ?? 0) * 1000 };
+  });
+  const pointCount = cuts ? cuts.length : Number(values.points ?? (values.ci ? 4 : 20));
   const lanes = Number(values.jobs ?? 2);
   if (!Number.isInteger(lanes) || lanes < 1) throw new Error(`--jobs wants a whole number of machines at a time, 1 or more, not ${values.jobs}`);
   const stopAt = values['stop-at'] === undefined ? Infinity : Date.parse(values['stop-at']);
@@ -298,7 +304,9 @@ async function main(): Promise<number> {
         // Kept for the record (docs/RELIABILITY.md quotes its figures).
         await writeFile(savedTrace, JSON.stringify(golden, null, 1));
       }
-      const points = pickPoints(golden, pointCount, values.ci || values.points !== undefined ? pointCount : undefined);
+      const points = cuts
+        ? cuts.map((c) => ({ ...c, label: golden[c.n - 1] ? `${golden[c.n - 1]!.kind} ${golden[c.n - 1]!.what}` : `write ${c.n}` }))
+        : pickPoints(golden, pointCount, values.ci || values.points !== undefined ? pointCount : undefined);
       log(`update trace: ${golden.length} durable writes (${[...new Set(golden.map((l) => l.kind))].join(', ')}); ${points.length} cut points`);
       for (const p of points) {
         const tag = `power-${String(p.n).padStart(3, '0')}${p.delayMs ? `-reboot${p.delayMs / 1000}s` : ''}`;
