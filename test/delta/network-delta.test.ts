@@ -4,11 +4,11 @@
 // more per cut than `delta-report` says an unbroken delta install takes.
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFaultProxy, type FaultProxy } from '../../scripts/net/fault-proxy.js';
+import type { FaultProxy } from '../../scripts/net/fault-proxy.js';
 import { DEFAULT_CHUNKING } from '../../shared/chunker.js';
 import { sha256Hex } from '../../shared/hashing.js';
 import { runCli } from '../helpers/cli.js';
-import { enrolledDevice, publish, startStack, waitDevice, type DeviceView, type Stack } from '../e2e/server-helpers.js';
+import { enrolledDevice, publish, startProxiedStack, stopProxiedStack, waitDevice, type DeviceView, type Stack } from '../e2e/server-helpers.js';
 import { deltaImage, edited, indexedBundle } from './helpers.js';
 
 const SIZE = 8 * 1024 * 1024;
@@ -17,14 +17,9 @@ let stack: Stack;
 let proxy: FaultProxy;
 
 beforeAll(async () => {
-  proxy = await startFaultProxy('http://127.0.0.1:9');
-  stack = await startStack(['--public-url', proxy.url]);
-  proxy.setUpstream(stack.server.url);
+  ({ stack, proxy } = await startProxiedStack());
 });
-afterAll(async () => {
-  await stack?.stop();
-  await proxy?.close();
-});
+afterAll(() => stopProxiedStack(stack, proxy));
 
 const committed = (version: string) => (v: DeviceView): boolean =>
   v.device.transaction === null && v.device.version === version && v.device.lastOutcome?.outcome === 'success';

@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { FleetDevice, type LogLine } from '../../scripts/fleet/device.js';
 import { ServerProcess, api, createToken } from '../../scripts/fleet/server.js';
+import { startFaultProxy, type FaultProxy } from '../../scripts/net/fault-proxy.js';
 import type { ReportView } from '../../server/db/reports.js';
 import { COMPATIBLE } from '../agent/helpers/bundles.js';
 import { makeKey, type TestKey } from '../agent/helpers/keys.js';
@@ -56,6 +57,21 @@ export async function startStack(args: string[] = []): Promise<Stack> {
     },
   };
   return stack;
+}
+
+/** A stack whose devices reach the server through a fault proxy (its public URL is the proxy's). */
+export async function startProxiedStack(): Promise<{ stack: Stack; proxy: FaultProxy }> {
+  // The proxy must exist before the server, which announces its URL; the server's port is known after.
+  const proxy = await startFaultProxy('http://127.0.0.1:9');
+  const stack = await startStack(['--public-url', proxy.url]);
+  proxy.setUpstream(stack.server.url);
+  return { stack, proxy };
+}
+
+/** Stops what startProxiedStack started (either may be missing if it failed part-way). */
+export async function stopProxiedStack(stack: Stack | undefined, proxy: FaultProxy | undefined): Promise<void> {
+  await stack?.stop();
+  await proxy?.close();
 }
 
 /** Options of one device. */

@@ -5,25 +5,20 @@
 // reaches the server exactly once.
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFaultProxy, type FaultProxy } from '../../scripts/net/fault-proxy.js';
+import type { FaultProxy } from '../../scripts/net/fault-proxy.js';
 import { Store } from '../../agent/store/store.js';
 import { sha256Hex } from '../../shared/hashing.js';
 import { imageBundle } from '../agent/helpers/bundles.js';
 import { releaseImage } from '../agent/helpers/rig.js';
-import { deviceView, enrolledDevice, publish, startStack, waitDevice, waitFor, type Stack } from './server-helpers.js';
+import { deviceView, enrolledDevice, publish, startProxiedStack, stopProxiedStack, waitDevice, waitFor, type Stack } from './server-helpers.js';
 
 let stack: Stack;
 let proxy: FaultProxy;
 
 beforeAll(async () => {
-  proxy = await startFaultProxy('http://127.0.0.1:9');
-  stack = await startStack(['--public-url', proxy.url]);
-  proxy.setUpstream(stack.server.url);
+  ({ stack, proxy } = await startProxiedStack());
 });
-afterAll(async () => {
-  await stack?.stop();
-  await proxy?.close();
-});
+afterAll(() => stopProxiedStack(stack, proxy));
 
 interface History {
   transactions: { events: { type: string; details: { retry?: number; error?: string } | null }[] }[];

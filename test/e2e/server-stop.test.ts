@@ -6,26 +6,21 @@ import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_CLI } from '../../scripts/fleet/device.js';
-import { startFaultProxy, type FaultProxy } from '../../scripts/net/fault-proxy.js';
+import type { FaultProxy } from '../../scripts/net/fault-proxy.js';
 import { bootUntilUp } from '../../scripts/sim/simulator.js';
 import { Store } from '../../agent/store/store.js';
 import { sha256Hex } from '../../shared/hashing.js';
 import { imageBundle } from '../agent/helpers/bundles.js';
 import { releaseImage } from '../agent/helpers/rig.js';
-import { enrolledDevice, publish, startStack, waitDevice, waitFor, type Stack } from './server-helpers.js';
+import { enrolledDevice, publish, startProxiedStack, stopProxiedStack, waitDevice, waitFor, type Stack } from './server-helpers.js';
 
 let stack: Stack;
 let proxy: FaultProxy;
 
 beforeAll(async () => {
-  proxy = await startFaultProxy('http://127.0.0.1:9');
-  stack = await startStack(['--public-url', proxy.url]);
-  proxy.setUpstream(stack.server.url);
+  ({ stack, proxy } = await startProxiedStack());
 });
-afterAll(async () => {
-  await stack?.stop();
-  await proxy?.close();
-});
+afterAll(() => stopProxiedStack(stack, proxy));
 
 describe('SIGTERM', { timeout: 300_000 }, () => {
   it('stops the daemon cleanly when idle and in the middle of a download', async () => {
