@@ -4,32 +4,24 @@
  * cannot be loaded. Each scenario boots its own copy of the disk; two run at a time.
  * Exit 0 when every scenario passes, 1 otherwise.
  */
-import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { grubSourceDir, repoRoot } from './sim/paths.js';
-import { createEnv, DEFAULT_ENV } from './sim/grubenv.js';
+import { repoRoot } from './sim/paths.js';
 import { tool } from './sim/tools.js';
 import { ensureKernel } from './qemu/kernel.js';
 import { buildInitramfs, initScript } from './qemu/initramfs.js';
 import {
-  assembleDisk, buildBootPartition, buildCoreImage, buildSlotImage, diskLayout, editDiskEnv, I386_PC, readDiskEnv, writeAt,
+  assembleDisk, buildCoreImage, buildSlotImage, diskLayout, editDiskEnv, I386_PC, readDiskEnv, writeAt,
 } from './qemu/disk.js';
+import { buildGrubBootPartition } from './qemu/grub-boot.js';
 import { runQemu } from './qemu/run-qemu.js';
 import { parseTrace } from './qemu/trace.js';
 import { requireSystemTools } from './setup/system-tools.js';
 import { checkScenario, SCENARIOS, type Scenario, type SlotBContent } from './qemu/scenarios.js';
 import { ubootJobs, UBOOT_ARM64, type BootJob } from './qemu/uboot-suite.js';
 import { grubHangJobs } from './qemu/grub-hang.js';
-
-// The board-specific part of grub.cfg, as a device would ship it: only the serial console
-// (no VGA here) and an immediate reboot on panic, so a broken slot costs one second.
-// no_timer_check: on a busy host the kernel's IO-APIC timer check under TCG can fail and panic
-// ("IO-APIC + timer doesn't work!"), which the scenarios would count as a broken slot.
-const DEVICE_CFG = `# qemu boot test: IDE disk (sda), serial console only, reboot at once on panic.
-set ota_cmdline="console=ttyS0,115200 panic=1 quiet no_timer_check"
-`;
 
 const JOBS = Number(process.env['OTAAB_QEMU_JOBS'] ?? 2);
 const PER_BOOT_MS = Number(process.env['OTAAB_BOOT_TIMEOUT_MS'] ?? 120_000);
@@ -93,17 +85,7 @@ async function buildArtifacts(work: string, kernel: string) {
     images[name as 'A' | SlotBContent] = image;
   }));
 
-  const grubenv = join(work, 'grubenv');
-  const deviceCfg = join(work, 'ota-device.cfg');
-  await createEnv(grubenv, { ...DEFAULT_ENV });
-  await writeFile(deviceCfg, DEVICE_CFG);
-  const bootPart = join(work, 'boot.fat');
-  await buildBootPartition(bootPart, layout.boot.size, {
-    'grub.cfg': join(grubSourceDir(), 'grub.cfg'),
-    'ota-select.cfg': join(grubSourceDir(), 'ota-select.cfg'),
-    grubenv,
-    'ota-device.cfg': deviceCfg,
-  });
+  const bootPart = await buildGrubBootPartition(work, layout);
   const baseDisk = join(work, 'base.img');
   await assembleDisk(baseDisk, layout, { coreImg, boot: bootPart, A: images.A, B: images.good });
   return { layout, images, baseDisk };

@@ -4,24 +4,17 @@
  * the watchdog's reset ends each boot; GRUB counted the try before the kernel started, so
  * after MAX_TRIES it falls back to A (the cloud kernel, as in the other GRUB scenarios).
  */
-import { copyFile, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createEnv, DEFAULT_ENV } from '../sim/grubenv.js';
-import { grubSourceDir } from '../sim/paths.js';
+import { DEFAULT_ENV } from '../sim/grubenv.js';
 import { AMD64_GENERIC, ensureDebKernel } from './deb-kernel.js';
-import { assembleDisk, buildBootPartition, buildCoreImage, buildSlotImage, diskLayout, editDiskEnv, readDiskEnv } from './disk.js';
+import { assembleDisk, buildCoreImage, buildSlotImage, diskLayout, editDiskEnv, readDiskEnv } from './disk.js';
 import { BUSYBOX, initScript } from './initramfs.js';
 import { buildInitramfsWith, hangInitScript } from './initramfs-any.js';
+import { buildGrubBootPartition } from './grub-boot.js';
 import { runQemu } from './run-qemu.js';
 import { cmdlineSlot, parseTrace } from './trace.js';
 import type { BootJob, JobOutcome } from './uboot-suite.js';
-
-// no_timer_check: on a host this busy the generic kernel's IO-APIC timer check under TCG can
-// fail ("IO-APIC + timer doesn't work!", a panic), which would be counted as a try too but is
-// not the hang this scenario is about.
-const DEVICE_CFG = `# qemu boot test: IDE disk (sda), serial console only, reboot at once on panic.
-set ota_cmdline="console=ttyS0,115200 panic=1 quiet no_timer_check"
-`;
 
 // MAX_TRIES=2: the generic kernel takes several times the cloud kernel's boot time under TCG
 // (its load alone took over a minute on a busy host), so two hangs show the counting at half
@@ -61,17 +54,7 @@ export async function grubHangJobs(work: string, cacheDir: string, cloudKernel: 
     images[name] = join(dir, `slot-${name}.ext4`);
     await buildSlotImage(images[name]!, tree, layout.A.size);
   }
-  const grubenv = join(dir, 'grubenv');
-  const deviceCfg = join(dir, 'ota-device.cfg');
-  await createEnv(grubenv, { ...DEFAULT_ENV });
-  await writeFile(deviceCfg, DEVICE_CFG);
-  const bootPart = join(dir, 'boot.fat');
-  await buildBootPartition(bootPart, layout.boot.size, {
-    'grub.cfg': join(grubSourceDir(), 'grub.cfg'),
-    'ota-select.cfg': join(grubSourceDir(), 'ota-select.cfg'),
-    grubenv,
-    'ota-device.cfg': deviceCfg,
-  });
+  const bootPart = await buildGrubBootPartition(dir, layout);
   const disk = join(dir, 'disk.img');
   await assembleDisk(disk, layout, { coreImg, boot: bootPart, A: images.A!, B: images.B! });
 
