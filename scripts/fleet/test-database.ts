@@ -39,6 +39,10 @@ export function schemaUrl(base: string, schema: string): string {
 export function testDatabaseUrl(data: string, env: NodeJS.ProcessEnv = process.env): string | null {
   const base = env[TEST_DATABASE_ENV];
   if (!base) return null;
+  if (!/^postgres(ql)?:\/\/[^\s]+$/.test(base)) {
+    // Caught before any test meets it: a caller that took more than the URL from postgres.sh.
+    throw new Error(`${TEST_DATABASE_ENV} is not one postgres:// URL: ${JSON.stringify(base.slice(0, 200))}`);
+  }
   return schemaUrl(base, schemaOf(data));
 }
 

@@ -14,6 +14,10 @@ if ! url=$(bash scripts/setup/postgres.sh --fresh); then
   echo "test:pg: skipped: PostgreSQL is not available (bash scripts/setup/system-tools.sh postgres)" >&2
   exit 0
 fi
+case "$url" in
+  postgres://*) ;;
+  *) echo "test:pg: scripts/setup/postgres.sh printed no postgres:// URL but: $url" >&2; exit 1 ;;
+esac
 echo "test:pg: server tests on $url"
 if [ "$#" -eq 0 ]; then set -- test/server test/e2e; fi
 OTAAB_TEST_DATABASE_URL=$url exec npx vitest run "$@"
