@@ -17,6 +17,7 @@
  * hashed a second time here. The installed state finds the read-back done.
  */
 import { constants } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ByteSource } from '../../shared/byte-source.js';
 import type { ChunkIndex } from '../../shared/chunk-index.js';
@@ -85,6 +86,28 @@ function chunkAt(ix: ChunkIndex, at: number): number {
   return at === ix.imageSize ? ix.chunks.length : -1;
 }
 
+/**
+ * Where a delta write's main thread waited or worked, in milliseconds, for the agent's log
+ * (what to look at when a delta install is slower than a full one): waiting for reads of the
+ * running slot, hashing its chunks, fetching and inflating new ones, waiting for the
+ * write-behind, for checkpoint fsyncs, and for the read-back at the end. `runs` counts reads.
+ */
+export interface DeltaPhases {
+  slotRead: number;
+  hash: number;
+  fetch: number;
+  write: number;
+  fsync: number;
+  readBack: number;
+  runs: number;
+}
+
+/** One log line of `p`, over `seconds` of the whole write. */
+export function phasesLine(p: DeltaPhases, seconds: number): string {
+  const s = (ms: number): string => (ms / 1000).toFixed(2);
+  return `${seconds.toFixed(2)} s: slot reads ${s(p.slotRead)} s (${p.runs}), hashing ${s(p.hash)} s, fetching ${s(p.fetch)} s, waiting on writes ${s(p.write)} s, fsyncs ${s(p.fsync)} s, read-back ${s(p.readBack)} s`;
+}
+
 /** Bytes of reused chunks read from the running slot in one request (at least one chunk). */
 export const LOCAL_RUN = 1 << 20;
 
@@ -100,7 +123,9 @@ interface LocalRun {
 }
 
 /** Runs the job; returns what the slot must read back as. */
-export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; stats: DeltaStats }> {
+export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; stats: DeltaStats; phases: DeltaPhases }> {
+  const phases: DeltaPhases = { slotRead: 0, hash: 0, fetch: 0, write: 0, fsync: 0, readBack: 0, runs: 0 };
+  const since = (t0: number): number => performance.now() - t0;
   const { index: ix, src, target } = job;
   let first = chunkAt(ix, job.from);
   if (first < 0) first = 0;
@@ -148,13 +173,17 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     if (!flushing) return;
     const f = flushing;
     flushing = undefined;
+    const t0 = performance.now();
     const err = await f.done;
+    phases.fsync += since(t0);
     if (err) throw err;
     job.onDurable(f.at);
     check.upTo(f.at);
   };
   const checkpoint = async (at: number): Promise<void> => {
+    const t0 = performance.now();
     await writer.drain();
+    phases.write += since(t0);
     await settle();
     synced = at;
     flushing = { at, done: sync(at) };
@@ -176,6 +205,7 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     }
     const buf = bufs[spare]!;
     spare = 1 - spare;
+    phases.runs++;
     const done = old.read(buf, 0, end - at, at).then(
       (r) => ({ n: r.bytesRead }),
       (error: unknown) => ({ error }),
@@ -189,7 +219,9 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
   let run: LocalRun | undefined;
   let ahead: LocalRun | undefined;
   const settleRun = async (r: LocalRun): Promise<void> => {
+    const t0 = performance.now();
     const got = await r.done;
+    phases.slotRead += since(t0);
     if ('error' in got) {
       const { error } = got;
       throw new OtaError('DELTA_SLOT_UNREADABLE', `slot ${job.active.name} (${job.active.path}): reading at ${r.at} failed (${errorMessage(error)})`, { cause: error });
@@ -213,7 +245,10 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     const length = t.lengths[k]!;
     if (off + length > run.n) return undefined;
     const buf = run.buf.subarray(off, off + length);
-    return t.hashMatches(k, buf) ? buf : undefined;
+    const t0 = performance.now();
+    const ok = t.hashMatches(k, buf);
+    phases.hash += since(t0);
+    return ok ? buf : undefined;
   };
   const fetchOne = async (k: number): Promise<Buffer> => {
     const start = job.dataOffset + t.storedOffsets[k]!;
@@ -237,6 +272,7 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
       const storedLength = t.storedLengths[k]!;
       const rr = plan.ranges[r];
       let stored: Buffer | undefined;
+      const t0 = performance.now();
       if (rr && k >= rr.first && k <= rr.last) {
         if (!range) {
           const body = src.read(rr.start, rr.end)[Symbol.asyncIterator]() as AsyncGenerator<Buffer>;
@@ -254,6 +290,7 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
           r++;
         }
       }
+      phases.fetch += since(t0);
       let data: Buffer | undefined;
       if (plan.localOffset[k]! >= 0) {
         data = await readLocal(k);
@@ -261,29 +298,39 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
         else stats.localMisses++;
       }
       if (!data) {
+        const t1 = performance.now();
         try {
           data = stored ? decodeChunk(ix, k, stored, `bundle ${src.name}`) : await fetchOne(k);
         } catch (err) {
           throw chunkError(src, err);
         }
         stats.fetchedBytes += length;
+        phases.fetch += since(t1);
       }
+      const t2 = performance.now();
       await writer.add(data);
+      phases.write += since(t2);
       // Every chunk leaves garbage (its hash, promises); fetched ones also their buffers.
       reclaim(data.length + (stored?.length ?? 0));
       stats.bytesWritten += data.length;
       const end = t.offsets[k]! + length;
       if (end - synced >= job.checkpointBytes && end < ix.imageSize) await checkpoint(end);
     }
+    const t3 = performance.now();
     await writer.drain();
+    phases.write += since(t3);
     await settle();
+    const t4 = performance.now();
     const err = await sync(ix.imageSize);
+    phases.fsync += since(t4);
     if (err) throw err;
     job.onDurable(ix.imageSize);
     check.upTo(ix.imageSize);
+    const t5 = performance.now();
     read = await check.digest().catch((cause: unknown) => {
       throw slotError(target, 'reading back', cause);
     });
+    phases.readBack += since(t5);
   } finally {
     await range?.body.return(undefined);
     await ahead?.done;
@@ -302,5 +349,5 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     throw new OtaError('DELTA_IMAGE_MISMATCH', `slot ${target.name}: the assembled image reads back as sha256 ${read.sha256} over ${read.length} bytes, the index says ${ix.imageSha256} over ${ix.imageSize}`);
   }
   noteReadDuringWrite(target.path, read);
-  return { digest: { kind: 'raw', length: ix.imageSize, sha256: ix.imageSha256 }, stats };
+  return { digest: { kind: 'raw', length: ix.imageSize, sha256: ix.imageSha256 }, stats, phases };
 }

@@ -102,6 +102,12 @@ try {
       const r = await measuredInstall(dev, bundle, { origin: 'http://127.0.0.1:9', token: 'none' }, work, prof);
       results.push({ mode, seconds: r.seconds, writeSeconds: r.downloadSeconds, readBackSeconds: r.readBackSeconds, peakAnonMiB: r.peakAnonMiB, peakRssMiB: r.peakRssMiB });
       rows.push(`${mode}: ${r.seconds.toFixed(2)} s (write ${r.downloadSeconds.toFixed(2)} s, read-back ${r.readBackSeconds.toFixed(2)} s), peak RssAnon ${r.peakAnonMiB.toFixed(1)} MiB, VmHWM ${r.peakRssMiB.toFixed(1)} MiB`);
+      if (mode === 'delta') {
+        // Where the delta write's main thread spent its time (agent/delta/apply.ts, DeltaPhases).
+        const h = await dev.agent(['history', '--json', '--limit', '1']);
+        const ev = (JSON.parse(h.stdout) as { transactions: { events: { toState: string | null; details: { phasesMs?: Record<string, number> } | null }[] }[] }).transactions[0]?.events.find((e) => e.toState === 'installed');
+        if (ev?.details?.phasesMs) rows[rows.length - 1] += `; write phases (ms): ${JSON.stringify(ev.details.phasesMs)}`;
+      }
       process.stderr.write(`${rows.at(-1)}\n`);
     } finally {
       await dev.stop();

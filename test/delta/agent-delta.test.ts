@@ -42,6 +42,7 @@ describe('delta install from a local bundle (real processes)', { timeout: 180_00
     const inst = await agent(rig, ['install', await indexedBundle(rig.dir, rig.key, '2.0.0', v2)]);
     expect(inst.code, inst.stderr).toBe(0);
     expect(inst.stderr).toMatch(/delta: \d+ of 6291456 image bytes from slot B/);
+    expect(inst.stderr).toMatch(/delta written in [\d.]+ s: slot reads [\d.]+ s \(\d+\), hashing /);
     expect(sha256Hex((await readFile(rig.dev.slots.A)).subarray(0, SIZE))).toBe(sha256Hex(v2));
     const d = await bootAndDaemon(rig);
     expect(d.code, d.stderr).toBe(0);
@@ -54,6 +55,7 @@ describe('delta install from a local bundle (real processes)', { timeout: 180_00
     expect(written.localBytes as number).toBeGreaterThan(SIZE * 0.8);
     expect(written.fetchedBytes as number).toBeLessThan(SIZE * 0.2);
     expect(written.localMisses).toBe(0);
+    expect(written.phasesMs).toMatchObject({ runs: expect.any(Number), readBack: expect.any(Number) });
   });
 
   it('chunks the running slot no longer holds as its kept index says are fetched, in runs read whole', async () => {
