@@ -109,7 +109,7 @@ export function phasesLine(p: DeltaPhases, seconds: number): string {
 }
 
 /** Bytes of reused chunks read from the running slot in one request (at least one chunk). */
-export const LOCAL_RUN = 1 << 20;
+export const LOCAL_RUN = 256 << 10;
 
 /** A read of adjacent reused chunks `first`..`last` from the running slot, `length` bytes at slot offset `at`. */
 interface LocalRun {
