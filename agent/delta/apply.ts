@@ -7,21 +7,25 @@
  * which every chunk is durable, and a restarted install continues from there, re-fetching at
  * most the chunks after it. The written image must hash to the index's image sha256.
  *
- * Memory and time as a full install's (raw.ts): local chunks are read into one scratch buffer
- * and copied into the two buffers of a CopyingWriteBehind, so only fetched chunks allocate; each
- * checkpoint's region is read back on the read-back worker as soon as it is durable, so the
- * installed state finds the read-back done instead of reading the whole slot again.
+ * Memory and time as a full install's (raw.ts): adjacent reused chunks are read from the
+ * running slot in runs of up to LOCAL_RUN bytes into two buffers (the next run read while this
+ * one is hashed) and copied into the two buffers of the same write-behind a full install uses
+ * (O_DIRECT on a block device), so only fetched chunks allocate; a checkpoint's fsync runs while
+ * the next chunks go on; each checkpoint's region is read back on the read-back worker as soon
+ * as it is durable. That read-back is the whole image's check, off the main thread: its digest
+ * must be the index's image sha256 before the slot can be armed, so the bytes written are not
+ * hashed a second time here. The installed state finds the read-back done.
  */
-import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ByteSource } from '../../shared/byte-source.js';
 import type { ChunkIndex } from '../../shared/chunk-index.js';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
-import { forEachChunk } from '../../shared/hashing.js';
 import { decodeChunk } from '../../shared/index-check.js';
 import { planDelta, type LocalSource, type PlanOptions } from '../../shared/delta/plan.js';
 import type { RangeReader } from '../../shared/delta/range.js';
-import { CopyingWriteBehind } from '../../shared/write-behind.js';
+import { CopyingWriteBehind, DIRECT_ALIGN, DirectWriteBehind } from '../../shared/write-behind.js';
 import type { SlotConfig } from '../config/types.js';
 import { durablyAsync } from '../infra/durable.js';
 import { reclaimer } from '../infra/reclaim.js';
@@ -82,24 +86,61 @@ function chunkAt(ix: ChunkIndex, at: number): number {
   return at === ix.imageSize ? ix.chunks.length : -1;
 }
 
+/**
+ * Where a delta write's main thread waited or worked, in milliseconds, for the agent's log
+ * (what to look at when a delta install is slower than a full one): waiting for reads of the
+ * running slot, hashing its chunks, fetching and inflating new ones, waiting for the
+ * write-behind, for checkpoint fsyncs, and for the read-back at the end. `runs` counts reads.
+ */
+export interface DeltaPhases {
+  slotRead: number;
+  hash: number;
+  fetch: number;
+  write: number;
+  fsync: number;
+  readBack: number;
+  runs: number;
+}
+
+/** One log line of `p`, over `seconds` of the whole write. */
+export function phasesLine(p: DeltaPhases, seconds: number): string {
+  const s = (ms: number): string => (ms / 1000).toFixed(2);
+  return `${seconds.toFixed(2)} s: slot reads ${s(p.slotRead)} s (${p.runs}), hashing ${s(p.hash)} s, fetching ${s(p.fetch)} s, waiting on writes ${s(p.write)} s, fsyncs ${s(p.fsync)} s, read-back ${s(p.readBack)} s`;
+}
+
+/** Bytes of reused chunks read from the running slot in one request (at least one chunk). */
+export const LOCAL_RUN = 256 << 10;
+
+/** A read of adjacent reused chunks `first`..`last` from the running slot, `length` bytes at slot offset `at`. */
+interface LocalRun {
+  readonly first: number;
+  readonly last: number;
+  readonly at: number;
+  readonly buf: Buffer;
+  /** Settles to the bytes read, or the read's error (never an unhandled rejection). */
+  readonly done: Promise<{ n: number } | { error: unknown }>;
+  n: number;
+}
+
 /** Runs the job; returns what the slot must read back as. */
-export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; stats: DeltaStats }> {
+export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; stats: DeltaStats; phases: DeltaPhases }> {
+  const phases: DeltaPhases = { slotRead: 0, hash: 0, fetch: 0, write: 0, fsync: 0, readBack: 0, runs: 0 };
+  const since = (t0: number): number => performance.now() - t0;
   const { index: ix, src, target } = job;
   let first = chunkAt(ix, job.from);
   if (first < 0) first = 0;
   const t = ix.chunks;
   const from = first < t.length ? t.offsets[first]! : ix.imageSize;
-  const image = createHash('sha256');
-  // The durable prefix is hashed again from the slot, so the image hash covers every byte.
-  if (from > 0) await forEachChunk(target.path, (b) => image.update(b), 0, from);
   const plan = planDelta(ix, job.have, job.dataOffset, job.plan, first);
   const before = { requests: src.stats.requests, bytes: src.stats.bytes };
   const stats: DeltaStats = { bytesWritten: 0, localBytes: 0, fetchedBytes: 0, localMisses: 0, requests: 0, wireBytes: 0, resumedAt: from };
 
   let out: FileHandle;
   let old: FileHandle;
+  let direct: boolean;
   try {
     out = await open(target.path, 'r+');
+    direct = await out.stat().then((st) => st.isBlockDevice(), () => false);
   } catch (cause) {
     throw slotError(target, 'opening', cause);
   }
@@ -109,35 +150,105 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     await out.close();
     throw new OtaError('DELTA_SLOT_UNREADABLE', `slot ${job.active.name} (${job.active.path}): cannot be opened (${errorMessage(cause)})`, { cause });
   }
-  const writer = new CopyingWriteBehind(out, from, (at, cause) => slotError(target, `writing at offset ${at}`, cause));
-  // The durable prefix first (a resumed install's), then each region once its fsync returned.
-  const direct = await out.stat().then((st) => st.isBlockDevice(), () => false);
+  const failed = (at: number, cause: unknown): OtaError => slotError(target, `writing at offset ${at}`, cause);
+  // A block device is written with O_DIRECT where it can be, as a full install writes it
+  // (raw.ts): a resumed install starting off a 4 KiB boundary, or a refusing device, buffered.
+  const dfh = direct && from % DIRECT_ALIGN === 0 ? await open(target.path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined) : undefined;
+  const writer = dfh ? new DirectWriteBehind(out, dfh, from, failed) : new CopyingWriteBehind(out, from, failed);
+  // The read-back is the whole image's check: the durable prefix first (a resumed install's),
+  // then each region once its fsync returned; its digest must be the index's image sha256.
   const check = new ReadBack(target.path, direct);
   check.upTo(from);
+  // A checkpoint's fsync runs while the next chunks are copied and fetched, one in flight, as
+  // in a full install (raw.ts): every byte below `at` is written before it begins, so once it
+  // returns `at` is durable. Its progress is recorded when it is awaited.
   let synced = from;
+  let flushing: { at: number; done: Promise<unknown> } | undefined;
+  const sync = (at: number): Promise<unknown> =>
+    durablyAsync('slot-sync', `slot ${target.name} at ${at}`, () => out.sync()).then(
+      () => undefined,
+      (cause: unknown) => slotError(target, 'fsync', cause),
+    );
+  const settle = async (): Promise<void> => {
+    if (!flushing) return;
+    const f = flushing;
+    flushing = undefined;
+    const t0 = performance.now();
+    const err = await f.done;
+    phases.fsync += since(t0);
+    if (err) throw err;
+    job.onDurable(f.at);
+    check.upTo(f.at);
+  };
   const checkpoint = async (at: number): Promise<void> => {
+    const t0 = performance.now();
     await writer.drain();
-    await durablyAsync('slot-sync', `slot ${target.name} at ${at}`, () => out.sync()).catch((cause: unknown) => {
-      throw slotError(target, 'fsync', cause);
-    });
+    phases.write += since(t0);
+    await settle();
     synced = at;
-    job.onDurable(at);
-    check.upTo(at);
+    flushing = { at, done: sync(at) };
   };
 
-  // Local chunks go through one buffer: the writer copies a chunk before `add` returns.
-  const scratch = Buffer.allocUnsafeSlow(ix.params.max);
-  const readLocal = async (k: number, at: number): Promise<Buffer | undefined> => {
-    const length = t.lengths[k]!;
-    const buf = scratch.subarray(0, length);
-    let got;
-    try {
-      got = await old.read(buf, 0, length, at);
-    } catch (cause) {
-      throw new OtaError('DELTA_SLOT_UNREADABLE', `slot ${job.active.name} (${job.active.path}): reading ${length} bytes at ${at} failed (${errorMessage(cause)})`, { cause });
+  // Reused chunks are read in runs of adjacent ones (one request per LOCAL_RUN bytes, not one
+  // per chunk), into two buffers: the next run is read while this one is hashed and copied into
+  // the writer, which copies a chunk before `add` returns.
+  const runBytes = Math.max(LOCAL_RUN, ix.params.max);
+  const bufs = [Buffer.allocUnsafeSlow(runBytes), Buffer.allocUnsafeSlow(runBytes)] as const;
+  let spare = 0;
+  const readRun = (k: number): LocalRun => {
+    const at = plan.localOffset[k]!;
+    let end = at + t.lengths[k]!;
+    let last = k;
+    for (let j = k + 1; j < t.length && plan.localOffset[j] === end && end + t.lengths[j]! - at <= runBytes; j++) {
+      end += t.lengths[j]!;
+      last = j;
     }
-    if (got.bytesRead !== length || !t.hashMatches(k, buf)) return undefined;
-    return buf;
+    const buf = bufs[spare]!;
+    spare = 1 - spare;
+    phases.runs++;
+    const done = old.read(buf, 0, end - at, at).then(
+      (r) => ({ n: r.bytesRead }),
+      (error: unknown) => ({ error }),
+    );
+    return { first: k, last, at, buf, done, n: -1 };
+  };
+  const nextLocal = (k: number): number => {
+    while (k < t.length && plan.localOffset[k]! < 0) k++;
+    return k;
+  };
+  let run: LocalRun | undefined;
+  let ahead: LocalRun | undefined;
+  const settleRun = async (r: LocalRun): Promise<void> => {
+    const t0 = performance.now();
+    const got = await r.done;
+    phases.slotRead += since(t0);
+    if ('error' in got) {
+      const { error } = got;
+      throw new OtaError('DELTA_SLOT_UNREADABLE', `slot ${job.active.name} (${job.active.path}): reading at ${r.at} failed (${errorMessage(error)})`, { cause: error });
+    }
+    r.n = got.n;
+  };
+  /** Chunk k from the running slot, if its bytes there hash as the signed index says. */
+  const readLocal = async (k: number): Promise<Buffer | undefined> => {
+    if (!run || k > run.last) {
+      if (ahead && ahead.first === k) run = ahead;
+      else {
+        if (ahead) await ahead.done;
+        run = readRun(k);
+      }
+      ahead = undefined;
+      await settleRun(run);
+      const n = nextLocal(run.last + 1);
+      if (n < t.length) ahead = readRun(n);
+    }
+    const off = plan.localOffset[k]! - run.at;
+    const length = t.lengths[k]!;
+    if (off + length > run.n) return undefined;
+    const buf = run.buf.subarray(off, off + length);
+    const t0 = performance.now();
+    const ok = t.hashMatches(k, buf);
+    phases.hash += since(t0);
+    return ok ? buf : undefined;
   };
   const fetchOne = async (k: number): Promise<Buffer> => {
     const start = job.dataOffset + t.storedOffsets[k]!;
@@ -154,12 +265,14 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
   const reclaim = reclaimer();
   let r = 0;
   let range: { source: ByteSource; body: AsyncGenerator<Buffer> } | undefined;
+  let read: { length: number; sha256: string };
   try {
     for (let k = first; k < t.length; k++) {
       const length = t.lengths[k]!;
       const storedLength = t.storedLengths[k]!;
       const rr = plan.ranges[r];
       let stored: Buffer | undefined;
+      const t0 = performance.now();
       if (rr && k >= rr.first && k <= rr.last) {
         if (!range) {
           const body = src.read(rr.start, rr.end)[Symbol.asyncIterator]() as AsyncGenerator<Buffer>;
@@ -177,46 +290,64 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
           r++;
         }
       }
+      phases.fetch += since(t0);
       let data: Buffer | undefined;
-      const local = plan.localOffset[k]!;
-      if (local >= 0) {
-        data = await readLocal(k, local);
+      if (plan.localOffset[k]! >= 0) {
+        data = await readLocal(k);
         if (data) stats.localBytes += length;
         else stats.localMisses++;
       }
       if (!data) {
+        const t1 = performance.now();
         try {
           data = stored ? decodeChunk(ix, k, stored, `bundle ${src.name}`) : await fetchOne(k);
         } catch (err) {
           throw chunkError(src, err);
         }
         stats.fetchedBytes += length;
+        phases.fetch += since(t1);
       }
-      image.update(data);
+      const t2 = performance.now();
       await writer.add(data);
-      stats.bytesWritten += data.length;
+      phases.write += since(t2);
       // Every chunk leaves garbage (its hash, promises); fetched ones also their buffers.
       reclaim(data.length + (stored?.length ?? 0));
+      stats.bytesWritten += data.length;
       const end = t.offsets[k]! + length;
       if (end - synced >= job.checkpointBytes && end < ix.imageSize) await checkpoint(end);
     }
-    await checkpoint(ix.imageSize);
-    const read = await check.digest().catch((cause: unknown) => {
+    const t3 = performance.now();
+    await writer.drain();
+    phases.write += since(t3);
+    await settle();
+    const t4 = performance.now();
+    const err = await sync(ix.imageSize);
+    phases.fsync += since(t4);
+    if (err) throw err;
+    job.onDurable(ix.imageSize);
+    check.upTo(ix.imageSize);
+    const t5 = performance.now();
+    read = await check.digest().catch((cause: unknown) => {
       throw slotError(target, 'reading back', cause);
     });
-    noteReadDuringWrite(target.path, read);
+    phases.readBack += since(t5);
   } finally {
     await range?.body.return(undefined);
+    await ahead?.done;
     await writer.abandon();
+    await flushing?.done;
+    await dfh?.close();
     await check.close();
     await out.close();
     await old.close();
   }
   stats.requests = src.stats.requests - before.requests;
   stats.wireBytes = src.stats.bytes - before.bytes;
-  const digest = image.digest('hex');
-  if (digest !== ix.imageSha256) {
-    throw new OtaError('DELTA_IMAGE_MISMATCH', `slot ${target.name}: the assembled image has sha256 ${digest}, the index says ${ix.imageSha256}`);
+  // Every chunk hashed as the signed index says before it was written; the slot's read-back
+  // (every byte, the durable prefix of a resumed install included) must be the signed image.
+  if (read.length !== ix.imageSize || read.sha256 !== ix.imageSha256) {
+    throw new OtaError('DELTA_IMAGE_MISMATCH', `slot ${target.name}: the assembled image reads back as sha256 ${read.sha256} over ${read.length} bytes, the index says ${ix.imageSha256} over ${ix.imageSize}`);
   }
-  return { digest: { kind: 'raw', length: ix.imageSize, sha256: ix.imageSha256 }, stats };
+  noteReadDuringWrite(target.path, read);
+  return { digest: { kind: 'raw', length: ix.imageSize, sha256: ix.imageSha256 }, stats, phases };
 }

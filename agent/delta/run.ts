@@ -8,7 +8,7 @@ import type { MachineContext } from '../machine/context.js';
 import { progressReport } from '../machine/reports.js';
 import type { HandlerResult } from '../machine/runner.js';
 import type { Transaction } from '../store/types.js';
-import { applyDelta } from './apply.js';
+import { applyDelta, phasesLine } from './apply.js';
 import { savePendingIndex } from './slot-index.js';
 import type { DeltaStart } from './start.js';
 
@@ -25,6 +25,7 @@ export async function runDelta(ctx: MachineContext, tx: Transaction, target: Slo
   const total = resuming ? null : d.plannedBytes;
   const timer = setInterval(() => ctx.onProgress?.(d.src.stats.bytes, total), 200);
   let result;
+  const t0 = Date.now();
   try {
     result = await applyDelta({
       target,
@@ -46,8 +47,10 @@ export async function runDelta(ctx: MachineContext, tx: Transaction, target: Slo
     clearInterval(timer);
   }
   ctx.onProgress?.(d.src.stats.bytes, total);
+  ctx.log(`transaction ${tx.id}: delta written in ${phasesLine(result.phases, (Date.now() - t0) / 1000)}`);
   ctx.store.write(`transaction ${tx.id}: slot ${tx.targetSlot} written by delta`, (w) => {
     w.progress(tx, { bytesRead: d.src.stats.bytes, slotDigest: JSON.stringify(result.digest) });
   });
-  return { outcome: 'written', details: { ...result.stats, delta: true, digest: result.digest } };
+  const phasesMs = Object.fromEntries(Object.entries(result.phases).map(([k, v]) => [k, Math.round(v)]));
+  return { outcome: 'written', details: { ...result.stats, delta: true, digest: result.digest, phasesMs } };
 }

@@ -6,7 +6,9 @@
  * alternate (full, delta, full, delta, ...); casync extracts the same new image with the old
  * one as seed from a local store in the same run (wall time and peak RSS from GNU time).
  *
- *   node dist/scripts/bench/delta-apply.js [--size-mib 512] [--runs 2] [--dir DIR] [--json FILE] [--no-casync]
+ *   node dist/scripts/bench/delta-apply.js [--size-mib 512] [--runs 2] [--dir DIR] [--json FILE] [--no-casync] [--cpu-prof DIR]
+ *
+ * --cpu-prof DIR writes a V8 CPU profile of each install's agent process into DIR.
  */
 import { execa } from 'execa';
 import { copyFile, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
@@ -24,7 +26,7 @@ import { COMPATIBLE } from './fixture.js';
 import { randomFile } from './util.js';
 import { readFile, writeFile } from 'node:fs/promises';
 
-const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '512' }, runs: { type: 'string', default: '2' }, dir: { type: 'string' }, json: { type: 'string' }, 'no-casync': { type: 'boolean' } } });
+const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '512' }, runs: { type: 'string', default: '2' }, dir: { type: 'string' }, json: { type: 'string' }, 'no-casync': { type: 'boolean' }, 'cpu-prof': { type: 'string' } } });
 const mib = Number(values['size-mib']);
 const runs = Math.max(1, Number(values.runs));
 
@@ -96,9 +98,16 @@ try {
       },
     });
     try {
-      const r = await measuredInstall(dev, bundle, { origin: 'http://127.0.0.1:9', token: 'none' }, work);
+      const prof = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof'], '--cpu-prof-name', `${mode}-${rows.length}.cpuprofile`] : [];
+      const r = await measuredInstall(dev, bundle, { origin: 'http://127.0.0.1:9', token: 'none' }, work, prof);
       results.push({ mode, seconds: r.seconds, writeSeconds: r.downloadSeconds, readBackSeconds: r.readBackSeconds, peakAnonMiB: r.peakAnonMiB, peakRssMiB: r.peakRssMiB });
       rows.push(`${mode}: ${r.seconds.toFixed(2)} s (write ${r.downloadSeconds.toFixed(2)} s, read-back ${r.readBackSeconds.toFixed(2)} s), peak RssAnon ${r.peakAnonMiB.toFixed(1)} MiB, VmHWM ${r.peakRssMiB.toFixed(1)} MiB`);
+      if (mode === 'delta') {
+        // Where the delta write's main thread spent its time (agent/delta/apply.ts, DeltaPhases).
+        const h = await dev.agent(['history', '--json', '--limit', '1']);
+        const ev = (JSON.parse(h.stdout) as { transactions: { events: { toState: string | null; details: { phasesMs?: Record<string, number> } | null }[] }[] }).transactions[0]?.events.find((e) => e.toState === 'installed');
+        if (ev?.details?.phasesMs) rows[rows.length - 1] += `; write phases (ms): ${JSON.stringify(ev.details.phasesMs)}`;
+      }
       process.stderr.write(`${rows.at(-1)}\n`);
     } finally {
       await dev.stop();

@@ -2,7 +2,7 @@
 // lands whole (its index kept at commit), v2 is built from v1's chunks plus the changed ones,
 // reads back, boots and commits exactly like a full install.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../shared/hashing.js';
@@ -42,6 +42,7 @@ describe('delta install from a local bundle (real processes)', { timeout: 180_00
     const inst = await agent(rig, ['install', await indexedBundle(rig.dir, rig.key, '2.0.0', v2)]);
     expect(inst.code, inst.stderr).toBe(0);
     expect(inst.stderr).toMatch(/delta: \d+ of 6291456 image bytes from slot B/);
+    expect(inst.stderr).toMatch(/delta written in [\d.]+ s: slot reads [\d.]+ s \(\d+\), hashing /);
     expect(sha256Hex((await readFile(rig.dev.slots.A)).subarray(0, SIZE))).toBe(sha256Hex(v2));
     const d = await bootAndDaemon(rig);
     expect(d.code, d.stderr).toBe(0);
@@ -54,5 +55,22 @@ describe('delta install from a local bundle (real processes)', { timeout: 180_00
     expect(written.localBytes as number).toBeGreaterThan(SIZE * 0.8);
     expect(written.fetchedBytes as number).toBeLessThan(SIZE * 0.2);
     expect(written.localMisses).toBe(0);
+    expect(written.phasesMs).toMatchObject({ runs: expect.any(Number), readBack: expect.any(Number) });
+  });
+
+  it('chunks the running slot no longer holds as its kept index says are fetched, in runs read whole', async () => {
+    // Slot A runs v2 and keeps its index; three of its bytes change behind the agent's back.
+    const v2 = edited(v1, '2.0.0', [[1_000_000, 100_000], [4_500_000, 5000]]);
+    const fh = await open(rig.dev.slots.A, 'r+');
+    for (const at of [300_000, 2_000_000, 5_900_000]) await fh.write(Buffer.from([v2[at]! ^ 0xff]), 0, 1, at);
+    await fh.close();
+    const v3 = edited(v2, '3.0.0', [[3_000_000, 20_000]]);
+    const inst = await agent(rig, ['install', await indexedBundle(rig.dir, rig.key, '3.0.0', v3)]);
+    expect(inst.code, inst.stderr).toBe(0);
+    expect(sha256Hex((await readFile(rig.dev.slots.B)).subarray(0, SIZE))).toBe(sha256Hex(v3));
+    const tx = (await json<HistoryJson>(rig, 'history')).transactions[0]!;
+    const written = tx.events.find((e) => e.toState === 'installed')!.details!;
+    expect(written).toMatchObject({ delta: true, localMisses: 3 });
+    expect(written.localBytes as number).toBeGreaterThan(SIZE * 0.8);
   });
 });
