@@ -174,7 +174,7 @@ async function bootOnce(dev: SimDevice): Promise<BootResult> {
   const slot = selection.slot;
   const crashed = existsSync(crashFlag(dev, slot));
   // A panicked kernel leaves no /proc/cmdline: empty the file so a stale slot cannot be read.
-  await writeFile(dev.cmdlinePath, crashed ? '' : `BOOT_IMAGE=/boot/vmlinuz root=${dev.slots[slot]} ro quiet ota.slot=${slot}\n`);
+  await replaceCmdline(dev, crashed ? '' : `BOOT_IMAGE=/boot/vmlinuz root=${dev.slots[slot]} ro quiet ota.slot=${slot}\n`);
   const env = grubenv ? await readEnv(dev.grubenvPath) : {};
   return { slot, crashed, env, output };
 }
@@ -190,12 +190,23 @@ async function createUbootBoot(dev: SimDevice, maxTries: number): Promise<void> 
   }
 }
 
+/**
+ * Writes the fake /proc/cmdline by rename, as the kernel's is never seen half-made: an agent
+ * command reading it while a boot writes it (an `ota-agent history` right after a reboot) sees
+ * the old line or the new one, never the empty file a truncating write leaves for a moment.
+ */
+async function replaceCmdline(dev: SimDevice, text: string): Promise<void> {
+  const tmp = `${dev.cmdlinePath}.sim-${process.pid}`;
+  await writeFile(tmp, text);
+  await rename(tmp, dev.cmdlinePath);
+}
+
 /** One boot through real U-Boot (scripts/sim/uboot-qemu.ts): boot.scr picks, counts, saves. */
 async function bootUboot(dev: SimDevice): Promise<BootResult> {
   const sel = await runUbootSelection(dev.bootDir);
   const slot = sel.slot;
   const crashed = existsSync(crashFlag(dev, slot));
-  await writeFile(dev.cmdlinePath, crashed ? '' : `console=ttyAMA0 panic=1 root=/dev/vda${slot === 'A' ? 2 : 3} ota.slot=${slot}\n`);
+  await replaceCmdline(dev, crashed ? '' : `console=ttyAMA0 panic=1 root=/dev/vda${slot === 'A' ? 2 : 3} ota.slot=${slot}\n`);
   const env = await readUbootEnv(dev.fwEnvConfig).catch(() => readUbootEnv(dev.fwEnvConfigBackup));
   return { slot, crashed, env, output: sel.output };
 }
