@@ -161,7 +161,14 @@ export class RolloutQueries {
   /** Rollouts a check-in found soaking, to evaluate after its transaction (applyDue). */
   private readonly due = new Set<string>();
 
-  constructor(db: Db) {
+  /**
+   * PostgreSQL, where check-ins take no cluster-wide lock: devices joining one rollout take its
+   * own transaction-scoped lock, one after the other, so each gets its own shuffle position.
+   */
+  private readonly joinLock;
+
+  constructor(db: Db, shared = false) {
+    this.joinLock = shared ? db.prepare('SELECT pg_advisory_xact_lock(hashtext(?))') : null;
     this.insertStmt = db.prepare(
       `INSERT INTO rollouts (id, product, version, kind, channel, tags, attributes, phases, success_share, soak_seconds, pause_failures,
        pause_failure_share, seed, state, phase, phase_opened, created_by, created, updated)
@@ -344,6 +351,7 @@ export class RolloutQueries {
       let m = this.memberStmt.get(r.id, d.id) as { phase: number; status: MemberStatus } | undefined;
       if (!m) {
         m = { phase: r.phase, status: 'waiting' };
+        this.joinLock?.run(r.id);
         this.memberInsert.run(r.id, d.id, r.phase, (this.maxPosStmt.get(r.id) as number) + 1, 'waiting', now.toISOString());
       }
       if (r.soak_seconds > 0 && r.state === 'running') this.soak(r.id, now);

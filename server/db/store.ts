@@ -32,7 +32,7 @@ export class Store {
     this.releases = new ReleaseQueries(db);
     this.devices = new DeviceQueries(db, this.engine === 'postgres');
     this.rollbacks = new RollbackQueries(db);
-    this.rollouts = new RolloutQueries(db);
+    this.rollouts = new RolloutQueries(db, this.engine === 'postgres');
     this.windows = new WindowQueries(db, this.engine === 'postgres');
     // In the report's own transaction: rollout counts and rollback outcomes move with it.
     this.reports = new ReportQueries(db, (device, r, now) => {
