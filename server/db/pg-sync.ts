@@ -16,6 +16,8 @@
  * advisory lock, so write transactions of every instance on the database run one at a time,
  * exactly as on SQLite: what must happen once (a rollback delivered, a phase advanced, a
  * rollout paused, a device enrolled) happens once however many instances share the database.
+ * The check-in alone runs without it (`rowLocked`, Store.checkinTransaction): its once-only
+ * steps are conditional writes and row locks, so check-ins of all instances run side by side.
  */
 import { createRequire } from 'node:module';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
