@@ -140,7 +140,7 @@ export class CheckinService {
       if (relax) this.strict.run();
     }
     // Rollouts it found soaking are evaluated after it, under the write lock.
-    if (this.store.rollouts.hasDue()) this.store.transaction(() => this.store.rollouts.applyDue(now));
+    if (this.store.rollouts.hasDue) this.store.transaction(() => this.store.rollouts.applyDue(now));
     this.counted(step.directive.type);
     const answer: CheckinAnswer = {
       device,

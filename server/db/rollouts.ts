@@ -374,8 +374,8 @@ export class RolloutQueries {
     this.due.add(id);
   }
 
-  /** True when a check-in noted rollouts to evaluate (`applyDue`). */
-  hasDue(): boolean {
+  /** True when a check-in noted rollouts to evaluate (`applyDue`); a getter, so never timed per call. */
+  get hasDue(): boolean {
     return this.due.size > 0;
   }
 
