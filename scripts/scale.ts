@@ -46,6 +46,8 @@ interface Exchange {
   at: number;
   status: number | null;
   error: string | null;
+  /** When the error was seen (a request in flight at the kill fails then, whenever it started). */
+  failedAt?: number;
 }
 
 const log: Exchange[] = [];
@@ -66,6 +68,7 @@ globalThis.fetch = async (input: string | URL | Request, init?: RequestInit): Pr
     e.status = res.status;
     return res;
   } catch (err) {
+    e.failedAt = Date.now();
     e.error = err instanceof Error ? `${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}` : String(err);
     throw err;
   }
@@ -201,7 +204,8 @@ async function main(): Promise<number> {
     check(fives.length === 0, `no 5xx answer among ${log.length} requests (${fives.length}${fives.length ? `: ${fives.slice(0, 3).map((e) => `${e.status} ${e.method} ${e.path}`).join('; ')}` : ''})`);
     const failed = log.filter((e) => e.error !== null);
     const victimOrigin = new URL(servers[victim]!.url).origin;
-    const stray = failed.filter((e) => e.origin !== victimOrigin || e.at < killedAt - 1000 || e.at > backAt + 1000);
+    // A failed request's life must overlap the instance's down time (give or take a second).
+    const stray = failed.filter((e) => e.origin !== victimOrigin || (e.failedAt ?? e.at) < killedAt - 1000 || e.at > backAt + 1000);
     check(stray.length === 0, `${failed.length} failed requests, all to instance ${victim} while it was down (${stray.length} elsewhere${stray.length ? `: ${stray.slice(0, 3).map((e) => `${e.origin}${e.path} ${e.error}`).join('; ')}` : ''})`);
 
     // Reports: every one the devices sent is stored, once.

@@ -20,6 +20,7 @@ import type { CheckinAnswer, CheckinRequest, Directive, SignedEnvelope } from '.
 import { isVersion } from '../shared/version.js';
 import type { MaintenanceWindow } from '../shared/windows.js';
 import type { ServerConfig } from './config.js';
+import type { DeviceRouting } from './db/devices.js';
 import type { Store } from './db/store.js';
 import { decide } from './policy/directive.js';
 import type { AnswerSigner } from './signer.js';
@@ -35,6 +36,8 @@ export class CheckinService {
   private readonly step: (device: string, c: CheckinRequest, now: Date, base: string, waiting: string | null) => Step;
   private readonly relaxed: Database.Statement;
   private readonly strict: Database.Statement;
+  /** PostgreSQL: the database is shared with other instances. */
+  private readonly shared: boolean;
 
   /** `counted` hears each answer's directive type (the metrics). */
   constructor(
@@ -45,14 +48,31 @@ export class CheckinService {
   ) {
     this.relaxed = store.db.prepare('PRAGMA synchronous = NORMAL');
     this.strict = store.db.prepare('PRAGMA synchronous = FULL');
-    // IMMEDIATE: take the write lock up front, so `ota-server token` writing at the same time
-    // makes this wait (busy_timeout) instead of failing on a lock upgrade.
-    this.step = store.db.transaction((device: string, c: CheckinRequest, now: Date, base: string, waiting: string | null): Step => {
-      const routing = store.devices.routing(device);
-      if (!routing) throw new OtaError('DEVICE_NOT_FOUND', `device ${device}: not enrolled`);
-      store.devices.recordCheckin(device, c, now, routing.attributes);
+    this.shared = store.engine === 'postgres';
+    // On SQLite IMMEDIATE: take the write lock up front, so `ota-server token` writing at the
+    // same time makes this wait (busy_timeout) instead of failing on a lock upgrade. On
+    // PostgreSQL without the cluster-wide lock (Store.checkinTransaction).
+    this.step = store.checkinTransaction((device: string, c: CheckinRequest, now: Date, base: string, waiting: string | null): Step => {
+      let windowsChanges: number | null | undefined;
+      let routing: DeviceRouting | undefined;
+      if (this.shared) {
+        // One round trip records the check-in and reads the routing, the waiting rollback
+        // request (a delivery commits durably) and the windows' change count.
+        const r = store.devices.recordCheckin(device, c, now);
+        if (r?.pending) {
+          waiting = r.pending;
+          this.strict.run();
+        }
+        windowsChanges = r?.windowsChanges;
+        routing = r;
+        if (!routing) throw new OtaError('DEVICE_NOT_FOUND', `device ${device}: not enrolled`);
+      } else {
+        routing = store.devices.routing(device);
+        if (!routing) throw new OtaError('DEVICE_NOT_FOUND', `device ${device}: not enrolled`);
+        store.devices.recordCheckin(device, c, now, routing.attributes);
+      }
       const tags = routing.tags ? routing.tags.split('\n') : [];
-      const windows = store.windows.forTags(tags);
+      const windows = store.windows.forTags(tags, windowsChanges);
       // Who is offered what is the rollouts' decision (server/rollout/policy.ts); a plain
       // channel publish is a one-phase rollout.
       const chosen = store.rollouts.choose(
@@ -93,7 +113,7 @@ export class CheckinService {
           },
         },
       };
-    }).immediate;
+    });
   }
 
   /** Records the check-in of `device` and returns its signed answer; `base` is the server URL seen by the device. */
@@ -109,7 +129,8 @@ export class CheckinService {
     // (`delivered IS NULL`), so when another instance on the same PostgreSQL database delivered
     // it meanwhile this check-in delivers nothing, and a request made meanwhile waits for the
     // next check-in: delivered once, never twice.
-    const waiting = this.store.rollbacks.waiting(device);
+    // (On PostgreSQL it is read inside the transaction, with the check-in's first statement.)
+    const waiting = this.shared ? null : this.store.rollbacks.waiting(device);
     const relax = waiting === null;
     if (relax) this.relaxed.run();
     let step: Step;
@@ -118,6 +139,8 @@ export class CheckinService {
     } finally {
       if (relax) this.strict.run();
     }
+    // Rollouts it found soaking are evaluated after it, under the write lock.
+    if (this.store.rollouts.hasDue) this.store.transaction(() => this.store.rollouts.applyDue(now));
     this.counted(step.directive.type);
     const answer: CheckinAnswer = {
       device,

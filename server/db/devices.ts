@@ -81,6 +81,14 @@ export interface DeviceRouting {
   version: string | null;
 }
 
+/** What the one-statement check-in of a shared database reads besides the routing. */
+export interface CheckinRouting extends DeviceRouting {
+  /** The rollback request waiting for the device, or null. */
+  pending: string | null;
+  /** The windows' change count (WindowQueries.forTags), or null before any window. */
+  windowsChanges: number | null;
+}
+
 /** What the fleet list can be filtered by; every given filter must hold. */
 export interface DeviceFilter {
   product?: string;
@@ -115,7 +123,10 @@ export class DeviceQueries {
   private readonly removeTagStmt;
   private readonly idsStmt;
 
-  constructor(db: Db) {
+  /** PostgreSQL only: records a check-in and reads what it needs in one round trip. */
+  private readonly checkinReturning;
+
+  constructor(db: Db, shared = false) {
     this.insertStmt = db.prepare('INSERT INTO devices (id, compatible, product, channel, enrolled) VALUES (?, ?, ?, ?, ?)');
     this.replaceStmt = db.prepare('UPDATE devices SET compatible = ?, product = coalesce(?, product), channel = ?, enrolled = ? WHERE id = ?');
     const tags = `(SELECT group_concat(tag, char(10)) FROM device_tags t WHERE t.device = d.id) AS tags`;
@@ -130,6 +141,15 @@ export class DeviceQueries {
     this.checkinStmt = db.prepare(
       'UPDATE devices SET last_seen = ?, slot = ?, version = ?, state = ?, tx_id = ?, tx_version = ?, tx_state = ? WHERE id = ?',
     );
+    // The attributes are not written by it, so RETURNING gives the ones stored before.
+    this.checkinReturning = shared
+      ? db.prepare(
+          `UPDATE devices d SET last_seen = ?, slot = ?, version = ?, state = ?, tx_id = ?, tx_version = ?, tx_state = ? WHERE id = ?
+           RETURNING compatible, product, channel, attributes, version, ${tags},
+           (SELECT id FROM rollbacks r WHERE r.device = d.id AND r.delivered IS NULL ORDER BY requested LIMIT 1) AS pending,
+           (SELECT n FROM changes WHERE name = 'windows') AS windowsChanges`,
+        )
+      : null;
   }
 
   /** True when a device with this id is enrolled. */
@@ -176,14 +196,26 @@ export class DeviceQueries {
     return this.routingStmt.get(id) as DeviceRouting | undefined;
   }
 
-  /** Records what a check-in says about the device; `previous` is the attributes JSON stored before. */
-  recordCheckin(id: string, c: CheckinRequest, now: Date, previous?: string): void {
+  /**
+   * Records what a check-in says about the device; `previous` is the attributes JSON stored
+   * before (from `routing`). On a shared database (PostgreSQL) the same round trip also reads
+   * and returns the device's routing, its waiting rollback request and the windows' change
+   * count (no `routing` call needed), or undefined when the device is not enrolled; on SQLite
+   * it returns undefined.
+   */
+  recordCheckin(id: string, c: CheckinRequest, now: Date, previous?: string): CheckinRouting | undefined {
     const tx = c.transaction;
-    this.checkinStmt.run(now.toISOString(), c.slot, c.version, c.state, tx?.id ?? null, tx?.version ?? null, tx?.state ?? null, id);
+    const values = [now.toISOString(), c.slot, c.version, c.state, tx?.id ?? null, tx?.version ?? null, tx?.state ?? null, id];
+    let r: CheckinRouting | undefined;
+    if (this.checkinReturning) {
+      r = this.checkinReturning.get(...values) as CheckinRouting | undefined;
+      if (!r) return undefined;
+    } else this.checkinStmt.run(...values);
     if (c.attributes) {
       const json = JSON.stringify(Object.fromEntries(Object.entries(c.attributes).sort(([a], [b]) => (a < b ? -1 : 1))));
       // Attributes change rarely: written only when they did.
-      if (json !== previous) this.attributesStmt.run(json, id);
+      if (json !== (r ? r.attributes : previous)) this.attributesStmt.run(json, id);
     }
+    return r;
   }
 }

@@ -16,6 +16,8 @@
  * advisory lock, so write transactions of every instance on the database run one at a time,
  * exactly as on SQLite: what must happen once (a rollback delivered, a phase advanced, a
  * rollout paused, a device enrolled) happens once however many instances share the database.
+ * The check-in alone runs without it (`rowLocked`, Store.checkinTransaction): its once-only
+ * steps are conditional writes and row locks, so check-ins of all instances run side by side.
  */
 import { createRequire } from 'node:module';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
@@ -26,6 +28,22 @@ export const WRITE_LOCK_KEY = 0x6f74_6161_62;
 
 /** How long one statement may take before the server gives up on the database, ms. */
 const STATEMENT_TIMEOUT_MS = 60_000;
+
+/**
+ * The names of the prepared statements, one per distinct text, the same in every connection.
+ * A text with `*` stays unnamed: its result's columns are the table's, which a migration run
+ * by another instance may change under a plan cached in this connection.
+ */
+const names = new Map<string, string>();
+function nameOf(text: string): string | undefined {
+  if (/(^|[\s,])(\w+\.)?\*(\s|,|$)/.test(text)) return undefined;
+  let name = names.get(text);
+  if (name === undefined) {
+    name = `otaab_${names.size + 1}`;
+    names.set(text, name);
+  }
+  return name;
+}
 
 /** What the worker answers for one statement. */
 interface Answer {
@@ -68,7 +86,10 @@ port.on('message', async (m) => {
   try {
     const c = await connected();
     const values = m.params.map((v) => (v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v));
-    const r = await c.query({ text: m.sql, values });
+    // A statement begun lazily (BEGIN and the first statement of a transaction in one hand-off).
+    if (m.pre) await c.query(m.pre);
+    // Named: the connection parses and plans each statement of the query groups once.
+    const r = await c.query(m.name ? { name: m.name, text: m.sql, values } : { text: m.sql, values });
     const last = Array.isArray(r) ? r[r.length - 1] : r;
     reply({ rows: last.rows, fields: (last.fields || []).map((f) => f.name), rowCount: last.rowCount ?? 0 });
   } catch (e) {
@@ -129,6 +150,7 @@ export class PgStatement {
   private plucked = false;
   private readonly text: string;
   private readonly noop: boolean;
+  private readonly name: string | undefined;
 
   constructor(
     private readonly db: PgDatabase,
@@ -136,6 +158,7 @@ export class PgStatement {
   ) {
     this.noop = /^\s*PRAGMA\b/i.test(source);
     this.text = this.noop ? '' : translate(source);
+    this.name = this.noop ? undefined : nameOf(this.text);
   }
 
   /** Return the first column of each row instead of the row. */
@@ -151,7 +174,7 @@ export class PgStatement {
       if (mode !== undefined) this.db.relaxed = mode === 'NORMAL' || mode === 'OFF';
       return { rows: [], fields: [], rowCount: 0 };
     }
-    return this.db.query(this.text, params);
+    return this.db.query(this.text, params, this.name);
   }
 
   run(...params: unknown[]): { changes: number; lastInsertRowid: number } {
@@ -178,6 +201,13 @@ export type PgTransaction<A extends unknown[], R> = ((...args: A) => R) & {
   immediate: (...args: A) => R;
   deferred: (...args: A) => R;
   exclusive: (...args: A) => R;
+  /**
+   * Without the cluster-wide write lock: for a transaction whose once-only steps are kept once
+   * by row locks and conditional writes (the check-in), so instances run it side by side. A
+   * deadlock with another transaction on the same rows (PostgreSQL aborts one of the two) runs
+   * it again, up to three times in all.
+   */
+  rowLocked: (...args: A) => R;
 };
 
 /** The synchronous PostgreSQL handle. */
@@ -188,6 +218,8 @@ export class PgDatabase {
   private readonly port: MessagePort;
   private readonly flag: Int32Array;
   private depth = 0;
+  /** The BEGIN of the open transaction, until its first statement carries it to the worker. */
+  private pendingBegin: string | null = null;
   /**
    * Commit without waiting for the WAL flush (synchronous_commit = off), as SQLite's
    * synchronous=NORMAL does for plain check-ins: a crash of the database loses at most the
@@ -212,10 +244,15 @@ export class PgDatabase {
     this.port.unref();
   }
 
-  /** Runs one statement and waits for its answer. */
-  query(text: string, params: unknown[] = []): Answer {
+  /**
+   * Runs one statement and waits for its answer; `name` prepares it once per connection. A
+   * transaction's BEGIN waiting to be sent goes in the same hand-off to the worker.
+   */
+  query(text: string, params: unknown[] = [], name?: string): Answer {
     if (!this.open) throw new OtaError('SERVER_DB_UNAVAILABLE', `database ${this.name}: the connection is closed`);
-    const a = this.roundTrip({ sql: text, params: params.map((v) => (v === undefined ? null : v)) });
+    const pre = this.pendingBegin;
+    this.pendingBegin = null;
+    const a = this.roundTrip({ pre, name, sql: text, params: params.map((v) => (v === undefined ? null : v)) });
     if (a.error) {
       // Connection classes (08, 57P: shutdown) and Node's socket errors (ECONNREFUSED, ETIMEDOUT...).
       if (a.error.code === undefined || /^(08|57P|E[A-Z]+$)/.test(a.error.code)) {
@@ -257,18 +294,27 @@ export class PgDatabase {
 
   transaction<A extends unknown[], R>(fn: (...args: A) => R): PgTransaction<A, R> {
     const make =
-      (write: boolean) =>
+      (lock: boolean) =>
       (...args: A): R =>
-        this.run(write, () => fn(...args));
+        this.run(lock, () => fn(...args));
     const t = make(true) as PgTransaction<A, R>;
     t.immediate = make(true);
     t.exclusive = make(true);
     // A "deferred" transaction of the query groups also writes (reports): it queues like the others.
     t.deferred = make(true);
+    t.rowLocked = (...args: A): R => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return this.run(false, () => fn(...args));
+        } catch (err) {
+          if (this.depth > 0 || attempt >= 3 || !(err instanceof PgError) || err.code !== '40P01') throw err;
+        }
+      }
+    };
     return t;
   }
 
-  private run<R>(write: boolean, fn: () => R): R {
+  private run<R>(lock: boolean, fn: () => R): R {
     if (this.depth > 0) {
       // Nested: a savepoint, as better-sqlite3 does.
       const sp = `sp${this.depth}`;
@@ -285,21 +331,25 @@ export class PgDatabase {
         this.depth--;
       }
     }
-    // One round trip: BEGIN and the lock as one simple-protocol query.
-    this.query(write ? `BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})` : 'BEGIN');
+    // BEGIN and the lock as one simple-protocol query, sent with the first statement.
+    this.pendingBegin = lock ? `BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})` : 'BEGIN';
     this.depth++;
     try {
       const r = fn();
-      this.query(this.relaxed ? 'SET LOCAL synchronous_commit = off; COMMIT' : 'COMMIT');
+      // A transaction that ran no statement never began.
+      if (this.pendingBegin === null) this.query(this.relaxed ? 'SET LOCAL synchronous_commit = off; COMMIT' : 'COMMIT');
       return r;
     } catch (err) {
-      try {
-        this.query('ROLLBACK');
-      } catch {
-        // The connection is gone; so is the transaction.
+      if (this.pendingBegin === null) {
+        try {
+          this.query('ROLLBACK');
+        } catch {
+          // The connection is gone; so is the transaction.
+        }
       }
       throw err;
     } finally {
+      this.pendingBegin = null;
       this.depth--;
     }
   }

@@ -147,6 +147,7 @@ export class RolloutQueries {
   private readonly activeStmt;
   private readonly memberStmt;
   private readonly statusStmt;
+  private readonly offeredStmt;
   private readonly countsStmt;
   private readonly membersStmt;
   private readonly stateStmt;
@@ -157,8 +158,17 @@ export class RolloutQueries {
   private readonly byVersionStmt;
   private readonly failuresStmt;
   private readonly soakCheck = new Map<string, number>();
+  /** Rollouts a check-in found soaking, to evaluate after its transaction (applyDue). */
+  private readonly due = new Set<string>();
 
-  constructor(db: Db) {
+  /**
+   * PostgreSQL, where check-ins take no cluster-wide lock: devices joining one rollout take its
+   * own transaction-scoped lock, one after the other, so each gets its own shuffle position.
+   */
+  private readonly joinLock;
+
+  constructor(db: Db, shared = false) {
+    this.joinLock = shared ? db.prepare('SELECT pg_advisory_xact_lock(hashtext(?))') : null;
     this.insertStmt = db.prepare(
       `INSERT INTO rollouts (id, product, version, kind, channel, tags, attributes, phases, success_share, soak_seconds, pause_failures,
        pause_failure_share, seed, state, phase, phase_opened, created_by, created, updated)
@@ -167,9 +177,13 @@ export class RolloutQueries {
     this.memberInsert = db.prepare('INSERT INTO rollout_devices (rollout, device, phase, position, status, updated) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING');
     this.getStmt = db.prepare('SELECT * FROM rollouts WHERE id = ?');
     this.listStmt = db.prepare('SELECT * FROM rollouts WHERE (? IS NULL OR product = ?) ORDER BY created DESC, id');
-    this.activeStmt = db.prepare("SELECT * FROM rollouts WHERE state IN ('running', 'completed') AND (? IS NULL OR product = ?)");
+    // Its columns named: a prepared statement on PostgreSQL (pg-sync.ts) for every check-in.
+    const columns = `id, product, version, kind, channel, tags, attributes, phases, success_share, soak_seconds, pause_failures,
+      pause_failure_share, seed, state, phase, phase_opened, acknowledged_failures, reason, created_by, created, updated`;
+    this.activeStmt = db.prepare(`SELECT ${columns} FROM rollouts WHERE state IN ('running', 'completed') AND (? IS NULL OR product = ?)`);
     this.memberStmt = db.prepare('SELECT phase, status FROM rollout_devices WHERE rollout = ? AND device = ?');
     this.statusStmt = db.prepare('UPDATE rollout_devices SET status = ?, reason = ?, updated = ? WHERE rollout = ? AND device = ?');
+    this.offeredStmt = db.prepare("UPDATE rollout_devices SET status = 'offered', reason = NULL, updated = ? WHERE rollout = ? AND device = ? AND status = 'waiting'");
     this.countsStmt = db.prepare('SELECT phase, status, count(*) AS n FROM rollout_devices WHERE rollout = ? GROUP BY phase, status');
     this.membersStmt = db.prepare('SELECT device, phase, position, status, reason, updated FROM rollout_devices WHERE rollout = ? ORDER BY position');
     this.stateStmt = db.prepare('UPDATE rollouts SET state = ?, reason = ?, updated = ? WHERE id = ?');
@@ -337,6 +351,7 @@ export class RolloutQueries {
       let m = this.memberStmt.get(r.id, d.id) as { phase: number; status: MemberStatus } | undefined;
       if (!m) {
         m = { phase: r.phase, status: 'waiting' };
+        this.joinLock?.run(r.id);
         this.memberInsert.run(r.id, d.id, r.phase, (this.maxPosStmt.get(r.id) as number) + 1, 'waiting', now.toISOString());
       }
       if (r.soak_seconds > 0 && r.state === 'running') this.soak(r.id, now);
@@ -346,17 +361,37 @@ export class RolloutQueries {
     return null;
   }
 
-  /** A soak time passes without any report: check-ins look again, at most once a second per rollout. */
+  /**
+   * A soak time passes without any report: check-ins look again, at most once a second per
+   * rollout. The check-in only notes it; `applyDue` evaluates after the check-in's transaction,
+   * in a write transaction of its own (the check-in's own answer does not depend on it: it
+   * offers from what it read before).
+   */
   private soak(id: string, now: Date): void {
     const last = this.soakCheck.get(id) ?? 0;
     if (now.getTime() - last < 1000) return;
     this.soakCheck.set(id, now.getTime());
-    this.apply(id, now);
+    this.due.add(id);
   }
 
-  /** Marks a member offered (the check-in's answer carries the release). */
+  /** True when a check-in noted rollouts to evaluate (`applyDue`); a getter, so never timed per call. */
+  get hasDue(): boolean {
+    return this.due.size > 0;
+  }
+
+  /** Evaluates the rollouts check-ins found soaking that still run (caller holds the write transaction). */
+  applyDue(now: Date): void {
+    const ids = [...this.due];
+    this.due.clear();
+    for (const id of ids) if ((this.getStmt.get(id) as RolloutRow | undefined)?.state === 'running') this.apply(id, now);
+  }
+
+  /**
+   * Marks a member offered (the check-in's answer carries the release); only a waiting one, so
+   * a report that moved it on meanwhile (on another instance) is never undone.
+   */
   markOffered(rollout: string, device: string, now: Date): void {
-    this.statusStmt.run('offered', null, now.toISOString(), rollout, device);
+    this.offeredStmt.run(now.toISOString(), rollout, device);
   }
 
   /**

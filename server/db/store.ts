@@ -30,9 +30,9 @@ export class Store {
     this.engine = (db as unknown) instanceof PgDatabase ? 'postgres' : 'sqlite';
     this.tokens = new TokenQueries(db);
     this.releases = new ReleaseQueries(db);
-    this.devices = new DeviceQueries(db);
+    this.devices = new DeviceQueries(db, this.engine === 'postgres');
     this.rollbacks = new RollbackQueries(db);
-    this.rollouts = new RolloutQueries(db);
+    this.rollouts = new RolloutQueries(db, this.engine === 'postgres');
     this.windows = new WindowQueries(db, this.engine === 'postgres');
     // In the report's own transaction: rollout counts and rollback outcomes move with it.
     this.reports = new ReportQueries(db, (device, r, now) => {
@@ -52,6 +52,18 @@ export class Store {
   /** Runs `fn` in one write transaction (taken at once, so concurrent writers queue, not fail). */
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
+  }
+
+  /**
+   * The check-in's transaction. On SQLite the usual immediate one. On PostgreSQL it takes no
+   * cluster-wide write lock, so the check-ins of all instances run side by side: what it must do
+   * once it does with row locks and conditional writes (a rollback delivered only while
+   * `delivered IS NULL`, a member joined with ON CONFLICT DO NOTHING, marked offered only while
+   * waiting), and the rollout evaluations it may trigger run after it, under the lock
+   * (RolloutQueries.applyDue).
+   */
+  checkinTransaction<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+    return (this.db as unknown) instanceof PgDatabase ? (this.db as unknown as PgDatabase).transaction(fn).rowLocked : this.db.transaction(fn).immediate;
   }
 
   /** Closes the database. */

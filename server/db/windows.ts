@@ -77,10 +77,13 @@ export class WindowQueries {
     return (this.listStmt.all() as WindowRow[]).map(view);
   }
 
-  /** The windows that apply to a device with these tags (none: it may install any time). */
-  forTags(tags: readonly string[]): MaintenanceWindow[] {
+  /**
+   * The windows that apply to a device with these tags (none: it may install any time).
+   * `changes`: the change count when the caller read it already (null: no window ever put).
+   */
+  forTags(tags: readonly string[], changes?: number | null): MaintenanceWindow[] {
     if (this.shared) {
-      const n = (this.changeStmt.get() as number | undefined) ?? 0;
+      const n = changes !== undefined ? (changes ?? 0) : ((this.changeStmt.get() as number | undefined) ?? 0);
       if (n !== this.seen) this.byTag = undefined;
       this.seen = n;
     }
