@@ -39,12 +39,16 @@ export class CheckinService {
   /** PostgreSQL: the database is shared with other instances. */
   private readonly shared: boolean;
 
-  /** `counted` hears each answer's directive type (the metrics). */
+  /**
+   * `counted` hears each answer's directive type (the metrics); `evaluationFailed` a rollout
+   * evaluation after a check-in that failed (the check-in stands; a later one evaluates again).
+   */
   constructor(
     private readonly store: Store,
     private readonly signer: AnswerSigner,
     private readonly config: ServerConfig,
     private readonly counted: (directive: Directive['type']) => void = () => {},
+    private readonly evaluationFailed: (cause: unknown) => void = () => {},
   ) {
     this.relaxed = store.db.prepare('PRAGMA synchronous = NORMAL');
     this.strict = store.db.prepare('PRAGMA synchronous = FULL');
@@ -140,7 +144,16 @@ export class CheckinService {
       if (relax) this.strict.run();
     }
     // Rollouts it found soaking are evaluated after it, under the write lock.
-    if (this.store.rollouts.hasDue) this.store.transaction(() => this.store.rollouts.applyDue(now));
+    // The check-in is stored and its answer does not depend on this: a failure here is logged
+    // and the rollout evaluated again by a later check-in (at most once a second), not answered
+    // to this device as an error it would retry.
+    if (this.store.rollouts.hasDue) {
+      try {
+        this.store.transaction(() => this.store.rollouts.applyDue(now));
+      } catch (cause) {
+        this.evaluationFailed(cause);
+      }
+    }
     this.counted(step.directive.type);
     const answer: CheckinAnswer = {
       device,

@@ -11,7 +11,13 @@ function requestBase(req: FastifyRequest): string {
 
 /** The device routes. */
 export const checkinRoutes: FastifyPluginAsync = async (app) => {
-  const checkins = new CheckinService(app.store, app.signer, app.config, (d) => app.metrics.checkin(d));
+  const checkins = new CheckinService(
+    app.store,
+    app.signer,
+    app.config,
+    (d) => app.metrics.checkin(d),
+    (err) => app.log.error({ err }, 'rollout evaluation after a check-in failed; a later check-in evaluates it again'),
+  );
 
   app.post<{ Params: { id: string }; Body: CheckinRequest }>(
     '/devices/:id/checkin',
