@@ -18,6 +18,7 @@ import { build, type BuildOptions } from 'esbuild';
 import { execFile } from 'node:child_process';
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { WRAPPER_PARAMS } from '../agent/code-cache.js';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -39,10 +40,11 @@ export const EXTERNAL = ['better-sqlite3'];
 const BANNER = "import { createRequire as __otaabCreateRequire } from 'node:module';\nconst require = __otaabCreateRequire(import.meta.url);";
 
 /**
- * The agent's code as CommonJS: `import.meta.url` (openpgp's createRequire) becomes the file's
- * own URL, and `require` is the one the launcher passes in.
+ * The agent's code as CommonJS, in the function expression the launcher runs
+ * (agent/code-cache.ts): `import.meta.url` (openpgp's createRequire) becomes the file's own
+ * URL, and `require` is the one the launcher passes in.
  */
-const CJS_BANNER = '"use strict";\nvar __otaabImportMetaUrl = require("node:url").pathToFileURL(__filename).href;';
+const CJS_BANNER = `${WRAPPER_PARAMS}"use strict";\nvar __otaabImportMetaUrl = require("node:url").pathToFileURL(__filename).href;`;
 
 /** The agent's launcher and its CommonJS code; the code cache is made by running the launcher once. */
 export const AGENT_FILES = { launcher: 'ota-agent.mjs', code: 'ota-agent.cjs', cache: 'ota-agent.cjs.cache' } as const;
@@ -53,7 +55,7 @@ async function bundleAgent(outDir: string, opts: { minify?: boolean }): Promise<
   const code = join(outDir, AGENT_FILES.code);
   const launcher = join(outDir, AGENT_FILES.launcher);
   const cache = join(outDir, AGENT_FILES.cache);
-  await build({ ...common, entryPoints: [join(root, 'dist', 'agent', 'cli.js')], outfile: code, format: 'cjs', external: EXTERNAL, define: { 'import.meta.url': '__otaabImportMetaUrl' }, banner: { js: CJS_BANNER }, legalComments: 'eof', sourcemap: 'external' });
+  await build({ ...common, entryPoints: [join(root, 'dist', 'agent', 'cli.js')], outfile: code, format: 'cjs', external: EXTERNAL, define: { 'import.meta.url': '__otaabImportMetaUrl' }, banner: { js: CJS_BANNER }, footer: { js: '})' }, legalComments: 'eof', sourcemap: 'external' });
   await build({ ...common, entryPoints: [join(root, 'dist', 'agent', 'bundle-launcher.js')], outfile: launcher, format: 'esm', banner: { js: '#!/usr/bin/env node' } });
   await chmod(launcher, 0o755);
   await rm(`${launcher}.map`, { force: true }); // the launcher has none; one left from an older layout would mislead
