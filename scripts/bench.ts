@@ -20,7 +20,7 @@ import { BenchServer } from './bench/fixture.js';
 import { benchInstall } from './bench/install.js';
 import { canUseLoops } from './bench/loopdev.js';
 import { describeMachine } from './bench/machine.js';
-import { benchMemory } from './bench/memory.js';
+import { benchMemory, PATHS } from './bench/memory.js';
 import { benchStart } from './bench/start.js';
 import { formatSummary, summarizeDir } from './bench/profile.js';
 import { ROOT, dropCaches, randomFile, type BenchRow } from './bench/util.js';
@@ -37,6 +37,7 @@ Options:
   --runs N             runs per measurement; medians are reported (default 3)
   --size-mib N         image size of the build and install benchmarks (default 512)
   --memory-mib LIST    image sizes of the memory benchmark (default 128,1024)
+  --memory-paths LIST  install paths of the memory benchmark: raw,url,gzip,archive,module (default: all)
   --start-mib N        image size of the start-up benchmark (default 16)
   --devices N          enrolled devices of the check-in benchmark (default 1000)
   --rate N             check-ins per second offered in the latency run (default 2000)
@@ -55,6 +56,7 @@ const { values } = parseArgs({
     only: { type: 'string', default: BENCHES.join(',') },
     'memory-mib': { type: 'string', default: '128,1024' },
     'start-mib': { type: 'string', default: '16' },
+    'memory-paths': { type: 'string' },
     devices: { type: 'string', default: '1000' },
     rate: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '32' },
@@ -92,6 +94,12 @@ for (const b of only) {
 const memorySizes = values['memory-mib'].split(',').map(Number);
 if (memorySizes.some((n) => !Number.isInteger(n) || n <= 0)) {
   process.stderr.write(`bench: --memory-mib must list positive integers, not "${values['memory-mib']}"\n`);
+  process.exit(2);
+}
+
+const memoryPaths = values['memory-paths'] === undefined ? PATHS : PATHS.filter((p) => values['memory-paths']!.split(',').includes(p.key));
+if (values['memory-paths'] !== undefined && values['memory-paths'].split(',').some((k) => !PATHS.some((p) => p.key === k))) {
+  process.stderr.write(`bench: --memory-paths must list some of ${PATHS.map((p) => p.key).join(',')}, not "${values['memory-paths']}"\n`);
   process.exit(2);
 }
 
@@ -144,7 +152,7 @@ try {
       }
       if (only.has('memory')) {
         say(`benchmark 2: agent memory on every install path, at ${memorySizes.join(' and ')} MiB`);
-        rows.push(...(await benchMemory(srv, memorySizes, runs, cli)));
+        rows.push(...(await benchMemory(srv, memorySizes, runs, cli, memoryPaths)));
       }
       if (only.has('start')) {
         say(`benchmark 7: ota-agent install FILE, process start to the first payload byte, against a bare node, ${runs} runs each`);
