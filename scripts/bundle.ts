@@ -62,7 +62,10 @@ async function bundleAgent(outDir: string, opts: { minify?: boolean }): Promise<
   // One run, so that the cache holds what start-up compiles (the module bodies and the CLI's
   // dispatch), not only the top level; with the code the cache was made from, checked by hash.
   await rm(cache, { force: true });
-  await promisify(execFile)(process.execPath, [launcher, '--help'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', OTAAB_CODE_CACHE_OUT: cache } });
+  await promisify(execFile)(process.execPath, [launcher, '--help'], {
+    // better-sqlite3 from this repository, wherever the bundle is written (--out).
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_PATH: join(root, 'node_modules'), OTAAB_CODE_CACHE_OUT: cache },
+  });
   await stat(cache);
   return launcher;
 }
