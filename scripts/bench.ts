@@ -20,13 +20,14 @@ import { BenchServer } from './bench/fixture.js';
 import { benchInstall } from './bench/install.js';
 import { canUseLoops } from './bench/loopdev.js';
 import { describeMachine } from './bench/machine.js';
-import { benchMemory } from './bench/memory.js';
+import { benchMemory, PATHS } from './bench/memory.js';
+import { benchStart } from './bench/start.js';
 import { formatSummary, summarizeDir } from './bench/profile.js';
 import { ROOT, dropCaches, randomFile, type BenchRow } from './bench/util.js';
 import { benchWire } from './bench/wire.js';
 import { benchDelta, benchDeltaApply } from './bench/delta-rows.js';
 
-const BENCHES = ['build', 'install', 'blockdev', 'memory', 'checkin', 'wire', 'delta', 'engines'];
+const BENCHES = ['build', 'install', 'blockdev', 'memory', 'checkin', 'wire', 'delta', 'engines', 'start'];
 const USAGE = `Usage: npm run bench -- [options]
 
 Runs the benchmarks, prints a table and writes bench/results.json (see docs/PERFORMANCE.md).
@@ -36,6 +37,8 @@ Options:
   --runs N             runs per measurement; medians are reported (default 3)
   --size-mib N         image size of the build and install benchmarks (default 512)
   --memory-mib LIST    image sizes of the memory benchmark (default 128,1024)
+  --memory-paths LIST  install paths of the memory benchmark: raw,url,gzip,archive,module (default: all)
+  --start-mib N        image size of the start-up benchmark (default 16)
   --devices N          enrolled devices of the check-in benchmark (default 1000)
   --rate N             check-ins per second offered in the latency run (default 2000)
   --concurrency N      check-ins in flight in the throughput run (default 32)
@@ -52,6 +55,8 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     only: { type: 'string', default: BENCHES.join(',') },
     'memory-mib': { type: 'string', default: '128,1024' },
+    'start-mib': { type: 'string', default: '16' },
+    'memory-paths': { type: 'string' },
     devices: { type: 'string', default: '1000' },
     rate: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '32' },
@@ -92,6 +97,12 @@ if (memorySizes.some((n) => !Number.isInteger(n) || n <= 0)) {
   process.exit(2);
 }
 
+const memoryPaths = values['memory-paths'] === undefined ? PATHS : PATHS.filter((p) => values['memory-paths']!.split(',').includes(p.key));
+if (values['memory-paths'] !== undefined && values['memory-paths'].split(',').some((k) => !PATHS.some((p) => p.key === k))) {
+  process.stderr.write(`bench: --memory-paths must list some of ${PATHS.map((p) => p.key).join(',')}, not "${values['memory-paths']}"\n`);
+  process.exit(2);
+}
+
 const say = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
 const base = values.dir ?? process.env.OTA_BENCH_DIR ?? tmpdir();
 const work = await mkdtemp(join(base, 'otaab-bench-'));
@@ -112,10 +123,10 @@ try {
     say('benchmark 3: ota-release build against sha256sum + tar');
     rows.push(...(await benchBuild(work, join(work, 'image.bin'), mib, runs)));
   }
-  if (only.has('install') || only.has('blockdev') || only.has('memory') || only.has('wire')) {
+  if (only.has('install') || only.has('blockdev') || only.has('memory') || only.has('wire') || only.has('start')) {
     const srv = await BenchServer.start(join(work, 'server'));
     // The agent the block-device and memory benchmarks run: the one-file bundle, made afresh.
-    const cli = only.has('blockdev') || only.has('memory') ? await agentEntry(ROOT) : '';
+    const cli = only.has('blockdev') || only.has('memory') || only.has('start') ? await agentEntry(ROOT) : '';
     try {
       if (only.has('blockdev')) {
         if (await canUseLoops()) {
@@ -141,7 +152,13 @@ try {
       }
       if (only.has('memory')) {
         say(`benchmark 2: agent memory on every install path, at ${memorySizes.join(' and ')} MiB`);
-        rows.push(...(await benchMemory(srv, memorySizes, runs, cli)));
+        rows.push(...(await benchMemory(srv, memorySizes, runs, cli, memoryPaths)));
+      }
+      if (only.has('start')) {
+        say(`benchmark 7: ota-agent install FILE, process start to the first payload byte, against a bare node, ${runs} runs each`);
+        const r = await benchStart(srv, count('start-mib'), runs, cli);
+        rows.push(...r.rows);
+        details.start = r.runs;
       }
       if (only.has('wire')) {
         say('benchmark 5: bytes on the wire, module-only against the full root file system');

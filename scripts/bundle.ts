@@ -1,18 +1,24 @@
 #!/usr/bin/env node
 /**
- * Bundles `ota-agent` and `ota-release` into one ES module file each with esbuild:
- * `dist/bundle/ota-agent.mjs` and `dist/bundle/ota-release.mjs`. It bundles the JavaScript that
+ * Bundles `ota-agent` and `ota-release` with esbuild: `dist/bundle/ota-release.mjs`, one ES
+ * module file, and the agent as `dist/bundle/ota-agent.mjs`, a small launcher
+ * (agent/bundle-launcher.ts) that runs `ota-agent.cjs`, the whole agent in one CommonJS file,
+ * through V8's code cache `ota-agent.cjs.cache`, made here by one run of the launcher (Node 20
+ * caches no ES module's compile; docs/PERFORMANCE.md, start-up). It bundles the JavaScript that
  * `tsc` wrote into `dist/` (the code the tests run), with every dependency inlined except
  * better-sqlite3, whose native module cannot be inlined: it stays an import resolved from a
  * `node_modules/` next to (or above) the bundle. One file means one module-loader lookup
- * instead of a few hundred at start-up (docs/PERFORMANCE.md), and a device needs only the
- * file, Node 20 and better-sqlite3 (docs/AGENT.md, "Installing the agent").
+ * instead of a few hundred at start-up (docs/PERFORMANCE.md), and a device needs only these
+ * files, Node 20 and better-sqlite3 (docs/AGENT.md, "Installing the agent").
  *
  *   npm run bundle            (builds first)
  *   node dist/scripts/bundle.js [--out DIR] [--minify]
  */
 import { build, type BuildOptions } from 'esbuild';
-import { chmod, mkdir, stat } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { WRAPPER_PARAMS } from '../agent/code-cache.js';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -33,6 +39,37 @@ export const EXTERNAL = ['better-sqlite3'];
  */
 const BANNER = "import { createRequire as __otaabCreateRequire } from 'node:module';\nconst require = __otaabCreateRequire(import.meta.url);";
 
+/**
+ * The agent's code as CommonJS, in the function expression the launcher runs
+ * (agent/code-cache.ts): `import.meta.url` (openpgp's createRequire) becomes the file's own
+ * URL, and `require` is the one the launcher passes in.
+ */
+const CJS_BANNER = `${WRAPPER_PARAMS}"use strict";\nvar __otaabImportMetaUrl = require("node:url").pathToFileURL(__filename).href;`;
+
+/** The agent's launcher and its CommonJS code; the code cache is made by running the launcher once. */
+export const AGENT_FILES = { launcher: 'ota-agent.mjs', code: 'ota-agent.cjs', cache: 'ota-agent.cjs.cache' } as const;
+
+/** Builds the agent into `outDir`: launcher, code, code cache; returns the launcher's path. */
+async function bundleAgent(outDir: string, opts: { minify?: boolean }): Promise<string> {
+  const common = { bundle: true, platform: 'node', target: 'node20', keepNames: true, minifySyntax: true, minifyWhitespace: opts.minify === true, logLevel: 'warning', absWorkingDir: root } as const;
+  const code = join(outDir, AGENT_FILES.code);
+  const launcher = join(outDir, AGENT_FILES.launcher);
+  const cache = join(outDir, AGENT_FILES.cache);
+  await build({ ...common, entryPoints: [join(root, 'dist', 'agent', 'cli.js')], outfile: code, format: 'cjs', external: EXTERNAL, define: { 'import.meta.url': '__otaabImportMetaUrl' }, banner: { js: CJS_BANNER }, footer: { js: '})' }, legalComments: 'eof', sourcemap: 'external' });
+  await build({ ...common, entryPoints: [join(root, 'dist', 'agent', 'bundle-launcher.js')], outfile: launcher, format: 'esm', banner: { js: '#!/usr/bin/env node' } });
+  await chmod(launcher, 0o755);
+  await rm(`${launcher}.map`, { force: true }); // the launcher has none; one left from an older layout would mislead
+  // One run, so that the cache holds what start-up compiles (the module bodies and the CLI's
+  // dispatch), not only the top level; with the code the cache was made from, checked by hash.
+  await rm(cache, { force: true });
+  await promisify(execFile)(process.execPath, [launcher, '--help'], {
+    // better-sqlite3 from this repository, wherever the bundle is written (--out).
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_PATH: join(root, 'node_modules'), OTAAB_CODE_CACHE_OUT: cache },
+  });
+  await stat(cache);
+  return launcher;
+}
+
 /** Writes the bundles into `outDir`; returns their paths. */
 export async function bundle(outDir: string, opts: { minify?: boolean } = {}): Promise<string[]> {
   await mkdir(outDir, { recursive: true });
@@ -42,6 +79,10 @@ export async function bundle(outDir: string, opts: { minify?: boolean } = {}): P
     await stat(entry).catch(() => {
       throw new Error(`${b.entry} is missing: run 'npm run build' first`);
     });
+    if (b.name === 'ota-agent') {
+      written.push(await bundleAgent(outDir, opts));
+      continue;
+    }
     const outfile = join(outDir, `${b.name}.mjs`);
     const options: BuildOptions = {
       entryPoints: [entry],
@@ -72,7 +113,7 @@ const invokedDirectly = process.argv[1] !== undefined && resolve(process.argv[1]
 if (invokedDirectly) {
   const { values } = parseArgs({ options: { out: { type: 'string' }, minify: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
-    process.stdout.write('Usage: node dist/scripts/bundle.js [--out DIR] [--minify]\n\nWrites dist/bundle/ota-agent.mjs and dist/bundle/ota-release.mjs (better-sqlite3 stays external).\n');
+    process.stdout.write('Usage: node dist/scripts/bundle.js [--out DIR] [--minify]\n\nWrites dist/bundle/ota-agent.mjs (a launcher), ota-agent.cjs and its code cache, and dist/bundle/ota-release.mjs\n(better-sqlite3 stays external).\n');
     process.exit(0);
   }
   try {

@@ -6,7 +6,7 @@
  *   otaab-agent_<version>_<arch>.deb
  *   otaab-agent-<version>-linux-<arch>.tar.gz   (paths relative to /, e.g. `tar -C / -xzf`)
  *
- * The tree: `/usr/bin/ota-agent` (a launcher), `/usr/lib/otaab/ota-agent.mjs` (the single-file
+ * The tree: `/usr/bin/ota-agent` (a launcher), `/usr/lib/otaab/ota-agent.mjs` with `ota-agent.cjs` and its code cache (the
  * bundle of scripts/bundle.ts), `/usr/lib/otaab/node_modules/` holding only better-sqlite3 (with
  * its native module compiled from source for the architecture) and its two small helpers,
  * `/usr/lib/otaab/node/` (the Node.js 20 runtime the agent runs on, from the npm registry's
@@ -176,7 +176,8 @@ export async function stageTree(dest: string, arch: Arch, bundleDir: string, ver
   await copyFile(join(rt, 'bin', 'node'), join(lib, 'node', 'bin', 'node'));
   await chmod(join(lib, 'node', 'bin', 'node'), 0o755);
   await copyFile(join(rt, 'LICENSE'), join(lib, 'node', 'LICENSE'));
-  await copyFile(join(bundleDir, 'ota-agent.mjs'), join(lib, 'ota-agent.mjs'));
+  // The launcher, the agent's code and its V8 code cache (made by this Node version; another runtime ignores it).
+  for (const f of ['ota-agent.mjs', 'ota-agent.cjs', 'ota-agent.cjs.cache']) await copyFile(join(bundleDir, f), join(lib, f));
   // The only package resolved at run time: better-sqlite3 and what its loader requires.
   const nm = join(root, 'node_modules');
   const bs = join(lib, 'node_modules', 'better-sqlite3');
@@ -203,7 +204,7 @@ export async function stageTree(dest: string, arch: Arch, bundleDir: string, ver
   await writeFile(join(doc, 'examples', 'agent.json'), `${JSON.stringify(EXAMPLE_CONFIG, null, 2)}\n`);
   await writeFile(
     join(doc, 'copyright'),
-    `otaab agent ${version}: Apache-2.0.\nBundled: better-sqlite3 (MIT, with SQLite: public domain), and the npm packages inlined in\n/usr/lib/otaab/ota-agent.mjs (licences at its end).\nNode.js ${NODE_RUNTIME}: see /usr/lib/otaab/node/LICENSE.\n`,
+    `otaab agent ${version}: Apache-2.0.\nBundled: better-sqlite3 (MIT, with SQLite: public domain), and the npm packages inlined in\n/usr/lib/otaab/ota-agent.cjs (licences at its end).\nNode.js ${NODE_RUNTIME}: see /usr/lib/otaab/node/LICENSE.\n`,
   );
 }
 

@@ -44,12 +44,13 @@ async function tree(dir: string, mib: number): Promise<void> {
   for (let i = 0; i < mib; i++) await randomFile(join(dir, `blob${i}.bin`), 1);
 }
 
-/** Every install path the agent has. */
-export const PATHS: InstallPath[] = [
-  { name: 'raw image, local file', kind: 'raw', payload: async (d, mib) => (await randomFile(join(d, 'image.bin'), mib), ['--image', `rootfs=${join(d, 'image.bin')}`]) },
-  { name: 'raw image, URL', kind: 'raw', url: true, payload: async (d, mib) => (await randomFile(join(d, 'image.bin'), mib), ['--image', `rootfs=${join(d, 'image.bin')}`]) },
-  { name: 'gzip image, local file', kind: 'raw', payload: async (d, mib) => (await randomFile(join(d, 'image.bin'), mib), ['--image', `rootfs=${join(d, 'image.bin')}`, '--gzip']) },
+/** Every install path the agent has; `key` names it for `npm run bench -- --memory-paths`. */
+export const PATHS: (InstallPath & { key: string })[] = [
+  { key: 'raw', name: 'raw image, local file', kind: 'raw', payload: async (d, mib) => (await randomFile(join(d, 'image.bin'), mib), ['--image', `rootfs=${join(d, 'image.bin')}`]) },
+  { key: 'url', name: 'raw image, URL', kind: 'raw', url: true, payload: async (d, mib) => (await randomFile(join(d, 'image.bin'), mib), ['--image', `rootfs=${join(d, 'image.bin')}`]) },
+  { key: 'gzip', name: 'gzip image, local file', kind: 'raw', payload: async (d, mib) => (await randomFile(join(d, 'image.bin'), mib), ['--image', `rootfs=${join(d, 'image.bin')}`, '--gzip']) },
   {
+    key: 'archive',
     name: 'root file system archive, local file',
     kind: 'fs',
     payload: async (d, mib) => {
@@ -60,6 +61,7 @@ export const PATHS: InstallPath[] = [
     },
   },
   {
+    key: 'module',
     name: 'module, local file',
     kind: 'fs',
     payload: async (d, mib) => (await tree(join(d, 'module'), mib), ['--module', `${MODULE}@2.0.0=${join(d, 'module')}:/opt/${MODULE}`]),
@@ -101,7 +103,7 @@ export async function benchMemory(srv: BenchServer, sizes: number[], runs: numbe
   const loaded = await footprint([cli, '--help'], srv.work);
   const rows: BenchRow[] = [
     { bench: 'memory', metric: 'reference: node -e 0 (peak RSS / RssAnon)', ours: bare.peakRssMiB, unit: 'MiB', note: `RssAnon ${bare.anonMiB.toFixed(1)} MiB at exit: the floor of any Node process` },
-    { bench: 'memory', metric: 'reference: ota-agent --help (its code loaded, no work)', ours: loaded.peakRssMiB, unit: 'MiB', note: `RssAnon ${loaded.anonMiB.toFixed(1)} MiB at exit; ${cli.endsWith('.mjs') ? 'the one-file bundle' : 'dist/agent/cli.js'}` },
+    { bench: 'memory', metric: 'reference: ota-agent --help (its code loaded, no work)', ours: loaded.peakRssMiB, unit: 'MiB', note: `RssAnon ${loaded.anonMiB.toFixed(1)} MiB at exit; ${cli.endsWith('.mjs') ? 'the bundle (launcher, one code file, its code cache)' : 'dist/agent/cli.js'}` },
   ];
   for (const [p, path] of paths.entries()) {
     const work = join(dir, `path-${p}`);

@@ -3,7 +3,7 @@
 // the bundled agent installs a real signed bundle into a simulated device's slots and reports
 // the same status as dist/agent/cli.js. better-sqlite3 is the one module left outside.
 import { execa } from 'execa';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,8 @@ let out: { dir: string; cleanup: () => Promise<void> };
 let rig: Rig;
 const DIST = { agent: join(ROOT, 'dist', 'agent', 'cli.js'), release: join(ROOT, 'dist', 'release', 'cli.js') };
 const BUNDLED = { agent: '', release: '' };
+/** The agent's CommonJS code next to its launcher. */
+const AGENT_CODE = (): string => join(out.dir, 'ota-agent.cjs');
 
 beforeAll(async () => {
   // Inside the repository: the bundles resolve better-sqlite3 from its node_modules.
@@ -41,15 +43,49 @@ async function run(file: string, args: string[]) {
 
 // Dozens of process starts per test: generous on a loaded two-core machine.
 describe('single-file bundles', { timeout: 300_000 }, () => {
-  it('are one executable file each, with only better-sqlite3 imported from outside', async () => {
+  it('are one executable file each (the agent: a launcher and its code), with only better-sqlite3 loaded from outside', async () => {
+    const outside = (text: string): Set<string> =>
+      new Set(
+        [...text.matchAll(/^import\s.*?from\s+["']([^"']+)["'];?$/gm), ...text.matchAll(/\brequire\(["']([^"']+)["']\)/g)]
+          .map((m) => m[1]!)
+          .filter((s) => !s.startsWith('node:') && !builtinModules.includes(s)),
+      );
     for (const f of [BUNDLED.agent, BUNDLED.release]) {
       expect((await stat(f)).mode & 0o111).not.toBe(0);
       const text = await readFile(f, 'utf8');
       expect(text.startsWith('#!/usr/bin/env node\n')).toBe(true);
-      const bare = [...text.matchAll(/^import\s.*?from\s+["']([^"']+)["'];?$/gm)].map((m) => m[1]!).filter((s) => !s.startsWith('node:') && !builtinModules.includes(s));
-      expect(new Set(bare)).toEqual(new Set(f === BUNDLED.agent ? ['better-sqlite3'] : []));
-      // Only the agent's own dependencies: nothing of the server's.
+      expect(outside(text)).toEqual(new Set());
       expect(text).not.toMatch(/fastify/);
+    }
+    // The agent's code: CommonJS run by the launcher through vm.Script, which has no module
+    // loader for a dynamic import(); only the agent's own dependencies, nothing of the server's.
+    const code = await readFile(AGENT_CODE(), 'utf8');
+    expect(outside(code)).toEqual(new Set(['better-sqlite3']));
+    expect(code).not.toMatch(/(?<![\w$.{])import\(["'`]/); // `{import(...)}`: a JSDoc type
+    expect(code).not.toMatch(/fastify/);
+  });
+
+  it('ota-agent: its code cache is used, and a cache that does not fit is ignored', async () => {
+    const code = AGENT_CODE();
+    // In a plain node, as the launcher runs: V8 rejects a cache made under other V8 flags.
+    const used = async (): Promise<string> => {
+      const r = await execa('node', ['--input-type=module', '-e', `import { compileCached } from ${JSON.stringify(join(ROOT, 'dist', 'agent', 'code-cache.js'))}; process.stdout.write(String(compileCached(process.argv[1], process.argv[1] + '.cache').cacheUsed));`, code], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false });
+      return String(r.stdout);
+    };
+    expect(await used()).toBe('true');
+    const help = await run(DIST.agent, ['--help']);
+    // Another code's cache (its hash does not match), and bytes V8 rejects under the right hash.
+    const saved = await readFile(`${code}.cache`);
+    try {
+      for (const bad of [Buffer.concat([Buffer.alloc(32), saved.subarray(32)]), Buffer.concat([saved.subarray(0, 32), Buffer.from('not a V8 code cache')])]) {
+        await writeFile(`${code}.cache`, bad);
+        expect(await used()).toBe('false');
+        expect(await run(BUNDLED.agent, ['--help'])).toEqual(help);
+      }
+      await rm(`${code}.cache`);
+      expect(await run(BUNDLED.agent, ['--help'])).toEqual(help);
+    } finally {
+      await writeFile(`${code}.cache`, saved);
     }
   });
 
