@@ -32,7 +32,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { ServerProcess, api, createToken } from '../fleet/server.js';
-import { agentDeb, buildImage, CACHE, type DeviceImage } from './image.js';
+import { agentDeb, buildImage, CACHE, FACTORY_VERSION, type DeviceImage } from './image.js';
 import { BAD_APP, GOOD, HANG, PANIC, releaseBundle, type Release } from './releases.js';
 import { REPO } from './util.js';
 import { Vm, type TraceLine } from './vm.js';
@@ -136,7 +136,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 async function newVm(host: Host, name: string, channel: string): Promise<{ vm: Vm; id: string }> {
   const id = `qemu-${name}`;
-  const vm = await Vm.create(join(host.runs, name), host.image, { DEVICE_ID: id, SERVER_URL: host.guestUrl, ENROLL_TOKEN: host.enroll, CHANNEL: channel, POLL_SECONDS: '5' });
+  const vm = await Vm.create(join(host.runs, name), host.image, { DEVICE_ID: id, SERVER_URL: host.guestUrl, ENROLL_TOKEN: host.enroll, CHANNEL: channel, POLL_SECONDS: '5', FACTORY_VERSION });
   machines.add(vm);
   return { vm, id };
 }
@@ -162,6 +162,8 @@ async function releaseScenario(host: Host, name: string, r: Release, expect: { o
     check(f.length === 1, `${seen}: expected exactly one final report of ${r.version}`);
     check(f[0]!.outcome === expect.outcome && (expect.reason === undefined || f[0]!.reason === expect.reason), `${seen}: expected ${expect.outcome}${expect.reason ? ` (${expect.reason})` : ''}`);
     check(expect.boots.test(boots), `${seen}: boots do not match ${expect.boots}`);
+    // Back on the factory system after a rollback, the server shows the factory's version.
+    check(expect.outcome === 'success' ? after?.device.version === r.version : after?.device.version === FACTORY_VERSION, `${seen}: expected the server to show v${expect.outcome === 'success' ? r.version : FACTORY_VERSION}`);
     const store = await checkStore(vm, host.image);
     check(store.ok, `${seen}; store: ${store.detail}`);
     if (traceOut) traceOut.push(...vm.trace);
