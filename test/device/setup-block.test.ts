@@ -2,9 +2,12 @@
  * The device test's pure parts: docs/AGENT.md's set-up block (the image build runs exactly it)
  * is found and is valid shell, and the power-cut points cover the trace as promised.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../agent/config/load.js';
 import { docsSetupBlock } from '../../scripts/device/image.js';
 import { CI_POINTS, FULL_POINTS, namedTrace, parsePoint, pickPoints, pointName, PointWatch, writeClass } from '../../scripts/device/points.js';
 import type { TraceLine } from '../../scripts/device/vm.js';
@@ -92,5 +95,29 @@ describe('power-cut points', () => {
     // Picked by count from it, the points spread over every kind of write.
     const kinds = new Set(pickPoints(golden, 20).map((p) => p.cls.split(':')[0]));
     expect([...kinds].sort()).toEqual(['grubenv', 'report-sent', 'slot-sync', 'store']);
+  });
+});
+
+describe('device provisioning script', () => {
+  it('writes a config the agent loads, with device.env\'s FACTORY_VERSION as device.factoryVersion', async () => {
+    const block = docsSetupBlock();
+    const m = /cat > \/usr\/local\/sbin\/otaab-provision <<'EOF'\n([\s\S]*?)\nEOF\n/.exec(block);
+    expect(m?.[1]).toBeDefined();
+    const dir = await mkdtemp(join(tmpdir(), 'otaab-provision-'));
+    try {
+      await writeFile(join(dir, 'server.json'), '{}');
+      const script = m![1]!.replaceAll('/boot/ota/device.env', join(dir, 'device.env')).replaceAll('/run/otaab', join(dir, 'run')).replaceAll('/var/lib/otaab/server.json', join(dir, 'server.json'));
+      for (const [env, want] of [["FACTORY_VERSION='1.0.0'\n", '1.0.0'], ['', undefined]] as const) {
+        await writeFile(join(dir, 'device.env'), `DEVICE_ID='qemu-1'\nSERVER_URL='http://10.0.2.2:1'\nENROLL_TOKEN='t'\nCHANNEL='c'\nPOLL_SECONDS='5'\n${env}`);
+        const r = await execa('dash', ['-c', script], { reject: false });
+        expect(r.exitCode, String(r.stderr)).toBe(0);
+        const raw = JSON.parse(await readFile(join(dir, 'run', 'agent.json'), 'utf8')) as { device: { id: string; factoryVersion?: string } };
+        expect(raw.device.id).toBe('qemu-1');
+        expect(raw.device.factoryVersion).toBe(want);
+        expect(parseConfig(raw, join(dir, 'run', 'agent.json')).device.factoryVersion).toBe(want);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
