@@ -69,13 +69,20 @@ export interface SessionOptions {
   readonly logCheckinErrors?: boolean;
 }
 
+/** The version the device reports: the highest it committed, or before any the factory's (`device.factoryVersion`). */
+export function reportedVersion(dev: Device): string | null {
+  return dev.store.highestCommitted() ?? dev.config.device.factoryVersion ?? null;
+}
+
 /**
  * What the device reports of itself at check-in: the config's `device.attributes` (hardware,
  * site, ...), the agent's version and what each slot holds.
  */
 export function deviceAttributes(dev: Device): Record<string, string> {
   const out: Record<string, string> = { ...dev.config.device.attributes, agentVersion: AGENT_VERSION };
-  for (const s of Object.values(dev.store.slots())) if (s.version !== null) out[`slot.${s.name}`] = s.version;
+  // A slot the agent never installed holds what the factory wrote there.
+  const factory = dev.config.device.factoryVersion;
+  for (const s of Object.values(dev.store.slots())) if (s.version !== null || (factory !== undefined && s.status === 'unknown')) out[`slot.${s.name}`] = s.version ?? factory!;
   return out;
 }
 
@@ -149,7 +156,7 @@ export class ServerSession {
 
   private checkIn(keyring: Keyring): Promise<CheckinResult> {
     const dev = this.dev;
-    const state = { ...checkinState({ slot: dev.booted, version: dev.store.highestCommitted(), ...(dev.store.current() ? { transaction: dev.store.current()! } : {}) }), attributes: deviceAttributes(dev) };
+    const state = { ...checkinState({ slot: dev.booted, version: reportedVersion(dev), ...(dev.store.current() ? { transaction: dev.store.current()! } : {}) }), attributes: deviceAttributes(dev) };
     return checkIn(this.target, dev.config.device.id, keyring, state, { timeoutMs: this.timeoutMs, ...(this.opts.signal ? { signal: this.opts.signal } : {}) });
   }
 

@@ -68,6 +68,10 @@ export const FIELDS = {
     kind: 'stringMap', max: 24, type: 'object of strings (≤ 24)', defaultText: '`{}`',
     doc: 'what the device reports of itself at every check-in for grouping (e.g. `{"hardware": "rev-c", "site": "lyon"}`); the agent adds `agentVersion` and `slot.A`/`slot.B` (the version each slot holds)',
   },
+  'device.factoryVersion': {
+    kind: 'string', pattern: /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/, why: 'must be a release version like "1.0.0"', type: 'version', defaultText: 'none',
+    doc: 'the release version the factory wrote into both slots: the agent reports it as its version until it commits a release, and for a slot it never installed (`slot.A`/`slot.B`), so after a rollback to the factory system the server shows this version, not none',
+  },
   slots: { kind: 'list', required: true, type: 'array of 2', doc: 'one slot named `A` and one named `B`, both of the same kind' },
   'slots[].name': { kind: 'enum', required: true, values: ['A', 'B'], why: 'the names grub/ota-select.cfg knows', type: '`"A"` \\| `"B"`', doc: 'the names `grub/ota-select.cfg` knows' },
   'slots[].kind': { kind: 'enum', required: true, values: ['raw', 'fs'], why: 'raw: a device or file; fs: a directory', type: '`"raw"` \\| `"fs"`', doc: '`raw`: a block device or image file; `fs`: a directory holding a root file system' },

@@ -127,7 +127,8 @@ export interface AgentConfig {
   readonly source: string;
   /** `attributes`: what the device reports of itself at check-in (hardware, site, ...). */
   /** `product`: the product the device runs, sent at enrollment (its releases are that product's). */
-  readonly device: { readonly id: string; readonly compatible: string; readonly product?: string; readonly attributes: Readonly<Record<string, string>> };
+  /** `factoryVersion`: the version the factory wrote into both slots (reported until a release commits). */
+  readonly device: { readonly id: string; readonly compatible: string; readonly product?: string; readonly factoryVersion?: string; readonly attributes: Readonly<Record<string, string>> };
   readonly slots: readonly SlotConfig[];
   readonly boot: BootConfig;
   readonly cmdlinePath: string;

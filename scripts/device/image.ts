@@ -216,6 +216,10 @@ export async function slotImage(rootTar: string, size: number, out: string, edit
   }
 }
 
+/** The release version the factory disk's slots hold (device.env's FACTORY_VERSION). */
+export const FACTORY_VERSION = '1.0.0';
+const FACTORY_EDIT = `echo ${FACTORY_VERSION} > etc/demo-app.version`;
+
 /** Builds (or finds in the cache) the image and the factory disk. */
 export async function buildImage(deb: string, log: (m: string) => void): Promise<DeviceImage> {
   await mkdir(CACHE, { recursive: true });
@@ -227,7 +231,7 @@ export async function buildImage(deb: string, log: (m: string) => void): Promise
   const slotSize = fsSize + 32 * MiB;
   const offsets = { boot: 1 * MiB, A: 17 * MiB, B: 17 * MiB + slotSize, data: 17 * MiB + 2 * slotSize };
   const dataSize = 64 * MiB;
-  const diskKey = hash(rootTar, readFileSync(join(REPO, 'grub', 'grub.cfg')), readFileSync(join(REPO, 'grub', 'ota-select.cfg')), OTA_DEVICE_CFG, String(fsSize));
+  const diskKey = hash(rootTar, readFileSync(join(REPO, 'grub', 'grub.cfg')), readFileSync(join(REPO, 'grub', 'ota-select.cfg')), OTA_DEVICE_CFG, String(fsSize), FACTORY_EDIT);
   const disk = join(CACHE, `disk-${diskKey}.raw`);
   const image: DeviceImage = { rootTar, disk, slotSize, fsSize, offsets, key };
   if (existsSync(disk)) return image;
@@ -235,7 +239,7 @@ export async function buildImage(deb: string, log: (m: string) => void): Promise
   try {
     const t0 = Date.now();
     const slot = join(work, 'slot.img');
-    await slotImage(rootTar, fsSize, slot, 'echo factory > etc/demo-app.version');
+    await slotImage(rootTar, fsSize, slot, FACTORY_EDIT);
     const core = join(work, 'core.img');
     await buildCoreImage(core);
     // grub/README.md's initial env: both slots hold the factory system and may boot.

@@ -11,14 +11,17 @@
  *               reboots; the server shows health-check:demo-app
  *   panic       the release's kernel panics: GRUB falls back after MAX_TRIES; boot-failed
  *   hang        the release hangs at boot: the watchdog resets, GRUB falls back; boot-failed
- *   power-N     real power loss: qemu SIGKILLed right after the N-th durable write of the
- *               update's trace (or seconds into its reboot); the same disk boots again and
- *               must end committed or rolled back, bootable, its store intact, one final report
+ *   power NAME  real power loss: qemu SIGKILLed right after the durable write NAME (its kind,
+ *               its text without ids or numbers, its ordinal in that class: points.ts), or
+ *               seconds after it (the reboot's points); the same disk boots again and must end
+ *               committed or rolled back, bootable, its store intact, one final report
  *
- * One line per scenario, then `N passed, M failed`; exit 1 on any failure. Two machines at a
- * time (`--jobs N`: N). `--ci`: update, health and 4 power cuts. `--only a,b`: those scenarios
- * (power cuts without `update` take their points from the last update's saved trace).
- * `--cuts 12,30,48+3`: power cuts after exactly those writes (+S: S seconds after the write).
+ * One line per scenario and point, then `N passed, M failed`; exit 1 on any failure. Two
+ * machines at a time (`--jobs N`: N), the longest first. The points are fixed names
+ * (FULL_POINTS, `--ci`: CI_POINTS, the update and those cuts only), so the cuts run beside the
+ * update, and the update checks that each is a write of its own trace (the `points` line).
+ * `--only a,b`: those scenarios. `--points N`: N points picked from the update's trace (without
+ * `update`: the last saved one). `--points a#1,b#2+8` (or `--cuts`): exactly those named points.
  * `--stop-at <ISO time>`: no machine run starts after it (those left print NOT RUN).
  */
 import { createServer } from 'node:net';
@@ -29,12 +32,12 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { ServerProcess, api, createToken } from '../fleet/server.js';
-import { agentDeb, buildImage, CACHE, type DeviceImage } from './image.js';
+import { agentDeb, buildImage, CACHE, FACTORY_VERSION, type DeviceImage } from './image.js';
 import { BAD_APP, GOOD, HANG, PANIC, releaseBundle, type Release } from './releases.js';
 import { REPO } from './util.js';
 import { Vm, type TraceLine } from './vm.js';
 import { checkStore } from './store-check.js';
-import { pickPoints, type CutPoint } from './points.js';
+import { CI_POINTS, FULL_POINTS, namedTrace, parsePoint, pickPoints, pointName, PointWatch, type CutPoint } from './points.js';
 
 const t0 = Date.now();
 function log(m: string): void {
@@ -133,7 +136,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 async function newVm(host: Host, name: string, channel: string): Promise<{ vm: Vm; id: string }> {
   const id = `qemu-${name}`;
-  const vm = await Vm.create(join(host.runs, name), host.image, { DEVICE_ID: id, SERVER_URL: host.guestUrl, ENROLL_TOKEN: host.enroll, CHANNEL: channel, POLL_SECONDS: '5' });
+  const vm = await Vm.create(join(host.runs, name), host.image, { DEVICE_ID: id, SERVER_URL: host.guestUrl, ENROLL_TOKEN: host.enroll, CHANNEL: channel, POLL_SECONDS: '5', FACTORY_VERSION });
   machines.add(vm);
   return { vm, id };
 }
@@ -159,13 +162,25 @@ async function releaseScenario(host: Host, name: string, r: Release, expect: { o
     check(f.length === 1, `${seen}: expected exactly one final report of ${r.version}`);
     check(f[0]!.outcome === expect.outcome && (expect.reason === undefined || f[0]!.reason === expect.reason), `${seen}: expected ${expect.outcome}${expect.reason ? ` (${expect.reason})` : ''}`);
     check(expect.boots.test(boots), `${seen}: boots do not match ${expect.boots}`);
+    // Back on the factory system after a rollback, the server shows the factory's version.
+    check(expect.outcome === 'success' ? after?.device.version === r.version : after?.device.version === FACTORY_VERSION, `${seen}: expected the server to show v${expect.outcome === 'success' ? r.version : FACTORY_VERSION}`);
     const store = await checkStore(vm, host.image);
     check(store.ok, `${seen}; store: ${store.detail}`);
     if (traceOut) traceOut.push(...vm.trace);
-    return `${seen}; store ${store.detail}; ${vm.trace.length} durable writes`;
+    return `${seen}; store ${store.detail}; ${vm.trace.length} durable writes${phases(vm.trace)}`;
   } finally {
     if (vm.running) await vm.cut();
   }
+}
+
+/** Where a machine's time went, from its trace: first write (boot), the longest pause (the reboot), the last write. */
+function phases(trace: readonly TraceLine[]): string {
+  if (trace.length === 0) return '';
+  let gap = 0;
+  let gapAt = 0;
+  for (let i = 1; i < trace.length; i++) if (trace[i]!.at - trace[i - 1]!.at > gap) [gap, gapAt] = [trace[i]!.at - trace[i - 1]!.at, trace[i - 1]!.at];
+  const s = (ms: number) => (ms / 1000).toFixed(0);
+  return ` (first at ${s(trace[0]!.at)} s after power-on, longest pause ${s(gap)} s from ${s(gapAt)} s, last at ${s(trace.at(-1)!.at)} s)`;
 }
 
 /** The agent's line when it starts checking in: it got through boot, recovery and health checks. */
@@ -175,9 +190,13 @@ const CHECKING_IN = /ota-agent\[\d+\]: update server \S+: checking in now/;
 async function powerScenario(host: Host, name: string, p: CutPoint): Promise<string> {
   const { vm, id } = await newVm(host, name, 'power');
   let cutAt = '';
+  let cutSec = 0;
+  let on = Date.now();
+  const watch = new PointWatch(p);
   vm.onTrace((l) => {
-    if (l.n !== p.n || cutAt) return;
-    cutAt = `${l.kind} ${l.what}`.slice(0, 60);
+    if (!watch.hit(l) || cutAt) return;
+    cutAt = `write ${l.n}: ${l.kind} ${l.what}`.slice(0, 70);
+    cutSec = (Date.now() - on) / 1000 + p.delayMs / 1000;
     const go = () => void vm.cut();
     if (p.delayMs > 0) setTimeout(go, p.delayMs);
     else go();
@@ -188,11 +207,12 @@ async function powerScenario(host: Host, name: string, p: CutPoint): Promise<str
     const done = waitServer(host, vm, id, VM_LIMIT, (x) => finals(x, GOOD.version).length > 0 && x.device.transaction === null);
     await Promise.race([vm.waitOff(), done.then(async () => { if (!cutAt) { await sleep(20_000); await vm.cut(); } })]);
     await vm.waitOff();
-    check(cutAt !== '', `the update ended before durable write ${p.n} (it made ${vm.trace.length}); boots ${(await vm.boots()).join(' ')}`);
+    check(cutAt !== '', `the update ended before ${p.name} (it made ${vm.trace.length} durable writes); boots ${(await vm.boots()).join(' ')}`);
     const bootsBefore = (await vm.boots()).length;
     const consoleBefore = (await vm.console()).length;
     // Power on again: the same disk. Done when the update has its final report and the agent,
     // after this power-on, got through its boot to checking in.
+    on = Date.now();
     vm.start(VM_LIMIT);
     const v = await waitServer(host, vm, id, VM_LIMIT, (x) => finals(x, GOOD.version).length > 0 && x.device.transaction === null);
     const deadline = Date.now() + 300_000;
@@ -205,13 +225,14 @@ async function powerScenario(host: Host, name: string, p: CutPoint): Promise<str
     const f = finals(after, GOOD.version);
     const env = await vm.grubenv();
     const up = CHECKING_IN.test((await vm.console()).slice(consoleBefore));
-    const seen = `cut after write ${p.n}${p.delayMs ? ` +${p.delayMs / 1000} s` : ''} (${cutAt}); boots ${boots.slice(0, bootsBefore).join(' ')} | ${boots.slice(bootsBefore).join(' ')}; ${describe(after)}; ${f.length} final report(s); ORDER="${env.ORDER}"`;
+    const again = ((Date.now() - on) / 1000).toFixed(0);
+    const seen = `cut after ${p.name} (${cutAt}${p.delayMs ? `, +${p.delayMs / 1000} s` : ''}); boots ${boots.slice(0, bootsBefore).join(' ')} | ${boots.slice(bootsBefore).join(' ')}; ${describe(after)}; ${f.length} final report(s); ORDER="${env.ORDER}"`;
     check(boots.length > bootsBefore && up, `${seen}: after the cut the device did not come up to check in again`);
     check(f.length === 1, `${seen}: expected exactly one final report`);
     check(f[0]!.outcome !== 'success' || after?.device.version === GOOD.version, `${seen}: committed on the server but the device runs ${after?.device.version}`);
     const store = await checkStore(vm, host.image);
     check(store.ok, `${seen}; store: ${store.detail}`);
-    return `${seen}; ${f[0]!.outcome === 'success' ? 'committed' : `rolled back (${f[0]!.reason})`}; store ${store.detail}`;
+    return `${seen}; ${f[0]!.outcome === 'success' ? 'committed' : `rolled back (${f[0]!.reason})`}; store ${store.detail}; cut ${cutSec.toFixed(0)} s after power-on, settled ${again} s after the next`;
   } finally {
     if (vm.running) await vm.cut();
   }
@@ -220,18 +241,18 @@ async function powerScenario(host: Host, name: string, p: CutPoint): Promise<str
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { ci: { type: 'boolean' }, only: { type: 'string' }, points: { type: 'string' }, jobs: { type: 'string' }, cuts: { type: 'string' }, 'stop-at': { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
-    process.stdout.write('Usage: node dist/scripts/device/test.js [--ci] [--only update,health,panic,hang,power] [--points N | --cuts N[+S],...] [--jobs N] [--stop-at ISO-TIME] [--keep]\n');
+    process.stdout.write('Usage: node dist/scripts/device/test.js [--ci] [--only update,health,panic,hang,power] [--points N | --points NAME[+S],...] [--jobs N] [--stop-at ISO-TIME] [--keep]\n');
     return 0;
   }
   if (process.getuid?.() !== 0) throw new Error('the device test needs root (debootstrap, chroot)');
   const only = values.only ? new Set(values.only.split(',')) : undefined;
   const want = (s: string) => !only || only.has(s);
-  const cuts = values.cuts?.split(',').map((c) => {
-    const m = /^(\d+)(?:\+(\d+))?$/.exec(c.trim());
-    if (!m) throw new Error(`--cuts wants write numbers such as 12,30,48+3 (+S: S seconds later), not ${c}`);
-    return { n: Number(m[1]), delayMs: Number(m[2] ?? 0) * 1000 };
-  });
-  const pointCount = cuts ? cuts.length : Number(values.points ?? (values.ci ? 4 : 20));
+  // --points N: N points picked from the update's trace; --points/--cuts a,b: exactly those named points.
+  const list = values.cuts ?? (values.points !== undefined && !/^\d+$/.test(values.points) ? values.points : undefined);
+  const named = list?.split(',').map(parsePoint);
+  const pointCount = named ? named.length : values.points !== undefined ? Number(values.points) : undefined;
+  // Without a count the points are fixed names (chosen once from a trace), so the cuts need not wait for the update.
+  const fixed = named ?? (pointCount === undefined ? (values.ci ? CI_POINTS : FULL_POINTS).map(parsePoint) : undefined);
   const lanes = Number(values.jobs ?? 2);
   if (!Number.isInteger(lanes) || lanes < 1) throw new Error(`--jobs wants a whole number of machines at a time, 1 or more, not ${values.jobs}`);
   const stopAt = values['stop-at'] === undefined ? Infinity : Date.parse(values['stop-at']);
@@ -265,7 +286,7 @@ async function main(): Promise<number> {
     }
   };
   try {
-    const releases = [GOOD, ...(want('health') ? [BAD_APP] : []), ...(want('panic') && !values.ci ? [PANIC] : []), ...(want('hang') && !values.ci ? [HANG] : [])];
+    const releases = [GOOD, ...(want('health') && !values.ci ? [BAD_APP] : []), ...(want('panic') && !values.ci ? [PANIC] : []), ...(want('hang') && !values.ci ? [HANG] : [])];
     for (const r of releases) {
       const b = await releaseBundle(image, r);
       const channels = r === GOOD ? ['good', 'power'] : [r.name];
@@ -279,41 +300,44 @@ async function main(): Promise<number> {
     const golden: TraceLine[] = [];
     const jobs: { name: string; run: () => Promise<string> }[] = [];
     jobs.push({ name: 'update', run: () => releaseScenario(host, 'update', GOOD, { outcome: 'success', boots: /^A1 B1$/ }, golden) });
-    if (want('health')) jobs.push({ name: 'health', run: () => releaseScenario(host, 'health', BAD_APP, { outcome: 'failure', reason: 'health-check:demo-app', boots: /^A1 B1 A1$/ }) });
-    if (want('panic') && !values.ci) jobs.push({ name: 'panic', run: () => releaseScenario(host, 'panic', PANIC, { outcome: 'failure', reason: 'boot-failed', boots: /^A1 B1 B2 B3 A1$/ }) });
     if (want('hang') && !values.ci) jobs.push({ name: 'hang', run: () => releaseScenario(host, 'hang', HANG, { outcome: 'failure', reason: 'boot-failed', boots: /^A1 B1 B2 B3 A1$/ }) });
-    // `lanes` machines at a time (2 unless --jobs). The update runs first: its trace is where the power cuts are
-    // chosen, so they join the queue when it is done.
+    if (want('panic') && !values.ci) jobs.push({ name: 'panic', run: () => releaseScenario(host, 'panic', PANIC, { outcome: 'failure', reason: 'boot-failed', boots: /^A1 B1 B2 B3 A1$/ }) });
+    if (want('health') && !values.ci) jobs.push({ name: 'health', run: () => releaseScenario(host, 'health', BAD_APP, { outcome: 'failure', reason: 'health-check:demo-app', boots: /^A1 B1 A1$/ }) });
+    // `lanes` machines at a time (2 unless --jobs), the longest first. Named points (the default) join the
+    // queue at once; points picked from a trace (--points N) join it when the update's trace is there.
     const work: (() => Promise<void>)[] = [];
     let updatePending = true;
     const savedTrace = join(CACHE, 'update-trace.json');
-    // Without `update` in --only, power cuts take their points from the last update's trace.
-    const runUpdate = want('update') || (want('power') && pointCount > 0 && !existsSync(savedTrace));
+    const powerJob = (p: CutPoint) => () => attempt(`power ${p.name}`, () => powerScenario(host, `power-${p.name.replace(/[^A-Za-z0-9._-]+/g, '.')}`, p));
+    const withPower = want('power') && (pointCount === undefined || pointCount > 0);
+    // Without `update` in --only, points picked by count come from the last update's saved trace.
+    const runUpdate = want('update') || (withPower && !fixed && !existsSync(savedTrace));
     work.push(async () => {
       const update = jobs[0]!;
       if (runUpdate) await attempt(update.name, update.run);
       updatePending = false;
-      if (!want('power') || pointCount <= 0) return;
+      if (runUpdate && golden.length > 0) await writeFile(savedTrace, JSON.stringify(golden, null, 1));
+      if (runUpdate && golden.length > 0 && fixed) {
+        // The fixed points must be writes this agent makes: each is in the update's own trace.
+        const have = new Set(namedTrace(golden).map((c) => pointName(c.cls, c.ordinal)));
+        const missing = fixed.filter((p) => !have.has(pointName(p.cls, p.ordinal)));
+        log(`update trace: ${golden.length} durable writes; ${namedTrace(golden).map((c, i) => `${i + 1} ${pointName(c.cls, c.ordinal)}`).join(', ')}`);
+        say({ name: 'points', ok: missing.length === 0, seen: missing.length ? `not in the update's trace: ${missing.map((p) => p.name).join(', ')}` : `all ${fixed.length} cut points are writes of the update's trace (${golden.length} writes)`, seconds: 0 });
+      }
+      if (!withPower || fixed) return;
       if (!runUpdate) {
         golden.push(...(JSON.parse(await readFile(savedTrace, 'utf8')) as TraceLine[]));
         log(`power cuts from the saved trace of an earlier update run (${savedTrace})`);
       } else if (golden.length === 0) {
         say({ name: 'power', ok: false, seen: 'no durable-write trace from the update scenario: no cut points', seconds: 0 });
         return;
-      } else {
-        // Kept for the record (docs/RELIABILITY.md quotes its figures).
-        await writeFile(savedTrace, JSON.stringify(golden, null, 1));
       }
-      const points = cuts
-        ? cuts.map((c) => ({ ...c, label: golden[c.n - 1] ? `${golden[c.n - 1]!.kind} ${golden[c.n - 1]!.what}` : `write ${c.n}` }))
-        : pickPoints(golden, pointCount, values.ci || values.points !== undefined ? pointCount : undefined);
-      log(`update trace: ${golden.length} durable writes (${[...new Set(golden.map((l) => l.kind))].join(', ')}); ${points.length} cut points`);
-      for (const p of points) {
-        const tag = `power-${String(p.n).padStart(3, '0')}${p.delayMs ? `-reboot${p.delayMs / 1000}s` : ''}`;
-        work.push(() => attempt(tag, () => powerScenario(host, tag, p)));
-      }
+      const points = pickPoints(golden, pointCount!, values.points !== undefined ? pointCount : undefined);
+      log(`update trace: ${golden.length} durable writes (${[...new Set(golden.map((l) => l.kind))].join(', ')}); ${points.length} cut points: ${points.map((p) => p.name).join(', ')}`);
+      for (const p of points) work.push(powerJob(p));
     });
     for (const j of jobs.slice(1)) work.push(() => attempt(j.name, j.run));
+    if (withPower && fixed) for (const p of fixed) work.push(powerJob(p));
     const lane = async (): Promise<void> => {
       for (;;) {
         const job = work.shift();

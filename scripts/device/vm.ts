@@ -35,6 +35,8 @@ export interface Provision {
   ENROLL_TOKEN: string;
   CHANNEL: string;
   POLL_SECONDS: string;
+  /** The version of the factory image in both slots (the agent's device.factoryVersion). */
+  FACTORY_VERSION: string;
 }
 
 /** A qemu machine on its own disk. */
