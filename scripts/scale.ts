@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
+import { errorMessage } from '../shared/errors.js';
 import { PgDatabase } from '../server/db/pg-sync.js';
 import { ServerProcess, api, createToken } from './fleet/server.js';
 import { SimFleet, inLanes, type Fate, type SimDevice } from './fleet/sim-devices.js';
@@ -159,8 +160,19 @@ async function main(): Promise<number> {
     let backAt = 0;
     const deadline = Date.now() + TIMEOUT_MS;
     let view: { state: string; phase: number; totals: Record<string, number> } = { state: '', phase: 0, totals: {} };
+    let unseen = 0;
     while (Date.now() < deadline) {
-      view = (await api<{ rollout: typeof view }>(urls[0]!, ops, 'GET', `/v1/rollouts/${rollout.id}`)).rollout;
+      // The test's own look at the rollout: a connection lost under load is asked again next
+      // second (the devices' requests are what the checks judge); five in a row end the run.
+      try {
+        view = (await api<{ rollout: typeof view }>(urls[0]!, ops, 'GET', `/v1/rollouts/${rollout.id}`)).rollout;
+        unseen = 0;
+      } catch (err) {
+        if (++unseen >= 5) throw err;
+        say(`reading the rollout from instance 0 failed (${errorMessage(err)}); asking again`);
+        await sleep(1000);
+        continue;
+      }
       if (killedAt === 0 && (view.totals.success ?? 0) >= Math.max(20, DEVICES * 0.05)) {
         killedAt = Date.now();
         await servers[victim]!.stop('SIGKILL');
@@ -234,6 +246,10 @@ async function main(): Promise<number> {
     const offeredTwice = all.filter((d) => d.offered.filter((v) => v === VERSION).length !== 1).length;
     check(offeredTwice === 0, `each device was offered the release exactly once (${offeredTwice} otherwise)`);
     say(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  } catch (err) {
+    // What the instances were doing when the run failed, before they are stopped.
+    for (const [i, s] of servers.entries()) process.stderr.write(`test:scale: instance ${i} ${s.describe()}\n`);
+    throw err;
   } finally {
     stopLoad = true;
     await Promise.all(servers.map((s) => s.stop().catch(() => undefined)));

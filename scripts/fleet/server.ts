@@ -29,6 +29,8 @@ export interface ServerOptions {
 export class ServerProcess {
   private child: ResultPromise | undefined;
   private output = '';
+  /** How the current process ended (exit code or signal), or null while it runs. */
+  private ended: string | null = null;
   url = '';
 
   private constructor(private readonly opts: ServerOptions) {}
@@ -49,6 +51,10 @@ export class ServerProcess {
     const child = execa('node', args, { reject: false, stdin: 'ignore', all: true, buffer: false, env: { OTA_SERVER_LOG_LEVEL: 'warn', ...db } });
     this.child = child;
     this.output = '';
+    this.ended = null;
+    void child.then((r) => {
+      if (this.child === child) this.ended = String(r.exitCode ?? r.signal);
+    });
     this.url = await new Promise<string>((resolveUrl, reject) => {
       child.all?.setEncoding('utf8');
       child.all?.on('data', (d: string) => {
@@ -68,6 +74,12 @@ export class ServerProcess {
   /** Everything the process printed. */
   get log(): string {
     return this.output;
+  }
+
+  /** What a failed run needs to say of it: running or how it ended, and its last lines. */
+  describe(lines = 30): string {
+    const tail = this.output.trimEnd().split('\n').slice(-lines).join('\n');
+    return `${this.url}: ${this.ended === null ? 'running' : `ended (${this.ended})`}${tail ? `; its last lines:\n${tail}` : '; it printed nothing'}`;
   }
 
   /** Stops it with `signal` (SIGKILL is a crash) and waits for the exit. */
