@@ -201,8 +201,15 @@ describe.skipIf(!present)('the console in Chromium', () => {
     const fleetRows = await fetch(`${fleet.url}/v1/fleet/devices?limit=100`, { headers: { authorization: `Bearer ${fleet.tokens.ops}` } }).then((r) => r.json() as Promise<{ devices: { lastOutcome: { version: string } | null }[] }>);
     expect(fleetRows.devices.filter((d) => d.lastOutcome?.version === '1.2.0').length).toBeLessThanOrEqual(2);
 
+    // The server's answer to the click is the proof: a device of the first phase still installing
+    // the bad release may report its failure right after and pause the rollout again at once
+    // (failures after a resume count anew), so the card need not be seen running.
+    const resumed = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/resume'));
     await card.getByRole('button', { name: 'Resume' }).click();
-    await expect.poll(() => card.getAttribute('data-state')).not.toBe('paused');
+    const answer = await resumed;
+    expect(answer.status()).toBe(200);
+    expect(((await answer.json()) as { state: string }).state).toBe('running');
+    await expect.poll(() => page.getByText(/1\.2\.0: resume done/).count(), { timeout: 4000 }).toBe(1);
     page.once('dialog', (d) => void d.accept());
     await card.getByRole('button', { name: 'Abort' }).click();
     await expect.poll(() => card.getAttribute('data-state')).toBe('aborted');
