@@ -51,6 +51,8 @@ interface Answer {
   fields?: string[];
   rowCount?: number;
   error?: { message: string; code?: string };
+  /** The statement's number in this handle (PgDatabase.roundTrip). */
+  seq?: number;
 }
 
 // The worker, as CommonJS source: vitest runs the TypeScript sources and `dist` the compiled
@@ -71,7 +73,8 @@ async function connected() {
   client = c;
   return c;
 }
-function reply(answer) {
+function reply(m, answer) {
+  answer.seq = m.seq;
   port.postMessage(answer);
   Atomics.store(flag, 0, 1);
   Atomics.notify(flag, 0);
@@ -80,7 +83,7 @@ port.on('message', async (m) => {
   if (m.close) {
     try { if (client) await client.end(); } catch {}
     client = null;
-    reply({ rowCount: 0 });
+    reply(m, { rowCount: 0 });
     return;
   }
   try {
@@ -91,13 +94,13 @@ port.on('message', async (m) => {
     // Named: the connection parses and plans each statement of the query groups once.
     const r = await c.query(m.name ? { name: m.name, text: m.sql, values } : { text: m.sql, values });
     const last = Array.isArray(r) ? r[r.length - 1] : r;
-    reply({ rows: last.rows, fields: (last.fields || []).map((f) => f.name), rowCount: last.rowCount ?? 0 });
+    reply(m, { rows: last.rows, fields: (last.fields || []).map((f) => f.name), rowCount: last.rowCount ?? 0 });
   } catch (e) {
     // A broken connection is dropped: the next statement opens a new one.
     if (client && (e.code === undefined || /^(08|57P|E[A-Z]+$)/.test(String(e.code)))) {
       const c = client; client = null; c.end().catch(() => {});
     }
-    reply({ error: { message: String(e && e.message || e), code: e && e.code } });
+    reply(m, { error: { message: String(e && e.message || e), code: e && e.code } });
   }
 });
 `;
@@ -214,9 +217,12 @@ export type PgTransaction<A extends unknown[], R> = ((...args: A) => R) & {
 export class PgDatabase {
   open = true;
   readonly name: string;
-  private readonly worker: Worker;
-  private readonly port: MessagePort;
-  private readonly flag: Int32Array;
+  private worker!: Worker;
+  private port!: MessagePort;
+  private flag!: Int32Array;
+  private readonly url: string;
+  /** The number of the last statement sent; an answer with another is one given up on. */
+  private seq = 0;
   private depth = 0;
   /** The BEGIN of the open transaction, until its first statement carries it to the worker. */
   private pendingBegin: string | null = null;
@@ -230,13 +236,19 @@ export class PgDatabase {
 
   constructor(url: string) {
     this.name = redact(url);
+    this.url = url;
+    this.start();
+  }
+
+  /** Starts the worker and its connection (again after a statement was given up on). */
+  private start(): void {
     const shared = new SharedArrayBuffer(4);
     this.flag = new Int32Array(shared);
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     this.worker = new Worker(WORKER, {
       eval: true,
-      workerData: { url, pg: createRequire(import.meta.url).resolve('pg'), flag: shared, port: port2 },
+      workerData: { url: this.url, pg: createRequire(import.meta.url).resolve('pg'), flag: shared, port: port2 },
       transferList: [port2],
     });
     // The worker lives as long as the handle; it must not keep a finished process alive.
@@ -263,15 +275,27 @@ export class PgDatabase {
     return a;
   }
 
-  private roundTrip(msg: unknown): Answer {
-    Atomics.store(this.flag, 0, 0);
-    this.port.postMessage(msg);
-    const waited = Atomics.wait(this.flag, 0, 0, STATEMENT_TIMEOUT_MS);
-    const got = receiveMessageOnPort(this.port);
-    if (waited === 'timed-out' || !got) {
-      throw new OtaError('SERVER_DB_UNAVAILABLE', `database ${this.name}: no answer within ${STATEMENT_TIMEOUT_MS / 1000} s`);
+  private roundTrip(msg: object): Answer {
+    const seq = ++this.seq;
+    this.port.postMessage({ ...msg, seq });
+    const deadline = Date.now() + STATEMENT_TIMEOUT_MS;
+    for (;;) {
+      // The flag is cleared before the port is read, so an answer posted after the read
+      // finds it clear and wakes the wait below.
+      Atomics.store(this.flag, 0, 0);
+      let got = receiveMessageOnPort(this.port);
+      while (got && (got.message as Answer).seq !== seq) got = receiveMessageOnPort(this.port);
+      if (got) return got.message as Answer;
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      Atomics.wait(this.flag, 0, 0, left);
     }
-    return got.message as Answer;
+    // Given up on: the statement may still hold locks in an open transaction, and its answer
+    // would come later, in another statement's place. The worker and its connection go (the
+    // database aborts the transaction when the connection closes) and a fresh one takes over.
+    void this.worker.terminate();
+    this.start();
+    throw new OtaError('SERVER_DB_UNAVAILABLE', `database ${this.name}: no answer within ${STATEMENT_TIMEOUT_MS / 1000} s`);
   }
 
   prepare(sql: string): PgStatement {
