@@ -144,18 +144,10 @@ export class ChunkTableBuilder {
 
   private grow(): void {
     const cap = this.lengths.length * 2;
-    const o = new Float64Array(cap);
-    o.set(this.offsets);
-    this.offsets = o;
-    const l = new Uint32Array(cap);
-    l.set(this.lengths);
-    this.lengths = l;
-    const so = new Float64Array(cap);
-    so.set(this.storedOffsets);
-    this.storedOffsets = so;
-    const sl = new Uint32Array(cap);
-    sl.set(this.storedLengths);
-    this.storedLengths = sl;
+    this.offsets = widened(this.offsets, cap);
+    this.lengths = widened(this.lengths, cap);
+    this.storedOffsets = widened(this.storedOffsets, cap);
+    this.storedLengths = widened(this.storedLengths, cap);
     const h = Buffer.alloc(cap * this.hashBytes);
     this.hashes.copy(h);
     this.hashes = h;
@@ -376,4 +368,11 @@ export function parseIndex(b: Buffer, what: string): ChunkIndex {
   if (end !== imageSize) throw new OtaError('INDEX_GAP', `${what}: the chunks cover ${end} of the image's ${imageSize} bytes`);
   const chunks = new ChunkTable(offsets, lengths, storedOffsets, storedLengths, hashes, hashBytes);
   return { storage, params, imageSize, imageSha256, storedSize, chunks };
+}
+
+/** A copy of column `a` with room for `cap` entries. */
+function widened<T extends Float64Array | Uint32Array>(a: T, cap: number): T {
+  const out = new (a.constructor as new (n: number) => T)(cap);
+  out.set(a);
+  return out;
 }
