@@ -3,8 +3,8 @@
  *
  * The query groups are written against better-sqlite3's synchronous API (prepare, run/get/all,
  * pluck, transaction). node-postgres is asynchronous, so this module runs one `pg` client in a
- * worker thread and waits for each answer with `Atomics.wait` (the answer itself is taken with
- * `receiveMessageOnPort`). The event loop of the server stops for the length of one round trip
+ * worker thread and waits for each answer with `Atomics.wait` (sync-channel.ts: the answer
+ * itself is taken with `receiveMessageOnPort`). The event loop of the server stops for the length of one round trip
  * to the database, as it stops for one SQLite statement today: statements of one process run
  * one after the other, never interleaved, which is what the query groups were written for.
  *
@@ -20,8 +20,8 @@
  * steps are conditional writes and row locks, so check-ins of all instances run side by side.
  */
 import { createRequire } from 'node:module';
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { OtaError } from '../../shared/errors.js';
+import { SyncChannel, WORKER_ANSWER } from './sync-channel.js';
 
 /** The advisory lock key every write transaction holds (any constant; "otaab" in ASCII). */
 export const WRITE_LOCK_KEY = 0x6f74_6161_62;
@@ -51,18 +51,17 @@ interface Answer {
   fields?: string[];
   rowCount?: number;
   error?: { message: string; code?: string };
-  /** The statement's number in this handle (PgDatabase.roundTrip). */
+  /** The statement's number in this handle (SyncChannel). */
   seq?: number;
 }
 
 // The worker, as CommonJS source: vitest runs the TypeScript sources and `dist` the compiled
 // ones, and an inline worker is the same in both.
-const WORKER = `
+const WORKER = `${WORKER_ANSWER}
 const { workerData } = require('node:worker_threads');
 const pg = require(workerData.pg);
 pg.types.setTypeParser(20, (v) => Number(v));     // int8: counts, sizes (< 2^53)
 pg.types.setTypeParser(1700, (v) => Number(v));   // numeric: sums
-const flag = new Int32Array(workerData.flag);
 const port = workerData.port;
 let client = null;
 async function connected() {
@@ -75,9 +74,7 @@ async function connected() {
 }
 function reply(m, answer) {
   answer.seq = m.seq;
-  port.postMessage(answer);
-  Atomics.store(flag, 0, 1);
-  Atomics.notify(flag, 0);
+  answered(answer);
 }
 port.on('message', async (m) => {
   if (m.close) {
@@ -217,12 +214,7 @@ export type PgTransaction<A extends unknown[], R> = ((...args: A) => R) & {
 export class PgDatabase {
   open = true;
   readonly name: string;
-  private worker!: Worker;
-  private port!: MessagePort;
-  private flag!: Int32Array;
-  private readonly url: string;
-  /** The number of the last statement sent; an answer with another is one given up on. */
-  private seq = 0;
+  private readonly channel: SyncChannel<Answer>;
   private depth = 0;
   /** The BEGIN of the open transaction, until its first statement carries it to the worker. */
   private pendingBegin: string | null = null;
@@ -236,24 +228,7 @@ export class PgDatabase {
 
   constructor(url: string) {
     this.name = redact(url);
-    this.url = url;
-    this.start();
-  }
-
-  /** Starts the worker and its connection (again after a statement was given up on). */
-  private start(): void {
-    const shared = new SharedArrayBuffer(4);
-    this.flag = new Int32Array(shared);
-    const { port1, port2 } = new MessageChannel();
-    this.port = port1;
-    this.worker = new Worker(WORKER, {
-      eval: true,
-      workerData: { url: this.url, pg: createRequire(import.meta.url).resolve('pg'), flag: shared, port: port2 },
-      transferList: [port2],
-    });
-    // The worker lives as long as the handle; it must not keep a finished process alive.
-    this.worker.unref();
-    this.port.unref();
+    this.channel = new SyncChannel<Answer>(WORKER, { url, pg: createRequire(import.meta.url).resolve('pg') });
   }
 
   /**
@@ -276,26 +251,11 @@ export class PgDatabase {
   }
 
   private roundTrip(msg: object): Answer {
-    const seq = ++this.seq;
-    this.port.postMessage({ ...msg, seq });
-    const deadline = Date.now() + STATEMENT_TIMEOUT_MS;
-    for (;;) {
-      // The flag is cleared before the port is read, so an answer posted after the read
-      // finds it clear and wakes the wait below.
-      Atomics.store(this.flag, 0, 0);
-      let got = receiveMessageOnPort(this.port);
-      while (got && (got.message as Answer).seq !== seq) got = receiveMessageOnPort(this.port);
-      if (got) return got.message as Answer;
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      Atomics.wait(this.flag, 0, 0, left);
-    }
-    // Given up on: the statement may still hold locks in an open transaction, and its answer
-    // would come later, in another statement's place. The worker and its connection go (the
-    // database aborts the transaction when the connection closes) and a fresh one takes over.
-    void this.worker.terminate();
-    this.start();
-    throw new OtaError('SERVER_DB_UNAVAILABLE', `database ${this.name}: no answer within ${STATEMENT_TIMEOUT_MS / 1000} s`);
+    const answer = this.channel.call(msg, STATEMENT_TIMEOUT_MS);
+    // Given up on, the statement may still hold locks in an open transaction: the channel
+    // replaced the worker, whose connection closing makes the database abort that transaction.
+    if (answer === undefined) throw new OtaError('SERVER_DB_UNAVAILABLE', `database ${this.name}: no answer within ${STATEMENT_TIMEOUT_MS / 1000} s`);
+    return answer;
   }
 
   prepare(sql: string): PgStatement {
@@ -384,7 +344,7 @@ export class PgDatabase {
       this.roundTrip({ close: true });
     } finally {
       this.open = false;
-      void this.worker.terminate();
+      this.channel.terminate();
     }
   }
 }
