@@ -11,7 +11,9 @@
  *   - every report a device sent is stored, once (the database against the devices' own log);
  *   - the rollout completed with counts equal to what the devices did, member by member;
  *   - each rollback was delivered exactly once, though three instances were asked at once;
- *   - an enrollment raced at three instances succeeds once.
+ *   - an enrollment raced at three instances succeeds once;
+ *   - devices enrolled after the rollout started join it at their first check-in, at the three
+ *     instances at once, each with a shuffle position of its own.
  * Exit 0 when every check holds, 1 otherwise.
  *
  *   node dist/scripts/scale.js [--devices 1000] [--timeout 300]
@@ -35,6 +37,8 @@ const { values } = parseArgs({ options: { devices: { type: 'string', default: '1
 const DEVICES = Number(values.devices);
 const TIMEOUT_MS = Number(values.timeout) * 1000;
 const INSTANCES = 3;
+/** Devices enrolled at each instance after the rollout started. */
+const LATE = 30;
 const PRODUCT = 'scale';
 const COMPATIBLE = 'x86-gw';
 const VERSION = '2.0.0';
@@ -126,6 +130,7 @@ async function main(): Promise<number> {
       urls.map((u, i) => SimFleet.enroll({ url: u, enrollToken: enroll, count: per[i]!, prefix: `i${i}`, compatible: COMPATIBLE, product: PRODUCT })),
     );
     const all = fleets.flatMap((f) => f.devices);
+    const early = all.length;
     say(`${all.length} devices enrolled (${per.join(' + ')}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
     // The release, through instance 0; the staged rollout, through instance 1.
@@ -144,9 +149,18 @@ async function main(): Promise<number> {
     });
     say(`release ${PRODUCT} ${VERSION} uploaded through instance 0; rollout ${rollout.id} started through instance 1`);
 
+    // Late joiners: devices enrolled after the start join the rollout at their first check-in,
+    // at all three instances at once, each under the rollout's own lock for its shuffle position.
+    const late = await Promise.all(
+      urls.map((u, i) => SimFleet.enroll({ url: u, enrollToken: enroll, count: LATE, prefix: `late${i}`, compatible: COMPATIBLE, product: PRODUCT })),
+    );
+    const lateDevices = late.flatMap((f) => f.devices);
+    all.push(...lateDevices);
+    say(`${lateDevices.length} more devices enrolled after the rollout started (${LATE} at each instance)`);
+
     // The load: every fleet checks in round after round; devices download (the bundle's bytes
     // are not fetched by these simulated devices) and report.
-    const loops = fleets.map(async (f) => {
+    const loops = [...fleets, ...late].map(async (f) => {
       while (!stopLoad) {
         const t = Date.now();
         await f.round(fate, 12);
@@ -189,7 +203,7 @@ async function main(): Promise<number> {
     stopLoad = true;
     await Promise.all(loops);
     // Anything still unsent goes out now.
-    await inLanes(fleets.flatMap((f) => f.devices.map((d) => ({ f, d }))), 16, async ({ f, d }) => void (await f.flush(d)));
+    await inLanes([...fleets, ...late].flatMap((f) => f.devices.map((d) => ({ f, d }))), 16, async ({ f, d }) => void (await f.flush(d)));
     view = (await api<{ rollout: typeof view }>(urls[0]!, ops, 'GET', `/v1/rollouts/${rollout.id}`)).rollout;
     say(`load ended after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${log.length} requests`);
     check(killedAt > 0 && backAt > 0, `instance ${victim} was killed mid-rollout and restarted`);
@@ -241,6 +255,8 @@ async function main(): Promise<number> {
     const byDevice = new Map(members.map((m) => [m.device, m.status]));
     const wrong = all.filter((d) => byDevice.get(d.id) !== (d.version === VERSION ? 'success' : 'failure'));
     check(wrong.length === 0, `each member's status equals its device's outcome (${wrong.length} differ)`);
+    const lateMembers = lateDevices.filter((d) => byDevice.has(d.id)).length;
+    check(lateMembers === lateDevices.length, `${lateDevices.length} devices enrolled after the start (of ${early + lateDevices.length}) joined the rollout at their first check-in (${lateMembers} members)`);
     const dupPositions = db.prepare('SELECT count(*) - count(DISTINCT position) FROM rollout_devices WHERE rollout = ?').pluck().get(rollout.id) as number;
     check(dupPositions === 0, `no two members share a shuffle position (${dupPositions})`);
     const offeredTwice = all.filter((d) => d.offered.filter((v) => v === VERSION).length !== 1).length;
