@@ -6,6 +6,24 @@ import { open } from 'node:fs/promises';
 export const CHUNK = 1024 * 1024;
 
 /**
+ * Read buffers kept for the next file: a walk that hashes file after file (a tree's read-back,
+ * a module's sync of the running system) reads them all into the same two buffers instead of
+ * two fresh 1 MiB ones per file, which piled up as garbage until V8's external-memory limit
+ * started a collection (up to 30 MiB more RssAnon on the archive and module paths,
+ * docs/PERFORMANCE.md §2). One pair is kept (2 MiB); a second walk running at the same time
+ * gets its own pair, dropped after it.
+ */
+const spare: (readonly [Buffer, Buffer])[] = [];
+
+function leaseBuffers(): readonly [Buffer, Buffer] {
+  return spare.pop() ?? [Buffer.allocUnsafeSlow(CHUNK), Buffer.allocUnsafeSlow(CHUNK)];
+}
+
+function returnBuffers(bufs: readonly [Buffer, Buffer]): void {
+  if (spare.length === 0) spare.push(bufs);
+}
+
+/**
  * Calls `fn` with successive chunks of a file (from `start` up to `end`), reading into two
  * reused buffers: the next read runs while `fn` works on the chunk before it (hashing and
  * reading overlap), memory stays flat and no garbage piles up between collections. `fn` must be
@@ -13,7 +31,7 @@ export const CHUNK = 1024 * 1024;
  */
 export async function forEachChunk(path: string, fn: (chunk: Buffer) => unknown, start = 0, end = Infinity): Promise<number> {
   const fh = await open(path, 'r');
-  const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)] as const;
+  const bufs = leaseBuffers();
   // A read settles to its byte count or its error, so one failing while `fn` runs is never an
   // unhandled rejection.
   const readAt = (k: 0 | 1, at: number): Promise<{ n: number; error?: unknown }> =>
@@ -40,6 +58,7 @@ export async function forEachChunk(path: string, fn: (chunk: Buffer) => unknown,
   } finally {
     await pending;
     await fh.close();
+    returnBuffers(bufs);
   }
   return pos - start;
 }

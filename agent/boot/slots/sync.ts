@@ -8,13 +8,12 @@
  * `rsync -x`, it stays on the active slot's file system: a mount point (/proc, /data, ...)
  * is copied as an empty directory, never descended into.
  */
-import { createReadStream, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { copyFile, chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { createHash } from 'node:crypto';
 import { runTool } from '../../../shared/run-tool.js';
 import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
-import { CHUNK } from '../../../shared/hashing.js';
+import { hashFile } from '../../../shared/hashing.js';
 import { entryRecord, hashContent, metaOf, ownershipKept } from './tree-digest.js';
 
 /** What a sync did. */
@@ -36,10 +35,9 @@ async function sameContent(a: string, b: string): Promise<boolean> {
 
 async function copyContent(src: string, dst: string): Promise<string> {
   // Hash the source while it is read for the copy, so the record is what was meant to land.
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(src, { highWaterMark: CHUNK })) hash.update(chunk as Buffer);
+  const { sha256 } = await hashFile(src);
   await copyFile(src, dst);
-  return hash.digest('hex');
+  return sha256;
 }
 
 async function setMeta(abs: string, st: Stats, own: boolean, withTimes: boolean): Promise<void> {

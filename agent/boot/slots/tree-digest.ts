@@ -5,10 +5,10 @@
  * the read-back walks the slot after the fsync and must arrive at the same one.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CHUNK } from '../../../shared/hashing.js';
+import { hashFile } from '../../../shared/hashing.js';
 
 /** The metadata a record covers. */
 export interface EntryMeta {
@@ -52,11 +52,9 @@ export function combineRecords(records: ReadonlyMap<string, string>): { entries:
   return { entries: records.size, sha256: hash.digest('hex') };
 }
 
-/** sha256 of a file's content. */
+/** sha256 of a file's content, read into reused buffers (shared/hashing.ts). */
 export async function hashContent(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: CHUNK })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  return (await hashFile(path)).sha256;
 }
 
 /** The metadata of an entry on disk (sockets return undefined: they are never copied). */
