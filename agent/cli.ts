@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** `ota-agent`: the device agent: daemon and technician commands. */
+// First: caps the young generation before anything else allocates (young-generation.ts).
+import './infra/young-generation.js';
 import { main } from '../shared/cli.js';
 import { commands } from './commands/index.js';
 

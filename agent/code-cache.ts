@@ -13,6 +13,9 @@
  * `OTAAB_CODE_CACHE_OUT=FILE` makes the launcher write a fresh cache to FILE when the process
  * exits (what scripts/bundle.ts runs once); nothing else writes it.
  */
+// First: V8 binds a code cache to its flags, so the young generation's cap
+// (infra/young-generation.ts) is set before any code is compiled or its cache made.
+import './infra/young-generation.js';
 import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
