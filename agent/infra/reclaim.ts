@@ -21,6 +21,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { capYoungGeneration } from './young-generation.js';
 
 /**
  * Streamed bytes between two collections. More than a chunk's life (up to 1 MiB waiting in
@@ -42,6 +43,9 @@ function collector(): Gc | null {
     try {
       setFlagsFromString('--expose-gc');
       const f = runInNewContext('gc') as unknown;
+      // Measured: the young generation's cap did not hold after this (a delta install's grew
+      // to 2 MiB semi-spaces at this point); set it again (young-generation.ts).
+      capYoungGeneration();
       gc = typeof f === 'function' ? (f as Gc) : null;
     } catch {
       gc = null;

@@ -16,6 +16,7 @@
  * the wanted bytes.
  */
 import { Worker } from 'node:worker_threads';
+import { recapAfter } from '../../infra/young-generation.js';
 
 /** Bytes per read. */
 export const READBACK_CHUNK = 1 << 20;
@@ -115,6 +116,7 @@ export class ReadBack {
       // A small young generation: the worker's garbage (a promise and a result per read) is
       // collected as it goes instead of growing the heap over a long read-back.
       const w = new Worker(WORKER, { eval: true, workerData: { path: this.path, direct: this.direct, chunk: READBACK_CHUNK }, resourceLimits: WORKER_LIMITS });
+      recapAfter(w);
       this.outcome = new Promise<Outcome>((resolve) => {
         w.once('message', (m: Outcome) => resolve(m));
         w.once('error', (e) => resolve({ type: 'error', message: e.message }));
