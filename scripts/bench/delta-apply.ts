@@ -9,6 +9,11 @@
  *   node dist/scripts/bench/delta-apply.js [--size-mib 512] [--runs 2] [--dir DIR] [--json FILE] [--no-casync] [--cpu-prof DIR]
  *
  * --cpu-prof DIR writes a V8 CPU profile of each install's agent process into DIR.
+ *
+ * The agent is the one-file bundle (dist/bundle/ota-agent.mjs, made afresh), as shipped and as
+ * the memory and block-device benchmarks run it: the many-file dist/agent/cli.js parses some
+ * 300 modules before its first statement, and its young generation grows meanwhile
+ * (agent/infra/young-generation.ts).
  */
 import { execa } from 'execa';
 import { copyFile, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
@@ -21,9 +26,10 @@ import { indexRawImage } from '../../shared/chunk-build.js';
 import { packIndex } from '../../shared/chunk-index.js';
 import { generateSigningKey, readPrivateKey } from '../../shared/signing.js';
 import { measuredInstall } from './agent-run.js';
+import { agentEntry } from './blockdev.js';
 import { bootedDevice } from './device.js';
 import { COMPATIBLE } from './fixture.js';
-import { randomFile } from './util.js';
+import { randomFile, ROOT } from './util.js';
 import { readFile, writeFile } from 'node:fs/promises';
 
 const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '512' }, runs: { type: 'string', default: '2' }, dir: { type: 'string' }, json: { type: 'string' }, 'no-casync': { type: 'boolean' }, 'cpu-prof': { type: 'string' } } });
@@ -78,6 +84,7 @@ try {
   const oldIndex = packIndex((await indexRawImage(old)).index);
   const rows: string[] = [];
   const results: ApplyRun[] = [];
+  const cli = await agentEntry(ROOT);
   const modes = Array.from({ length: runs }, () => ['full', 'delta'] as const).flat();
   for (const mode of modes) {
     const dev = await bootedDevice({
@@ -99,7 +106,7 @@ try {
     });
     try {
       const prof = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof'], '--cpu-prof-name', `${mode}-${rows.length}.cpuprofile`] : [];
-      const r = await measuredInstall(dev, bundle, { origin: 'http://127.0.0.1:9', token: 'none' }, work, prof);
+      const r = await measuredInstall(dev, bundle, { origin: 'http://127.0.0.1:9', token: 'none' }, work, prof, cli);
       results.push({ mode, seconds: r.seconds, writeSeconds: r.downloadSeconds, readBackSeconds: r.readBackSeconds, peakAnonMiB: r.peakAnonMiB, peakRssMiB: r.peakRssMiB });
       rows.push(`${mode}: ${r.seconds.toFixed(2)} s (write ${r.downloadSeconds.toFixed(2)} s, read-back ${r.readBackSeconds.toFixed(2)} s), peak RssAnon ${r.peakAnonMiB.toFixed(1)} MiB, VmHWM ${r.peakRssMiB.toFixed(1)} MiB`);
       if (mode === 'delta') {
