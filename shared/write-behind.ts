@@ -9,7 +9,8 @@
  * Chunks are kept, not copied, until written: the caller must not change a chunk after handing
  * it over (socket and file streams, and the bundle reader's slices of them, never do).
  */
-import type { FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 
 /** Bytes gathered into one write. */
 export const WRITE_BATCH = 1 << 20;
@@ -209,4 +210,27 @@ export class DirectWriteBehind extends CopyingWriteBehind {
       at += b.length;
     }
   }
+}
+
+/**
+ * The writer of a raw slot's bytes from `pos` on, `fh` being the slot opened `r+` at `path`. A
+ * block device is written with O_DIRECT where it can be (DirectWriteBehind): not through its
+ * page cache, which each checkpoint's fsync would have to write back first. A write starting off
+ * a 4 KiB boundary (a resumed one), a file, or a device refusing O_DIRECT is written buffered.
+ * `close` closes the O_DIRECT handle, once the writer has nothing in flight.
+ */
+export async function slotWriter(
+  fh: FileHandle,
+  path: string,
+  blockDevice: boolean,
+  pos: number,
+  failed: (at: number, cause: unknown) => unknown,
+): Promise<{ writer: CopyingWriteBehind; close: () => Promise<void> }> {
+  const direct = blockDevice && pos % DIRECT_ALIGN === 0 ? await open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined) : undefined;
+  return {
+    writer: direct ? new DirectWriteBehind(fh, direct, pos, failed) : new CopyingWriteBehind(fh, pos, failed),
+    close: async () => {
+      await direct?.close();
+    },
+  };
 }

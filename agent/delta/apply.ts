@@ -16,7 +16,6 @@
  * must be the index's image sha256 before the slot can be armed, so the bytes written are not
  * hashed a second time here. The installed state finds the read-back done.
  */
-import { constants } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ByteSource } from '../../shared/byte-source.js';
@@ -25,7 +24,7 @@ import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { decodeChunk } from '../../shared/index-check.js';
 import { planDelta, type LocalSource, type PlanOptions } from '../../shared/delta/plan.js';
 import type { RangeReader } from '../../shared/delta/range.js';
-import { CopyingWriteBehind, DIRECT_ALIGN, DirectWriteBehind } from '../../shared/write-behind.js';
+import { slotWriter } from '../../shared/write-behind.js';
 import type { SlotConfig } from '../config/types.js';
 import { durablyAsync } from '../infra/durable.js';
 import { reclaimer } from '../infra/reclaim.js';
@@ -150,11 +149,8 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     await out.close();
     throw new OtaError('DELTA_SLOT_UNREADABLE', `slot ${job.active.name} (${job.active.path}): cannot be opened (${errorMessage(cause)})`, { cause });
   }
-  const failed = (at: number, cause: unknown): OtaError => slotError(target, `writing at offset ${at}`, cause);
-  // A block device is written with O_DIRECT where it can be, as a full install writes it
-  // (raw.ts): a resumed install starting off a 4 KiB boundary, or a refusing device, buffered.
-  const dfh = direct && from % DIRECT_ALIGN === 0 ? await open(target.path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined) : undefined;
-  const writer = dfh ? new DirectWriteBehind(out, dfh, from, failed) : new CopyingWriteBehind(out, from, failed);
+  // The writer a full install uses (raw.ts): O_DIRECT on a block device where it can be.
+  const { writer, close: closeDirect } = await slotWriter(out, target.path, direct, from, (at, cause) => slotError(target, `writing at offset ${at}`, cause));
   // The read-back is the whole image's check: the durable prefix first (a resumed install's),
   // then each region once its fsync returned; its digest must be the index's image sha256.
   const check = new ReadBack(target.path, direct);
@@ -336,7 +332,7 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     await ahead?.done;
     await writer.abandon();
     await flushing?.done;
-    await dfh?.close();
+    await closeDirect();
     await check.close();
     await out.close();
     await old.close();

@@ -12,13 +12,12 @@
  * compares it; an agent that restarts in between reads the whole slot back again there.
  */
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import type { PayloadEntry } from '../../../shared/bundle-reader.js';
 import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
 import { gunzipLimited } from '../../../shared/inflate.js';
 import type { SlotConfig } from '../../config/types.js';
-import { CopyingWriteBehind, DIRECT_ALIGN, DirectWriteBehind } from '../../../shared/write-behind.js';
+import { slotWriter } from '../../../shared/write-behind.js';
 import { durablyAsync } from '../../infra/durable.js';
 import { reclaiming } from '../../infra/reclaim.js';
 import { ReadBack, readBackWhole } from './readback.js';
@@ -116,13 +115,9 @@ export class RawSlot implements SlotBackend {
           check.upTo(f.at);
         };
         // Copies each chunk into one of its two buffers: the source may reuse the chunk's memory
-        // once it is hashed and handed over (bundle-source.ts reads a file into a ring of two).
-        // A block device is written with O_DIRECT where it can be (DirectWriteBehind): not through
-        // its page cache, which each checkpoint's fsync would have to write back first. A resumed
-        // write starting off a 4 KiB boundary, or a device refusing O_DIRECT, is written buffered.
-        const dfh = direct && pos % DIRECT_ALIGN === 0 ? await open(slot.path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined) : undefined;
-        const failed = (at: number, cause: unknown): OtaError => ioError(slot, `writing at offset ${at}`, cause);
-        const out = dfh ? new DirectWriteBehind(fh, dfh, pos, failed) : new CopyingWriteBehind(fh, pos, failed);
+        // once it is hashed and handed over (bundle-source.ts reads a file into a ring of two);
+        // O_DIRECT on a block device (slotWriter).
+        const { writer: out, close: closeDirect } = await slotWriter(fh, slot.path, direct, pos, (at, cause) => ioError(slot, `writing at offset ${at}`, cause));
         try {
           for await (const chunk of data) {
             await out.add(chunk);
@@ -162,7 +157,7 @@ export class RawSlot implements SlotBackend {
           // Never leave a write or an fsync behind unobserved (the handle closes after them).
           await out.abandon();
           await flushing?.done;
-          await dfh?.close();
+          await closeDirect();
           await check.close();
         }
       }
