@@ -312,16 +312,9 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
       const end = t.offsets[k]! + length;
       if (end - synced >= job.checkpointBytes && end < ix.imageSize) await checkpoint(end);
     }
-    const t3 = performance.now();
-    await writer.drain();
-    phases.write += since(t3);
+    // The last checkpoint, awaited at once: the whole image durable and queued for the read-back.
+    await checkpoint(ix.imageSize);
     await settle();
-    const t4 = performance.now();
-    const err = await sync(ix.imageSize);
-    phases.fsync += since(t4);
-    if (err) throw err;
-    job.onDurable(ix.imageSize);
-    check.upTo(ix.imageSize);
     const t5 = performance.now();
     read = await check.digest().catch((cause: unknown) => {
       throw slotError(target, 'reading back', cause);
