@@ -32,8 +32,11 @@ const HEADER = 32;
  */
 export const WRAPPER_PARAMS = '(function (exports, require, module, __filename, __dirname) {';
 
-/** Compiles `file` (a function expression over CommonJS code) with the cache at `cacheFile` when it fits; says whether it was used. */
-export function compileCached(file: string, cacheFile: string): { script: Script; cacheUsed: boolean } {
+/**
+ * Compiles `file` (a function expression over CommonJS code) with the cache at `cacheFile` when
+ * it fits; says whether it was used, and the code's SHA-256 (the header of a cache made from it).
+ */
+export function compileCached(file: string, cacheFile: string): { script: Script; cacheUsed: boolean; digest: Buffer } {
   const code = readFileSync(file);
   const digest = createHash('sha256').update(code).digest();
   let cachedData: Buffer | undefined;
@@ -44,22 +47,18 @@ export function compileCached(file: string, cacheFile: string): { script: Script
     // no cache: compiled from source
   }
   const script = new Script(code.toString('utf8'), { filename: file, ...(cachedData ? { cachedData } : {}) });
-  return { script, cacheUsed: cachedData !== undefined && !script.cachedDataRejected };
-}
-
-/** The cache file's bytes for `script`, compiled from `file`'s current contents. */
-export function cacheBytes(file: string, script: Script): Buffer {
-  return Buffer.concat([createHash('sha256').update(readFileSync(file)).digest(), script.createCachedData()]);
+  return { script, cacheUsed: cachedData !== undefined && !script.cachedDataRejected, digest };
 }
 
 /** Runs the CommonJS agent `file` in this process, as `node file` would. */
 export function runAgent(file: string): void {
-  const { script } = compileCached(file, `${file}.cache`);
+  const { script, digest } = compileCached(file, `${file}.cache`);
   const out = process.env.OTAAB_CODE_CACHE_OUT;
   if (out) {
     // After the run, so that the functions it compiled are in the cache too.
     process.on('exit', () => {
-      writeFileSync(`${out}.tmp`, cacheBytes(file, script));
+      // The code's hash, then V8's data; `digest` is of the bytes the script was compiled from.
+      writeFileSync(`${out}.tmp`, Buffer.concat([digest, script.createCachedData()]));
       renameSync(`${out}.tmp`, out);
     });
   }
