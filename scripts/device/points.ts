@@ -21,11 +21,14 @@ export interface CutPoint {
   label: string;
 }
 
+/** The kinds of durable write that change the boot environment. */
+const BOOT_ENV_KINDS = ['grubenv', 'ubootenv', 'autoboot'];
+
 /** The stable class of a durable write: its kind and its text without ids, URLs and numbers. */
 export function writeClass(l: Pick<TraceLine, 'kind' | 'what'>): string {
   let what = l.what;
   // Boot environment writes say what they set after a colon: the values are not the point's name.
-  if (['grubenv', 'ubootenv', 'autoboot'].includes(l.kind)) what = what.split(':')[0]!;
+  if (BOOT_ENV_KINDS.includes(l.kind)) what = what.split(':')[0]!;
   what = what
     .toLowerCase()
     .replace(/\S+:\/\/\S*/g, ' ')
@@ -50,28 +53,34 @@ export function parsePoint(text: string): CutPoint {
   return { name: pointName(m[1]!, Number(m[2]), delayMs), cls: m[1]!, ordinal: Number(m[2]), delayMs, label: m[1]! };
 }
 
+/** Numbers the lines of a trace, one after the other, by their class. */
+class ClassCounter {
+  private counts = new Map<string, number>();
+
+  /** The class of `l` and its ordinal in that class so far. */
+  next(l: Pick<TraceLine, 'kind' | 'what'>): { cls: string; ordinal: number } {
+    const cls = writeClass(l);
+    const ordinal = (this.counts.get(cls) ?? 0) + 1;
+    this.counts.set(cls, ordinal);
+    return { cls, ordinal };
+  }
+}
+
 /** Numbers every line of `trace` by its class: the point a cut right after it is. */
 export function namedTrace(trace: readonly Pick<TraceLine, 'kind' | 'what'>[]): { cls: string; ordinal: number }[] {
-  const counts = new Map<string, number>();
-  return trace.map((l) => {
-    const cls = writeClass(l);
-    const ordinal = (counts.get(cls) ?? 0) + 1;
-    counts.set(cls, ordinal);
-    return { cls, ordinal };
-  });
+  const counter = new ClassCounter();
+  return trace.map((l) => counter.next(l));
 }
 
 /** Watches a machine's trace line by line and says when `p`'s write has just completed. */
 export class PointWatch {
-  private counts = new Map<string, number>();
+  private readonly counter = new ClassCounter();
   constructor(readonly point: CutPoint) {}
 
   /** True for exactly the line that is the point's write. */
   hit(l: Pick<TraceLine, 'kind' | 'what'>): boolean {
-    const cls = writeClass(l);
-    const k = (this.counts.get(cls) ?? 0) + 1;
-    this.counts.set(cls, k);
-    return cls === this.point.cls && k === this.point.ordinal;
+    const { cls, ordinal } = this.counter.next(l);
+    return cls === this.point.cls && ordinal === this.point.ordinal;
   }
 }
 
@@ -93,7 +102,7 @@ export function pickPoints(trace: readonly TraceLine[], count: number, max?: num
     const name = pointName(c.cls, c.ordinal, delayMs);
     if (!points.has(name)) points.set(name, { name, cls: c.cls, ordinal: c.ordinal, delayMs, label: `${l.kind} ${l.what}`.slice(0, 70), n });
   };
-  trace.forEach((l, i) => ['grubenv', 'ubootenv', 'autoboot'].includes(l.kind) && add(i + 1));
+  trace.forEach((l, i) => BOOT_ENV_KINDS.includes(l.kind) && add(i + 1));
   for (const [cls, c] of total) {
     add(named.findIndex((x) => x.cls === cls) + 1);
     // A class's last ordinal drifts when it repeats (checkpoints): the middle one does not run out.

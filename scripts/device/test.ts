@@ -319,9 +319,10 @@ async function main(): Promise<number> {
       if (runUpdate && golden.length > 0) await writeFile(savedTrace, JSON.stringify(golden, null, 1));
       if (runUpdate && golden.length > 0 && fixed) {
         // The fixed points must be writes this agent makes: each is in the update's own trace.
-        const have = new Set(namedTrace(golden).map((c) => pointName(c.cls, c.ordinal)));
+        const names = namedTrace(golden).map((c) => pointName(c.cls, c.ordinal));
+        const have = new Set(names);
         const missing = fixed.filter((p) => !have.has(pointName(p.cls, p.ordinal)));
-        log(`update trace: ${golden.length} durable writes; ${namedTrace(golden).map((c, i) => `${i + 1} ${pointName(c.cls, c.ordinal)}`).join(', ')}`);
+        log(`update trace: ${golden.length} durable writes; ${names.map((n, i) => `${i + 1} ${n}`).join(', ')}`);
         say({ name: 'points', ok: missing.length === 0, seen: missing.length ? `not in the update's trace: ${missing.map((p) => p.name).join(', ')}` : `all ${fixed.length} cut points are writes of the update's trace (${golden.length} writes)`, seconds: 0 });
       }
       if (!withPower || fixed) return;
