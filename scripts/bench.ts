@@ -97,11 +97,12 @@ if (memorySizes.some((n) => !Number.isInteger(n) || n <= 0)) {
   process.exit(2);
 }
 
-const memoryPaths = values['memory-paths'] === undefined ? PATHS : PATHS.filter((p) => values['memory-paths']!.split(',').includes(p.key));
-if (values['memory-paths'] !== undefined && values['memory-paths'].split(',').some((k) => !PATHS.some((p) => p.key === k))) {
+const pathKeys = values['memory-paths']?.split(',');
+if (pathKeys?.some((k) => !PATHS.some((p) => p.key === k))) {
   process.stderr.write(`bench: --memory-paths must list some of ${PATHS.map((p) => p.key).join(',')}, not "${values['memory-paths']}"\n`);
   process.exit(2);
 }
+const memoryPaths = pathKeys ? PATHS.filter((p) => pathKeys.includes(p.key)) : PATHS;
 
 const say = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
 const base = values.dir ?? process.env.OTA_BENCH_DIR ?? tmpdir();
