@@ -19,9 +19,10 @@ import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from '
  * one answer. The worker reads its port from `workerData.port`.
  */
 export const WORKER_ANSWER = `
-const __answers = new Int32Array(require('node:worker_threads').workerData.answers);
+const __answerTo = require('node:worker_threads').workerData;
+const __answers = new Int32Array(__answerTo.answers);
 function answered(message) {
-  require('node:worker_threads').workerData.port.postMessage(message);
+  __answerTo.port.postMessage(message);
   Atomics.add(__answers, 0, 1);
   Atomics.notify(__answers, 0);
 }
