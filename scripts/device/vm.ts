@@ -1,21 +1,27 @@
 /**
  * One qemu machine of the device test: its own copy-on-write overlay of the factory disk (on a
  * virtio disk with `cache=none`: what the guest did not flush is lost with the process, as on a
- * disk with a volatile write cache), an i6300esb watchdog, user networking (the guest reaches the
- * host's loopback at 10.0.2.2). The first serial port is the console (GRUB and the kernel),
+ * disk with a volatile write cache), an i6300esb watchdog, user networking. The first serial port is the console (GRUB and the kernel),
  * appended to console.log across power cycles; the second carries the agent's durable-write
  * trace (OTA_DURABLE_TRACE=/dev/ttyS1) to the host line by line, so the host can cut the power
  * (SIGKILL of qemu) right after a chosen write.
+ *
+ * The guest reaches its update server at GUEST_SERVER, which qemu forwards (guestfwd, one
+ * `socat` per connection) to the machine's own server on the host's loopback: a machine copied
+ * at a power cut (`copyOf`) keeps the server address its disk was provisioned with, and talks
+ * to a copy of the server's data made at the same moment.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { DeviceImage } from './image.js';
 import { sh } from './util.js';
 
 const MiB = 1 << 20;
+/** The update server as every machine sees it (device.env's SERVER_URL, the server's public URL). */
+export const GUEST_SERVER = 'http://10.0.2.100:8080';
 const mtoolsEnv = { MTOOLS_SKIP_CHECK: '1' };
 
 /** One line of the agent's durable-write trace, numbered across the machine's whole run. */
@@ -46,8 +52,11 @@ export class Vm {
   private exited: Promise<number | null> | undefined;
   private listeners: ((l: TraceLine) => void)[] = [];
   private started = 0;
+  private pid = 0;
   /** Power-ons so far. */
   powerOns = 0;
+  /** The host port of this machine's update server (GUEST_SERVER is forwarded to it). */
+  serverPort = 0;
 
   private constructor(
     readonly dir: string,
@@ -81,6 +90,44 @@ export class Vm {
     return vm;
   }
 
+  /**
+   * A second machine whose disk, console log and trace are this one's now: what a power cut at
+   * this moment leaves. The caller stops this machine first (`pause`): the copy is then what
+   * qemu has written to its overlay so far, no more (what it still holds in memory is lost, as
+   * with SIGKILL), and the guest writes nothing while it is taken.
+   */
+  async copyOf(dir: string): Promise<Vm> {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    const vm = new Vm(dir, this.image);
+    await sh('cp', ['--sparse=always', this.disk, vm.disk]);
+    if (existsSync(this.consolePath)) await copyFile(this.consolePath, vm.consolePath);
+    vm.trace.push(...this.trace);
+    vm.powerOns = this.powerOns;
+    return vm;
+  }
+
+  /** Stops the running machine where it is (SIGSTOP of qemu: nothing is flushed, nothing runs). */
+  async pause(): Promise<void> {
+    await this.signal('SIGSTOP');
+  }
+
+  /** Lets a paused machine run on. */
+  async resume(): Promise<void> {
+    await this.signal('SIGCONT');
+  }
+
+  private async signal(sig: NodeJS.Signals): Promise<void> {
+    const pid = await this.qemuPid();
+    if (pid > 0 && this.child) process.kill(pid, sig);
+  }
+
+  /** The qemu process of this power-on (from its pid file; not `timeout`'s), 0 before it wrote it. */
+  private async qemuPid(): Promise<number> {
+    if (!this.pid) this.pid = Number((await readFile(join(this.dir, 'qemu.pid'), 'utf8').catch(() => '')).trim()) || 0;
+    return this.pid;
+  }
+
   /** Copies `size` bytes at `offset` of the disk (as the guest sees it) to the raw file `out`. */
   // qemu-img dd (7.2) counts `count` from the start of the disk, skipped blocks included.
   async readPart(offset: number, size: number, out: string): Promise<void> {
@@ -111,14 +158,19 @@ export class Vm {
   /** Powers the machine on; it runs until killed, or `limitSeconds` (then `timeout` kills it). */
   start(limitSeconds: number): void {
     if (this.child) throw new Error('the machine is already on');
+    if (!this.serverPort) throw new Error('the machine has no update server (serverPort)');
     this.powerOns++;
     this.started = Date.now();
+    this.pid = 0;
     const pidfile = join(this.dir, 'qemu.pid');
+    // The last power-on's pid is not this one's (and may be another process's by now).
+    rmSync(pidfile, { force: true });
     const args = [
       '-s', 'KILL', String(limitSeconds), 'qemu-system-x86_64', '-accel', 'tcg', '-m', '1024', '-smp', '1',
       '-display', 'none', '-monitor', 'none', '-no-user-config', '-nodefaults', '-pidfile', pidfile,
       '-drive', `file=${this.disk},format=qcow2,if=virtio,cache=none`,
-      '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0',
+      // One socat per guest connection to GUEST_SERVER: to this machine's server.
+      '-netdev', `user,id=n0,guestfwd=tcp:${new URL(GUEST_SERVER).hostname}:${new URL(GUEST_SERVER).port}-cmd:socat - TCP:127.0.0.1:${this.serverPort}`, '-device', 'virtio-net-pci,netdev=n0',
       '-device', 'i6300esb', '-action', 'watchdog=reset',
       '-chardev', `file,id=con,path=${this.consolePath},append=on`, '-serial', 'chardev:con',
       '-chardev', 'stdio,id=trace,signal=off', '-serial', 'chardev:trace',
@@ -157,7 +209,7 @@ export class Vm {
 
   /** Power loss: SIGKILL of qemu itself (not of `timeout`), nothing flushed. */
   async cut(): Promise<void> {
-    const pid = Number((await readFile(join(this.dir, 'qemu.pid'), 'utf8').catch(() => '')).trim());
+    const pid = await this.qemuPid();
     if (pid > 0) {
       try {
         process.kill(pid, 'SIGKILL');

@@ -91,6 +91,11 @@ export class ServerProcess {
     this.child = undefined;
   }
 
+  /** Sends `signal` and returns (SIGSTOP and SIGCONT hold it still while its data is copied). */
+  signal(signal: NodeJS.Signals): void {
+    this.child?.kill(signal);
+  }
+
   /** Starts it again on the same data directory and port. */
   async restart(): Promise<void> {
     const port = this.port;
