@@ -24,6 +24,7 @@ import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, readdir, rename, rm, sta
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { AGENT_ENV } from './agent-env.js';
 import { bundle } from './bundle.js';
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -134,9 +135,15 @@ export async function nativeModule(arch: Arch, runtimeDir: string): Promise<stri
   return out;
 }
 
-const LAUNCHER = `#!/bin/sh
+/** `/usr/bin/ota-agent`. */
+export const LAUNCHER = `#!/bin/sh
 # ota-agent: runs the otaab agent's single-file bundle on the Node.js runtime shipped with it.
 # The tree is relocatable: paths are taken from where this script really is.
+# glibc's malloc: blocks of 64 KiB and more get a mapping of their own, returned when freed
+# (the download's socket chunks; scripts/agent-env.ts in otaab's sources). Kept if already set.
+${Object.entries(AGENT_ENV)
+  .map(([k, v]) => `export ${k}="\${${k}:-${v}}"`)
+  .join('\n')}
 here=$(dirname "$(readlink -f "$0")")
 lib=$(readlink -f "$here/../lib/otaab")
 exec "\${OTAAB_NODE:-$lib/node/bin/node}" "$lib/ota-agent.mjs" "$@"

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FIRST_PAYLOAD_BYTE } from '../../shared/bundle-reader.js';
+import { AGENT_ENV } from '../agent-env.js';
 import { AGENT_CLI, type FleetDevice } from '../fleet/device.js';
 import { ROOT } from './util.js';
 
@@ -87,7 +88,8 @@ async function stateTimes(dev: FleetDevice): Promise<Map<string, number>> {
 
 /**
  * Runs `ota-agent install url` on `dev` (booted, idle) and measures it; throws unless it asked
- * for the reboot. `nodeArgs` go to node before the agent (e.g. --cpu-prof).
+ * for the reboot. `nodeArgs` go to node before the agent (e.g. --cpu-prof). The agent gets
+ * the environment its launcher and unit give it (AGENT_ENV) and nothing else.
  */
 export async function measuredInstall(dev: FleetDevice, url: string, auth: AgentAuth, scratch: string, nodeArgs: string[] = [], cli = AGENT_CLI): Promise<InstallRun> {
   const probeOut = join(scratch, `rss-${dev.id}.json`);
@@ -98,7 +100,7 @@ export async function measuredInstall(dev: FleetDevice, url: string, auth: Agent
     reject: false,
     stdin: 'ignore',
     extendEnv: false,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', OTA_RSS_PROBE_OUT: probeOut, OTA_BENCH_AUTH_ORIGIN: auth.origin, OTA_BENCH_AUTH_TOKEN: auth.token },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...AGENT_ENV, OTA_RSS_PROBE_OUT: probeOut, OTA_BENCH_AUTH_ORIGIN: auth.origin, OTA_BENCH_AUTH_TOKEN: auth.token },
   });
   const stop = watchAnon(child.pid!, 20);
   const r = await child;
