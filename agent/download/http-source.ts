@@ -79,6 +79,75 @@ export interface HttpSource {
 // to ride out a slow slot write, small enough for a gateway's memory.
 const HIGH_WATER = 1 << 20;
 const LOW_WATER = 256 << 10;
+/** The ring's first size: the high-water mark and more than one socket read past it. */
+const RING = 2 * HIGH_WATER;
+/**
+ * The most bytes one view lends: a socket read's, what the reader was handed before the ring
+ * (a download's checkpoints fall at the first chunk past each `checkpointBytes`).
+ */
+const VIEW = 64 << 10;
+
+/**
+ * The received bytes waiting for the reader, copied out of the socket's chunks as they arrive
+ * into one buffer used round: the socket's chunk is garbage at once, young (a chunk queued
+ * until the reader took it lived through collections into the old generation, and up to 14 MiB
+ * of them waited there for a full collection during a 1 GiB download, docs/PERFORMANCE.md).
+ * The reader gets views into the ring, lent as a file source's chunks are: the bytes of one
+ * stay put until the reader asks for the next (OpenedSource.chunks).
+ */
+export class ByteRing {
+  private buf: Buffer = Buffer.allocUnsafeSlow(RING);
+  private head = 0;
+  private stored = 0;
+  private lent = 0;
+
+  /** Bytes held: lent to the reader and not yet taken. */
+  get size(): number {
+    return this.stored;
+  }
+
+  /** Copies `c` in after the bytes held. */
+  push(c: Buffer): void {
+    if (this.stored + c.length > this.buf.length) this.grow(this.stored + c.length);
+    const cap = this.buf.length;
+    let tail = (this.head + this.stored) % cap;
+    for (let off = 0; off < c.length; ) {
+      const n = Math.min(c.length - off, cap - tail);
+      c.copy(this.buf, tail, off, off + n);
+      off += n;
+      tail = (tail + n) % cap;
+    }
+    this.stored += c.length;
+  }
+
+  /** Frees the view lent last; lends the next run of bytes (up to VIEW, and the ring's end), or undefined. */
+  take(): Buffer | undefined {
+    this.release();
+    if (this.stored === 0) return undefined;
+    this.lent = Math.min(this.stored, this.buf.length - this.head, VIEW);
+    return this.buf.subarray(this.head, this.head + this.lent);
+  }
+
+  /** Frees the view lent last. */
+  release(): void {
+    this.head = (this.head + this.lent) % this.buf.length;
+    this.stored -= this.lent;
+    this.lent = 0;
+  }
+
+  // More than the ring holds arrived (a peer that ignores the pause): a larger ring with the
+  // same bytes from its start. A view lent out of the old one stays valid: it is not reused.
+  private grow(need: number): void {
+    let cap = this.buf.length * 2;
+    while (cap < need) cap *= 2;
+    const next = Buffer.allocUnsafeSlow(cap);
+    const first = Math.min(this.stored, this.buf.length - this.head);
+    this.buf.copy(next, 0, this.head, this.head + first);
+    this.buf.copy(next, first, 0, this.stored - first);
+    this.buf = next;
+    this.head = 0;
+  }
+}
 
 function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const v = h[name];
@@ -87,8 +156,7 @@ function header(h: Record<string, string | string[] | undefined>, name: string):
 
 class Download {
   private current: Request | undefined;
-  private readonly queue: Buffer[] = [];
-  private queued = 0;
+  private readonly ring = new ByteRing();
   private paused = false;
   /** Bytes received from `offset` on (queued or already handed to the reader). */
   private received = 0;
@@ -253,9 +321,8 @@ class Download {
             skip = 0;
           }
           this.received += c.length;
-          this.queue.push(c);
-          this.queued += c.length;
-          if (this.queued >= HIGH_WATER && !this.paused) {
+          this.ring.push(c);
+          if (this.ring.size >= HIGH_WATER && !this.paused) {
             this.paused = true;
             req.pause();
           }
@@ -333,13 +400,13 @@ class Download {
     try {
       for (;;) {
         if (this.closed) return;
-        const chunk = this.queue.shift();
+        // The view lent last is given back here: the reader asked for the next.
+        const chunk = this.ring.take();
+        if (this.paused && this.ring.size < LOW_WATER) {
+          this.paused = false;
+          this.current?.resume();
+        }
         if (chunk) {
-          this.queued -= chunk.length;
-          if (this.paused && this.queued < LOW_WATER) {
-            this.paused = false;
-            this.current?.resume();
-          }
           yield chunk;
           continue;
         }

@@ -22,7 +22,7 @@ export interface OpenedSource {
    * The bundle's bytes. A chunk of a file source is lent: its memory is read into again once
    * the consumer asks for the next chunk, so a consumer that keeps bytes longer (a write
    * queue, zlib, tar-stream, a header spanning two chunks) copies them. An HTTP source's
-   * chunks are the socket's own.
+   * chunks are lent the same way (views into the ring its socket's chunks are copied into).
    */
   readonly total: number | null;
   /** Bytes read so far. */
@@ -116,7 +116,8 @@ async function openUrl(url: string, offset: number, maxBytes: number | undefined
   const src = await openHttpSource(url, { ...http, offset });
   let read = 0;
   const wrap = (e: unknown): unknown => (isOtaError(e) ? e : new OtaError('DOWNLOAD_FAILED', `bundle ${url}: ${errorMessage(e)}`, { cause: e }));
-  // The socket's chunks are allocated one by one: they get the young-generation collections.
+  // The socket's chunks are still allocated one by one (and dropped at once, copied into the
+  // source's ring): they get the young-generation collections.
   const chunks = counted(reclaiming(src.chunks), url, maxBytes, (n) => (read += n), wrap);
   return { name: url, chunks, total: src.total, bytesRead: () => read, close: () => src.close() };
 }

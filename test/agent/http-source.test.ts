@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { openHttpSource, type HttpSourceOptions, type RetryEvent } from '../../agent/download/http-source.js';
+import { ByteRing, openHttpSource, type HttpSourceOptions, type RetryEvent } from '../../agent/download/http-source.js';
 import { retryDelay } from '../../agent/download/retry.js';
 import { isOtaError } from '../../shared/errors.js';
 import { pseudoRandom } from './helpers/bundles.js';
@@ -83,9 +83,10 @@ function options(over: Partial<HttpSourceOptions> = {}): HttpSourceOptions & { r
   return { offset: 0, sha256, size: body.length, stallMs: 5000, budget: { used: 0, limit: 20 }, delay: fast, onRetry: (e) => retries.push(e), retries, ...over };
 }
 
+/** Every byte, in order: each chunk is lent (its memory is reused after the next), so it is copied. */
 async function readAll(chunks: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const c of chunks) parts.push(c);
+  for await (const c of chunks) parts.push(Buffer.from(c));
   return Buffer.concat(parts);
 }
 
@@ -188,5 +189,48 @@ describe('openHttpSource', { timeout: 30_000 }, () => {
     const src = await openHttpSource(url, options({ signal: stop2.signal }));
     setTimeout(() => stop2.abort(), 100);
     expect(await failure(readAll(src.chunks))).toBe('AGENT_STOPPED');
+  });
+});
+
+describe('ByteRing', () => {
+  it('hands out the bytes in order across its end, a lent view kept until the next take', () => {
+    const ring = new ByteRing();
+    const data = pseudoRandom(5 << 20, 7);
+    const out: Buffer[] = [];
+    let put = 0;
+    let lent: Buffer | undefined;
+    let lentCopy: Buffer | undefined;
+    // Write ahead of the reader by up to 1.5 MiB in odd-sized pieces, so the ring wraps.
+    while (out.reduce((n, b) => n + b.length, 0) < data.length) {
+      while (put < data.length && ring.size < 1.5 * (1 << 20)) {
+        const n = Math.min(65_521, data.length - put);
+        ring.push(data.subarray(put, put + n));
+        put += n;
+        // What was lent is untouched by what came in after it.
+        if (lent) expect(lent.equals(lentCopy!)).toBe(true);
+      }
+      // Taking gives the view lent before back: with nothing else held there is nothing to lend.
+      lent = ring.take();
+      if (!lent) continue;
+      lentCopy = Buffer.from(lent);
+      out.push(lentCopy);
+    }
+    expect(Buffer.concat(out).equals(data)).toBe(true);
+    expect(ring.size).toBe(out.at(-1)!.length);
+    ring.release();
+    expect(ring.size).toBe(0);
+  });
+
+  it('grows when more arrives than it holds, the lent view still valid', () => {
+    const ring = new ByteRing();
+    const a = pseudoRandom(1 << 20, 1);
+    const b = pseudoRandom(3 << 20, 2);
+    ring.push(a);
+    const view = ring.take()!;
+    ring.push(b);
+    expect(view.equals(a.subarray(0, view.length))).toBe(true);
+    const parts: Buffer[] = [Buffer.from(view)];
+    for (let c = ring.take(); c; c = ring.take()) parts.push(Buffer.from(c));
+    expect(Buffer.concat(parts).equals(Buffer.concat([a, b]))).toBe(true);
   });
 });
