@@ -1,7 +1,8 @@
 /**
  * One qemu machine of the device test: its own copy-on-write overlay of the factory disk (on a
  * virtio disk with `cache=none`: what the guest did not flush is lost with the process, as on a
- * disk with a volatile write cache), an i6300esb watchdog, user networking. The first serial port is the console (GRUB and the kernel),
+ * disk with a volatile write cache), an i6300esb watchdog, user networking. The first serial
+ * port is the console (GRUB and the kernel),
  * appended to console.log across power cycles; the second carries the agent's durable-write
  * trace (OTA_DURABLE_TRACE=/dev/ttyS1) to the host line by line, so the host can cut the power
  * (SIGKILL of qemu) right after a chosen write.
@@ -22,6 +23,7 @@ import { sh } from './util.js';
 const MiB = 1 << 20;
 /** The update server as every machine sees it (device.env's SERVER_URL, the server's public URL). */
 export const GUEST_SERVER = 'http://10.0.2.100:8080';
+const guest = new URL(GUEST_SERVER);
 const mtoolsEnv = { MTOOLS_SKIP_CHECK: '1' };
 
 /** One line of the agent's durable-write trace, numbered across the machine's whole run. */
@@ -170,7 +172,7 @@ export class Vm {
       '-display', 'none', '-monitor', 'none', '-no-user-config', '-nodefaults', '-pidfile', pidfile,
       '-drive', `file=${this.disk},format=qcow2,if=virtio,cache=none`,
       // One socat per guest connection to GUEST_SERVER: to this machine's server.
-      '-netdev', `user,id=n0,guestfwd=tcp:${new URL(GUEST_SERVER).hostname}:${new URL(GUEST_SERVER).port}-cmd:socat - TCP:127.0.0.1:${this.serverPort}`, '-device', 'virtio-net-pci,netdev=n0',
+      '-netdev', `user,id=n0,guestfwd=tcp:${guest.hostname}:${guest.port}-cmd:socat - TCP:127.0.0.1:${this.serverPort}`, '-device', 'virtio-net-pci,netdev=n0',
       '-device', 'i6300esb', '-action', 'watchdog=reset',
       '-chardev', `file,id=con,path=${this.consolePath},append=on`, '-serial', 'chardev:con',
       '-chardev', 'stdio,id=trace,signal=off', '-serial', 'chardev:trace',
