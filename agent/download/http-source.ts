@@ -1,5 +1,5 @@
 /**
- * A bundle download over HTTP (got) that survives a flaky link. When the connection drops,
+ * A bundle download over HTTP (http1.ts: the socket read into a fixed buffer) that survives a flaky link. When the connection drops,
  * stalls (no byte for `stallMs`) or the server answers 5xx/429, it waits as retry.ts says and
  * asks again with `Range: bytes=<first byte not yet received>-`, so the bundle reader sees one
  * unbroken stream and no byte it already has is fetched again. Every byte received is kept
@@ -12,13 +12,9 @@
  * transaction; when it is spent the download fails with DOWNLOAD_RETRIES_EXHAUSTED.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Request } from 'got';
-
-// got (with its dependencies) is loaded by the first download, not by every agent start: an
-// install from a file, and every other command, never needs it.
-let gotModule: typeof import('got') | undefined;
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
-import { redirectHooks, redirected } from './redirect.js';
+import { HttpGet, HttpRequestError, type HttpAnswer } from './http1.js';
+import { REDIRECT_DROPS } from './redirect.js';
 import { retryDelay } from './retry.js';
 
 /** Retries a transaction may still make: `used` grows, `limit` stays. */
@@ -149,13 +145,10 @@ export class ByteRing {
   }
 }
 
-function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
-  const v = h[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
 class Download {
-  private current: Request | undefined;
+  private current: HttpGet | undefined;
+  /** The status of the answer being read, for messages. */
+  private status: number | undefined;
   private readonly ring = new ByteRing();
   private paused = false;
   /** Bytes received from `offset` on (queued or already handed to the reader). */
@@ -189,23 +182,24 @@ class Download {
     return new OtaError('AGENT_STOPPED', `bundle ${this.url}: download stopped at byte ${this.position}`);
   }
 
-  private networkError(err: unknown, req: Request | undefined): OtaError {
+  private networkError(err: unknown): OtaError {
     if (isOtaError(err)) return err;
     if (this.opts.signal?.aborted) return this.stopped();
-    if (gotModule && err instanceof gotModule.TimeoutError) {
+    if (err instanceof HttpRequestError && err.code === 'HTTP_TIMEOUT') {
       return new OtaError('DOWNLOAD_STALLED', `bundle ${this.url}: no answer within ${this.opts.stallMs / 1000} s (${err.event}) at byte ${this.position}`, { cause: err });
     }
-    const code = gotModule && err instanceof gotModule.RequestError ? err.code : undefined;
-    const status = req?.response?.statusCode;
-    const detail = `${errorMessage(err)}${code && !errorMessage(err).includes(code) ? ` (${code})` : ''}`;
+    const code = (err as { code?: unknown }).code;
+    const message = errorMessage(err);
+    const detail = `${message}${typeof code === 'string' && !message.includes(code) && !code.startsWith('HTTP_') ? ` (${code})` : ''}`;
+    const status = this.status;
     return new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: ${detail} at byte ${this.position}${status ? ` (HTTP ${status})` : ''}`, { cause: err });
   }
 
   /** Marks the current request failed (once) and wakes the reader. */
-  private fail(req: Request | undefined, err: OtaError): void {
+  private fail(req: HttpGet | undefined, err: OtaError): void {
     if (req !== this.current || this.failure || this.complete) return;
     this.failure = err;
-    req?.destroy();
+    req?.destroy(err);
     this.wake();
   }
 
@@ -216,13 +210,12 @@ class Download {
   }
 
   /** Checks an answer's status and headers; returns how many leading body bytes to drop. */
-  private accept(req: Request, from: number): number {
-    const res = req.response!;
-    const status = res.statusCode;
+  private accept(res: HttpAnswer, from: number): number {
+    const status = res.status;
     if (status === 429 || status === 408 || status >= 500) {
       throw new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: the server answered HTTP ${status}`);
     }
-    const away = redirected(req);
+    const away = res.redirected;
     if (away && status === 403) {
       // An expired presigned URL: the next request asks the server for a fresh one.
       throw new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: the redirected download answered HTTP 403 (an expired URL?); asking the server again`);
@@ -230,23 +223,24 @@ class Download {
     if (status !== 200 && status !== 206) {
       throw new OtaError('DOWNLOAD_REFUSED', `bundle ${this.url}: the server answered HTTP ${status}`);
     }
-    const etag = away ? undefined : header(res.headers, 'etag');
+    const etag = away ? undefined : res.headers.etag;
     if (this.etag && etag && !etag.startsWith('W/') && etag !== this.etag) {
       throw new OtaError('BUNDLE_CHANGED', `bundle ${this.url}: the server now serves entity ${etag}, not the announced ${this.etag}`);
     }
     let skip = 0;
     let total: number | null = null;
     if (status === 206) {
-      const m = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header(res.headers, 'content-range') ?? '');
+      const range = res.headers['content-range'];
+      const m = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(range ?? '');
       if (!m || Number(m[1]) !== from) {
-        throw new OtaError('DOWNLOAD_REFUSED', `bundle ${this.url}: asked for bytes from ${from}, the server answered "${header(res.headers, 'content-range') ?? 'no Content-Range'}"`);
+        throw new OtaError('DOWNLOAD_REFUSED', `bundle ${this.url}: asked for bytes from ${from}, the server answered "${range ?? 'no Content-Range'}"`);
       }
       if (m[2] !== '*') total = Number(m[2]);
     } else {
       // A whole body to a Range request: the server ignores ranges (for a changed bundle its
       // ETag was refused above). Drop what the reader already has; the hashes still cover it.
       skip = from;
-      const length = Number(header(res.headers, 'content-length'));
+      const length = Number(res.headers['content-length']);
       if (Number.isSafeInteger(length)) total = length;
     }
     if (total !== null && this.opts.size !== undefined && total !== this.opts.size) {
@@ -265,80 +259,74 @@ class Download {
       headers.range = `bytes=${from}-`;
       if (this.etag) headers['if-range'] = this.etag;
     }
-    const stall = this.opts.stallMs;
-    const req = gotModule!.default.stream(this.url, {
-      headers,
-      // Retries are ours (they resume with Range); got would start over from byte 0.
-      retry: { limit: 0 },
-      throwHttpErrors: false,
-      // Offsets count the bytes as stored: never ask for a compressed transfer.
-      decompress: false,
-      timeout: { lookup: stall, connect: stall, secureConnect: stall, send: stall, response: stall },
-      hooks: redirectHooks,
-    });
-    this.current = req;
     this.failure = undefined;
     this.complete = false;
+    this.status = undefined;
     return new Promise<void>((resolve, reject) => {
       let answered = false;
-      req.on('error', (err: unknown) => {
-        const e = this.networkError(err, req);
-        if (!answered) {
-          answered = true;
-          if (req === this.current) this.current = undefined;
-          reject(e);
-        } else this.fail(req, e);
-      });
-      // Destroyed before any answer (the agent stopped, or a stall): settle with that failure
-      // rather than wait for an answer that will not come.
-      req.once('close', () => {
-        if (answered) return;
+      let skip = 0;
+      const settle = (err: OtaError): void => {
         answered = true;
         if (req === this.current) this.current = undefined;
-        reject(this.failure ?? this.stopped());
-      });
-      req.once('response', () => {
-        let skip: number;
-        try {
-          skip = this.accept(req, from);
-        } catch (err) {
-          answered = true;
-          if (req === this.current) this.current = undefined;
-          req.destroy();
-          reject(this.networkError(err, req));
-          return;
-        }
-        answered = true;
-        req.on('data', (chunk: Buffer) => {
-          if (req !== this.current || this.failure) return;
-          let c = chunk;
-          if (skip > 0) {
-            if (c.length <= skip) {
-              skip -= c.length;
+        reject(err);
+      };
+      const req: HttpGet = new HttpGet(
+        this.url,
+        // The server's own offsets and ETag count bytes as stored: the request asks for no
+        // compression (and http1.ts never does).
+        { headers, timeoutMs: this.opts.stallMs, dropOnRedirect: REDIRECT_DROPS },
+        {
+          answer: (res) => {
+            this.status = res.status;
+            try {
+              skip = this.accept(res, from);
+            } catch (err) {
+              req.destroy();
+              settle(this.networkError(err));
               return;
             }
-            c = c.subarray(skip);
-            skip = 0;
-          }
-          this.received += c.length;
-          this.ring.push(c);
-          if (this.ring.size >= HIGH_WATER && !this.paused) {
-            this.paused = true;
-            req.pause();
-          }
-          this.wake();
-        });
-        req.on('end', () => {
-          if (req !== this.current || this.failure) return;
-          if (this.total !== null && this.position < this.total) {
-            this.fail(req, new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: the connection ended at byte ${this.position} of ${this.total}`));
-            return;
-          }
-          this.complete = true;
-          this.wake();
-        });
-        resolve();
-      });
+            answered = true;
+            resolve();
+          },
+          body: (view) => {
+            if (req !== this.current || this.failure) return;
+            let c = view;
+            if (skip > 0) {
+              if (c.length <= skip) {
+                skip -= c.length;
+                return;
+              }
+              c = c.subarray(skip);
+              skip = 0;
+            }
+            this.received += c.length;
+            this.ring.push(c);
+            if (this.ring.size >= HIGH_WATER && !this.paused) {
+              this.paused = true;
+              req.pause();
+            }
+            this.wake();
+          },
+          end: () => {
+            if (req !== this.current || this.failure) return;
+            if (this.total !== null && this.position < this.total) {
+              this.fail(req, new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: the connection ended at byte ${this.position} of ${this.total}`));
+              return;
+            }
+            this.complete = true;
+            this.wake();
+          },
+          // A failure before the answer (refused, a timeout, the agent stopped) settles the
+          // request; after it, the reader hears of it.
+          error: (err) => {
+            const e = this.networkError(err);
+            if (!answered) settle(e);
+            else this.fail(req, e);
+          },
+        },
+      );
+      this.current = req;
+      req.start();
     });
   }
 
@@ -376,7 +364,7 @@ class Download {
         await this.connect();
         return;
       } catch (e) {
-        err = this.networkError(e, undefined);
+        err = this.networkError(e);
       }
     }
   }
@@ -441,7 +429,6 @@ class Download {
  * so a refusal such as a 404 surfaces here, before anything is written.
  */
 export async function openHttpSource(url: string, opts: HttpSourceOptions): Promise<HttpSource> {
-  gotModule ??= await import('got');
   const d = new Download(url, opts);
   try {
     await d.connect();

@@ -1,7 +1,8 @@
 /**
  * Bundle downloads that the server redirects to another origin: a presigned object-store URL
- * or a CDN (server bundleDownload `presigned` or `public`). got follows the redirect, and on a
- * different origin drops the device's Authorization itself. What is left to us:
+ * or a CDN (server bundleDownload `presigned` or `public`). The HTTP clients (http1.ts for the
+ * whole bundle, got for the delta's ranges) follow the redirect, and on a different origin drop
+ * the device's Authorization themselves. What is left to us:
  *
  * - If-Range names the server's ETag, `"<sha256>"`; an object store or CDN has its own (an MD5
  *   or a multipart hash), so If-Range would turn each range into the whole bundle. It is not
@@ -13,11 +14,14 @@
  */
 import type { Request } from 'got';
 
+/** The headers a bundle request does not send past a redirect. */
+export const REDIRECT_DROPS: readonly string[] = ['if-range'];
+
 /** got options for a bundle request: drop If-Range on a redirect. */
 export const redirectHooks = {
   beforeRedirect: [
     (options: { headers: Record<string, string | string[] | undefined> }): void => {
-      delete options.headers['if-range'];
+      for (const name of REDIRECT_DROPS) delete options.headers[name];
     },
   ],
 };

@@ -1,6 +1,7 @@
 /**
- * Opens a bundle source as a byte stream: a local file (a USB stick) or an http(s) URL read
- * with got (download/http-source.ts: retries that resume with Range, stall timeout). Bytes
+ * Opens a bundle source as a byte stream: a local file (a USB stick) or an http(s) URL
+ * (download/http-source.ts: retries that resume with Range, stall timeout; http1.ts reads the
+ * socket into a fixed buffer). Bytes
  * are counted as they pass, for progress and for the durable offset, and a known size caps
  * what is read (a server cannot make the device read more than was signed).
  */

@@ -6,14 +6,18 @@
  */
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FIRST_PAYLOAD_BYTE } from '../../shared/bundle-reader.js';
 import { AGENT_ENV } from '../agent-env.js';
 import { AGENT_CLI, type FleetDevice } from '../fleet/device.js';
 import { ROOT } from './util.js';
 
-/** How the agent process may reach the server (the device token for the bundle URL). */
+/**
+ * The server a bundle URL is on, and the device's token for it: written into the device's
+ * config (`server.url`, `server.token`), so the agent sends the token to that origin and to no
+ * other, as an enrolled device does. An empty token: the bundle is local, no server.
+ */
 export interface AgentAuth {
   origin: string;
   token: string;
@@ -38,7 +42,6 @@ export interface InstallRun {
 }
 
 const PROBE = join(ROOT, 'dist', 'scripts', 'rss-probe.js');
-const AUTH = join(ROOT, 'dist', 'scripts', 'bench', 'auth-preload.js');
 
 function kib(status: string, key: string): number {
   return Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
@@ -93,14 +96,17 @@ async function stateTimes(dev: FleetDevice): Promise<Map<string, number>> {
  */
 export async function measuredInstall(dev: FleetDevice, url: string, auth: AgentAuth, scratch: string, nodeArgs: string[] = [], cli = AGENT_CLI): Promise<InstallRun> {
   const probeOut = join(scratch, `rss-${dev.id}.json`);
+  if (auth.token) {
+    // After the boot: a daemon that had a server would have stayed to check in.
+    const config = JSON.parse(await readFile(dev.configPath, 'utf8')) as Record<string, unknown>;
+    await writeFile(dev.configPath, `${JSON.stringify({ ...config, server: { url: auth.origin, token: auth.token } }, null, 2)}\n`);
+  }
   const started = process.hrtime.bigint();
-  // The auth preload loads node:http: only where a token is needed, not into a local install's start.
-  const auth_ = auth.token ? ['--import', AUTH] : [];
-  const child = execa('node', [...nodeArgs, '--import', PROBE, ...auth_, cli, 'install', url, '--config', dev.configPath], {
+  const child = execa('node', [...nodeArgs, '--import', PROBE, cli, 'install', url, '--config', dev.configPath], {
     reject: false,
     stdin: 'ignore',
     extendEnv: false,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...AGENT_ENV, OTA_RSS_PROBE_OUT: probeOut, OTA_BENCH_AUTH_ORIGIN: auth.origin, OTA_BENCH_AUTH_TOKEN: auth.token },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...AGENT_ENV, OTA_RSS_PROBE_OUT: probeOut },
   });
   const stop = watchAnon(child.pid!, 20);
   const r = await child;

@@ -1,0 +1,355 @@
+/**
+ * One HTTP/1.1 GET whose body is read into a fixed buffer: the transport of the bundle
+ * download (http-source.ts).
+ *
+ * Node's http client, and got over it, hands every socket read to JavaScript as a fresh 64 KiB
+ * Buffer and every piece of body as a copy of it: some 160 ArrayBuffers a second at 10 MB/s,
+ * each garbage once hashed and written, and most of the URL install's memory beyond the local
+ * file's was those, waiting for V8 to collect them (docs/PERFORMANCE.md). Here the socket reads
+ * into one buffer (the `onread` option of `net.connect` and `tls.connect`) and the body is
+ * handed out as views of it, valid during the call: a download allocates no memory per read.
+ *
+ * What a bundle download needs of HTTP, and no more: http and https (the system's CAs, and
+ * hosts checked as Node's TLS checks them); redirects (301, 302, 303, 307, 308, at most 10;
+ * past one to another origin the Authorization header is not sent, and the headers named by
+ * `dropOnRedirect` past any); bodies by Content-Length, chunked or to the connection's end;
+ * 1xx answers skipped; a timeout from the connection's start to the answer's head. Each request
+ * has its connection of its own (`Connection: close`, as a download of hundreds of MiB gains
+ * nothing from keeping one), never asks for compression, and goes to no proxy (the agent's
+ * other HTTP, through got, does not either).
+ */
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+
+/** Bytes read from the socket at once: what Node's own reads take. */
+const READ = 64 << 10;
+/** The most an answer's status line and headers may take. */
+const MAX_HEAD = 64 << 10;
+const MAX_REDIRECTS = 10;
+const REDIRECT = new Set([301, 302, 303, 307, 308]);
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Why a request failed, when the socket did not say (its errors keep their own codes). */
+export type HttpFailure = 'HTTP_TIMEOUT' | 'HTTP_BAD_ANSWER' | 'HTTP_CLOSED' | 'HTTP_REDIRECTS' | 'HTTP_BAD_REQUEST';
+
+export class HttpRequestError extends Error {
+  override readonly name = 'HttpRequestError';
+  constructor(
+    readonly code: HttpFailure,
+    message: string,
+    /** For HTTP_TIMEOUT: what was awaited (`connect`, `secureConnect`, `response`). */
+    readonly event?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The final answer's status and head. */
+export interface HttpAnswer {
+  readonly status: number;
+  /** Lower-case names; repeated headers joined with ", ". */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Where it came from. */
+  readonly url: string;
+  /** True when a redirect was followed to get it. */
+  readonly redirected: boolean;
+}
+
+export interface HttpGetOptions {
+  readonly headers?: Readonly<Record<string, string>>;
+  /** From each request's start (lookup, connect, TLS) to its answer's head. */
+  readonly timeoutMs: number;
+  /** Headers not sent past a redirect (lower case). */
+  readonly dropOnRedirect?: readonly string[];
+  /** Certificates to trust instead of the system's (tests). */
+  readonly ca?: string | Buffer;
+}
+
+/** What the request tells its user. After `end` or `error` it calls nothing more. */
+export interface HttpGetHandlers {
+  /** The final answer's head: the body follows unless the handler destroys the request. */
+  answer(a: HttpAnswer): void;
+  /** Body bytes: a view of the read buffer, valid during the call only. */
+  body(view: Buffer): void;
+  /** The body ended where the answer said it would. */
+  end(): void;
+  error(err: Error): void;
+}
+
+type State = 'head' | 'length' | 'to-close' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'done';
+
+/** A GET in flight; see the file's comment. */
+export class HttpGet {
+  private readonly buf = Buffer.allocUnsafeSlow(READ);
+  private readonly headers: Record<string, string>;
+  private url: URL;
+  private redirects = 0;
+  private socket: Socket | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private awaiting = 'connect';
+  private state: State = 'head';
+  private head = '';
+  /** Body bytes left: of the Content-Length, or of the current chunk. */
+  private left = 0;
+  private line = '';
+  private paused = false;
+
+  constructor(
+    url: string,
+    private readonly opts: HttpGetOptions,
+    private readonly on: HttpGetHandlers,
+  ) {
+    this.url = new URL(url);
+    this.headers = { ...opts.headers };
+  }
+
+  /** Sends the request; the handlers hear of it from now on (a bad header at once). */
+  start(): void {
+    this.request();
+  }
+
+  /** Stops reading until resume(): the server's sending waits on TCP's window. */
+  pause(): void {
+    this.paused = true;
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.socket?.resume();
+  }
+
+  /** Ends the request; with `err`, the user's `error` hears it (once, unless it had ended). */
+  destroy(err?: Error): void {
+    if (this.state === 'done') return;
+    this.close();
+    if (err) this.on.error(err);
+  }
+
+  private close(): void {
+    this.state = 'done';
+    clearTimeout(this.timer);
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+
+  private fail(err: Error): void {
+    this.destroy(err);
+  }
+
+  private request(): void {
+    const u = this.url;
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      this.fail(new HttpRequestError('HTTP_BAD_REQUEST', `${u.protocol} URLs are not fetched`));
+      return;
+    }
+    let text = `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: otaab-agent\r\nAccept: */*\r\nConnection: close\r\n`;
+    for (const [name, value] of Object.entries(this.headers)) {
+      if (!TOKEN.test(name) || /[\r\n\0]/.test(value)) {
+        this.fail(new HttpRequestError('HTTP_BAD_REQUEST', `header ${JSON.stringify(name)} has characters a header cannot carry`));
+        return;
+      }
+      text += `${name}: ${value}\r\n`;
+    }
+    text += '\r\n';
+
+    const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+    const secure = u.protocol === 'https:';
+    const port = Number(u.port) || (secure ? 443 : 80);
+    const onread = { buffer: this.buf, callback: (n: number) => this.read(n) };
+    // Node has read a TLS socket's decrypted bytes into `onread`'s buffer since 15.1; its types
+    // name the option for net only.
+    const tlsOptions: ConnectionOptions & { onread: typeof onread } = { host, port, onread, ALPNProtocols: ['http/1.1'], ...(isIP(host) ? {} : { servername: host }), ...(this.opts.ca ? { ca: this.opts.ca } : {}) };
+    const socket: Socket = secure
+      ? tlsConnect(tlsOptions)
+      : netConnect({ host, port, onread });
+    this.socket = socket;
+    this.state = 'head';
+    this.head = '';
+    this.awaiting = 'connect';
+    this.timer = setTimeout(() => {
+      if (this.socket === socket) this.fail(new HttpRequestError('HTTP_TIMEOUT', `no answer to GET ${u.href} within ${this.opts.timeoutMs} ms (awaiting ${this.awaiting})`, this.awaiting));
+    }, this.opts.timeoutMs);
+    socket.once('connect', () => {
+      if (secure) this.awaiting = 'secureConnect';
+      else this.awaiting = 'response';
+    });
+    socket.once('secureConnect', () => (this.awaiting = 'response'));
+    socket.on('error', (err) => {
+      if (this.socket === socket) this.fail(err);
+    });
+    const ended = (): void => {
+      if (this.socket === socket) this.ended();
+    };
+    socket.once('end', ended);
+    socket.once('close', ended);
+    socket.write(text, 'latin1');
+    if (this.paused) socket.pause();
+  }
+
+  /** The peer closed the connection. */
+  private ended(): void {
+    if (this.state === 'to-close') {
+      this.finish();
+      return;
+    }
+    const where = this.state === 'head' ? 'before the answer' : this.state === 'length' ? `with ${this.left} bytes of the body still to come` : 'inside a chunked body';
+    this.fail(new HttpRequestError('HTTP_CLOSED', `the connection to ${this.url.host} closed ${where}`));
+  }
+
+  private finish(): void {
+    this.close();
+    this.on.end();
+  }
+
+  /** The socket read `n` bytes into the buffer. Returns false to pause it. */
+  private read(n: number): boolean {
+    const data = this.buf.subarray(0, n);
+    const socket = this.socket;
+    let at = 0;
+    while (at < n) {
+      // Ended, failed, or redirected: the rest of this read is not the request's now.
+      if (this.socket !== socket) return false;
+      switch (this.state) {
+        case 'done':
+          return false;
+        case 'head':
+          at = this.readHead(data, at);
+          break;
+        case 'to-close':
+          this.on.body(at === 0 ? data : data.subarray(at));
+          at = n;
+          break;
+        case 'length':
+        case 'chunk-data': {
+          const k = Math.min(this.left, n - at);
+          this.on.body(data.subarray(at, at + k));
+          at += k;
+          this.left -= k;
+          if (this.left === 0) {
+            if (this.state === 'length') this.finish();
+            else this.state = 'chunk-end';
+          }
+          break;
+        }
+        default:
+          at = this.readLine(data, at);
+      }
+    }
+    return !this.paused && this.state !== 'done';
+  }
+
+  /** Status line and headers; what follows the blank line is the body's. */
+  private readHead(data: Buffer, at: number): number {
+    const before = this.head.length;
+    this.head += data.toString('latin1', at);
+    const blank = this.head.indexOf('\r\n\r\n', Math.max(0, before - 3));
+    if (blank < 0) {
+      if (this.head.length > MAX_HEAD) this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent more than ${MAX_HEAD} bytes of head`));
+      return data.length;
+    }
+    const used = at + blank + 4 - before;
+    const text = this.head.slice(0, blank);
+    this.head = '';
+    this.answer(text);
+    return used;
+  }
+
+  private answer(text: string): void {
+    const lines = text.split('\r\n');
+    const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
+    if (!m) {
+      this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} answered ${JSON.stringify((lines[0] ?? '').slice(0, 80))}, not an HTTP/1.1 status line`));
+      return;
+    }
+    const status = Number(m[1]);
+    const headers: Record<string, string> = {};
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon).toLowerCase();
+      if (colon <= 0 || !TOKEN.test(name)) {
+        this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent a header line ${JSON.stringify(line.slice(0, 80))}`));
+        return;
+      }
+      const value = line.slice(colon + 1).trim();
+      headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+    }
+    // 100 Continue, 103 Early Hints: another head follows.
+    if (status >= 100 && status < 200) return;
+    clearTimeout(this.timer);
+    const location = headers.location;
+    if (REDIRECT.has(status) && location !== undefined) {
+      this.redirect(location);
+      return;
+    }
+    // Where the body ends: nowhere (204, 304), at a zero-size chunk, after Content-Length
+    // bytes, or when the server closes the connection.
+    const length = headers['content-length'];
+    let left = 0;
+    let body: State = 'length';
+    if (status === 204 || status === 304) body = 'length';
+    else if (/\bchunked\b/i.test(headers['transfer-encoding'] ?? '')) body = 'chunk-size';
+    else if (length === undefined) body = 'to-close';
+    else if (/^\d+$/.test(length)) left = Number(length);
+    else {
+      this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent Content-Length ${JSON.stringify(length)}`));
+      return;
+    }
+    this.state = body;
+    this.left = left;
+    this.on.answer({ status, headers, url: this.url.href, redirected: this.redirects > 0 });
+    // The handler may have destroyed the request (an answer it refuses).
+    if (this.state === 'length' && this.left === 0) this.finish();
+  }
+
+  private redirect(location: string): void {
+    let next: URL;
+    try {
+      next = new URL(location, this.url);
+    } catch {
+      this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} redirected to ${JSON.stringify(location.slice(0, 200))}, not a URL`));
+      return;
+    }
+    if (++this.redirects > MAX_REDIRECTS) {
+      this.fail(new HttpRequestError('HTTP_REDIRECTS', `more than ${MAX_REDIRECTS} redirects, the last to ${next.href}`));
+      return;
+    }
+    const old = this.socket;
+    this.socket = undefined;
+    old?.destroy();
+    if (next.origin !== this.url.origin) {
+      delete this.headers.authorization;
+      delete this.headers.cookie;
+    }
+    for (const name of this.opts.dropOnRedirect ?? []) delete this.headers[name];
+    this.url = next;
+    this.request();
+  }
+
+  /** A chunk-size line, the CRLF after a chunk's data, or a trailer line. */
+  private readLine(data: Buffer, at: number): number {
+    const lf = data.indexOf(10, at);
+    const end = lf < 0 ? data.length : lf;
+    this.line += data.toString('latin1', at, end);
+    if (lf < 0) {
+      if (this.line.length > 4096) this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent a chunk line of more than 4096 bytes`));
+      return data.length;
+    }
+    const line = this.line.endsWith('\r') ? this.line.slice(0, -1) : this.line;
+    this.line = '';
+    if (this.state === 'chunk-end') {
+      if (line !== '') this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent no line end after a chunk`));
+      else this.state = 'chunk-size';
+    } else if (this.state === 'trailers') {
+      if (line === '') this.finish();
+    } else {
+      const size = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(line);
+      if (!size) this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent a chunk size ${JSON.stringify(line.slice(0, 40))}`));
+      else {
+        this.left = parseInt(size[1]!, 16);
+        this.state = this.left === 0 ? 'trailers' : 'chunk-data';
+      }
+    }
+    return lf + 1;
+  }
+}
