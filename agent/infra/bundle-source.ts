@@ -12,7 +12,6 @@ import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import { CHUNK } from '../../shared/hashing.js';
 import { SERVER_DEFAULTS } from '../config/fields.js';
 import { openHttpSource, type HttpSourceOptions } from '../download/http-source.js';
-import { reclaiming } from './reclaim.js';
 
 /** An opened source. */
 export interface OpenedSource {
@@ -117,9 +116,9 @@ async function openUrl(url: string, offset: number, maxBytes: number | undefined
   const src = await openHttpSource(url, { ...http, offset });
   let read = 0;
   const wrap = (e: unknown): unknown => (isOtaError(e) ? e : new OtaError('DOWNLOAD_FAILED', `bundle ${url}: ${errorMessage(e)}`, { cause: e }));
-  // The socket's chunks are still allocated one by one (and dropped at once, copied into the
-  // source's ring): they get the young-generation collections.
-  const chunks = counted(reclaiming(src.chunks), url, maxBytes, (n) => (read += n), wrap);
+  // The socket is read into a fixed buffer (http1.ts): like a file, a download allocates
+  // nothing per chunk, so it needs no collections (reclaim.ts).
+  const chunks = counted(src.chunks, url, maxBytes, (n) => (read += n), wrap);
   return { name: url, chunks, total: src.total, bytesRead: () => read, close: () => src.close() };
 }
 
