@@ -23,6 +23,7 @@ import { END_OF_ARCHIVE, entryHeader, pad, padding } from './tar-writer.js';
 import { packTree } from './tree-pack.js';
 import { walkTree } from './tree.js';
 import { writeAll } from './write-behind.js';
+import { isoTime } from './iso-time.js';
 
 /** One payload to put into a bundle. */
 export interface PayloadInput {
@@ -151,7 +152,7 @@ export async function buildBundle(input: BuildInput): Promise<BuildResult> {
   try {
     const staged: Staged[] = [];
     for (const [k, p] of input.payloads.entries()) staged.push(await stage(p, tmp, k, input.index));
-    const created = (input.created ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const created = isoTime(input.created ?? new Date()).replace(/\.\d{3}Z$/, 'Z');
     const draft: Record<string, unknown> = {
       format: staged.some((s) => s.index) ? 2 : 1,
       product: input.product,

@@ -7,6 +7,7 @@ import { ByteSource } from './byte-source.js';
 import { OtaError, errorMessage } from './errors.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from './manifest.js';
 import { TarReader, collect, padded } from './tar-reader.js';
+import { isoTime } from './iso-time.js';
 
 /** What a bundle claims, unverified. */
 export interface BundleClaims {
@@ -51,7 +52,7 @@ export async function inspectBundle(input: AsyncIterable<Uint8Array>, source: st
         : await openpgp.readSignature({ binarySignature: signature });
       signatureKeyId = sig.getSigningKeyIDs()[0]?.toHex().toUpperCase() ?? null;
       const pkt = sig.packets[0] as openpgp.SignaturePacket | undefined;
-      signatureCreated = pkt?.created?.toISOString() ?? null;
+      signatureCreated = pkt?.created ? isoTime(pkt.created) : null;
     } catch (cause) {
       throw new OtaError('SIGNATURE_MALFORMED', `${what}: manifest.json.sig is not an OpenPGP signature (${errorMessage(cause)})`, { cause });
     }

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import * as openpgp from 'openpgp';
 import { OtaError, errorMessage } from './errors.js';
 import { nativeSigner, type DetachedSigner } from './fast-sign.js';
+import { isoTime } from './iso-time.js';
 
 /** The public keys a verifier trusts. */
 export interface Keyring {
@@ -173,7 +174,7 @@ export async function verifyDetached(
   }
   const expires = await match.getExpirationTime();
   if (expires instanceof Date && expires.getTime() <= now.getTime()) {
-    throw new OtaError('SIGNATURE_KEY_EXPIRED', `${what}: signing key ${fpr} expired on ${expires.toISOString()}`);
+    throw new OtaError('SIGNATURE_KEY_EXPIRED', `${what}: signing key ${fpr} expired on ${isoTime(expires)}`);
   }
   const message = await openpgp.createMessage({ binary: data });
   // A device's clock may be behind its signer's (no RTC, no NTP yet after a power cut): a
@@ -199,7 +200,7 @@ export async function verifyDetached(
     fingerprint: fpr,
     userIds: match.getUserIDs(),
     algorithm: alg.name,
-    created: (packet.created ?? now).toISOString(),
+    created: isoTime(packet.created ?? now),
   };
 }
 

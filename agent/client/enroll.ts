@@ -9,6 +9,7 @@ import { loadKeyring, parsePublicKeys } from '../../shared/signing.js';
 import type { AgentConfig } from '../config/types.js';
 import { postJson } from './api.js';
 import { writeEnrollment, type Enrollment } from './enrollment.js';
+import { isoTime } from '../../shared/iso-time.js';
 
 /** What `ota-agent enroll` asks for. */
 export interface EnrollRequest {
@@ -81,7 +82,7 @@ export async function enroll(config: AgentConfig, req: EnrollRequest): Promise<E
     serverKey,
     channel: field(body, 'channel', url),
     compatible: field(body, 'compatible', url),
-    enrolled: new Date().toISOString(),
+    enrolled: isoTime(),
   };
   const path = await writeEnrollment(config.dataDir, enrollment);
   return { enrollment, path, fingerprint };

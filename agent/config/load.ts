@@ -104,7 +104,8 @@ export function parseConfig(raw: unknown, file: string): AgentConfig {
   const slots = [...(read.slots as SlotConfig[])];
   if (slots.length !== 2 || slots[0]!.name === slots[1]!.name) top.invalid('slots', 'must list exactly two slots, one named "A" and one named "B"');
   if (slots[0]!.kind !== slots[1]!.kind) top.invalid('slots', 'must both be of the same kind ("raw" or "fs"): one bundle has to fit either slot');
-  slots.sort((a, b) => a.name.localeCompare(b.name));
+  // By code unit, not localeCompare: a collator would page in ICU's data at every start.
+  slots.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const boot = read.boot as BootConfig;
   if (boot.partitionA === boot.partitionB) top.section('boot').invalid('partitionB', `must differ from partitionA (both are ${boot.partitionA})`);
   if (boot.fwEnvConfig === boot.fwEnvConfigBackup) top.section('boot').invalid('fwEnvConfigBackup', 'must name another fw_env.config than fwEnvConfig: the two env copies are what makes a write power-safe');

@@ -7,12 +7,16 @@
  * budget), so a cut costs no byte already received.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import got, { TimeoutError } from 'got';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
 import type { RangeReader } from '../../shared/delta/range.js';
 import type { HttpDownload } from '../infra/bundle-source.js';
 import { redirectHooks, redirected } from '../download/redirect.js';
 import { retryDelay } from '../download/retry.js';
+
+// got (with its dependencies, which build Intl objects as they load and so page in ICU's data)
+// is loaded by the first range request, not by every agent start: an install from a file and
+// every full download never need it.
+let gotModule: typeof import('got') | undefined;
 
 function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const v = h[name];
@@ -69,7 +73,7 @@ export class HttpRangeReader implements RangeReader {
   private classify(err: unknown, at: number): OtaError {
     if (this.opts.signal?.aborted) return this.stopped(at);
     if (isOtaError(err)) return err;
-    if (err instanceof TimeoutError) {
+    if (gotModule && err instanceof gotModule.TimeoutError) {
       return new OtaError('DOWNLOAD_STALLED', `bundle ${this.name}: no byte for ${this.opts.stallMs / 1000} s at byte ${at}`, { cause: err });
     }
     return new OtaError('DOWNLOAD_FAILED', `bundle ${this.name}: ${errorMessage(err)} at byte ${at}`, { cause: err });
@@ -82,7 +86,8 @@ export class HttpRangeReader implements RangeReader {
     const headers: Record<string, string> = { ...this.opts.headers, range: `bytes=${from}-${end - 1}` };
     if (this.etag) headers['if-range'] = this.etag;
     const stall = this.opts.stallMs;
-    const req = got.stream(this.name, {
+    gotModule ??= await import('got');
+    const req = gotModule.default.stream(this.name, {
       headers,
       retry: { limit: 0 },
       throwHttpErrors: false,

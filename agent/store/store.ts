@@ -22,6 +22,7 @@ import {
   type TransactionProgress,
 } from './transactions.js';
 import type { HistoryEvent, OutboxEntry, SlotInfo, SlotStatus, Transaction } from './types.js';
+import { isoTime } from '../../shared/iso-time.js';
 
 /** The changes one store write may make; all of them commit together or not at all. */
 export class StoreWriter {
@@ -98,7 +99,7 @@ export class Store {
 
   /** Makes several changes as one durable write. */
   write<T>(what: string, fn: (w: StoreWriter) => T): T {
-    return this.sdb.write(what, (db) => fn(new StoreWriter(db, new Date().toISOString())));
+    return this.sdb.write(what, (db) => fn(new StoreWriter(db, isoTime())));
   }
 
   /** The transaction in flight, if any. */
@@ -146,6 +147,6 @@ export class Store {
    * `bodyId`, only if the row still holds the body that was sent (see outbox.ts).
    */
   markReportSent(id: string, bodyId?: string): boolean {
-    return this.sdb.write(`report ${id} sent`, (db) => markReportSent(db, id, new Date().toISOString(), bodyId), 'report-sent');
+    return this.sdb.write(`report ${id} sent`, (db) => markReportSent(db, id, isoTime(), bodyId), 'report-sent');
   }
 }
