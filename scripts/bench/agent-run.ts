@@ -92,9 +92,11 @@ async function stateTimes(dev: FleetDevice): Promise<Map<string, number>> {
 /**
  * Runs `ota-agent install url` on `dev` (booted, idle) and measures it; throws unless it asked
  * for the reboot. `nodeArgs` go to node before the agent (e.g. --cpu-prof). The agent gets
- * the environment its launcher and unit give it (AGENT_ENV) and nothing else.
+ * the environment its launcher and unit give it (AGENT_ENV) and nothing else. `afterExit` runs
+ * the moment the agent has exited, before the probe and the history are read (a `sync` whose
+ * time belongs to the install's, as it does to a peer's); its seconds are `afterSeconds`.
  */
-export async function measuredInstall(dev: FleetDevice, url: string, auth: AgentAuth, scratch: string, nodeArgs: string[] = [], cli = AGENT_CLI): Promise<InstallRun> {
+export async function measuredInstall(dev: FleetDevice, url: string, auth: AgentAuth, scratch: string, nodeArgs: string[] = [], cli = AGENT_CLI, afterExit?: () => Promise<unknown>): Promise<InstallRun & { afterSeconds: number }> {
   const probeOut = join(scratch, `rss-${dev.id}.json`);
   if (auth.token) {
     // After the boot: a daemon that had a server would have stayed to check in.
@@ -110,7 +112,10 @@ export async function measuredInstall(dev: FleetDevice, url: string, auth: Agent
   });
   const stop = watchAnon(child.pid!, 20);
   const r = await child;
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const exited = process.hrtime.bigint();
+  const seconds = Number(exited - started) / 1e9;
+  if (r.exitCode === 0) await afterExit?.();
+  const afterSeconds = Number(process.hrtime.bigint() - exited) / 1e9;
   const anon = stop();
   if (r.exitCode !== 0) throw new Error(`${dev.id}: ota-agent install exited ${r.exitCode ?? r.signal}: ${String(r.stderr).slice(-2000)}`);
   const probe = JSON.parse(await readFile(probeOut, 'utf8')) as { vmHwmKiB: number; rssAnonKiB: number; marks?: Record<string, number> };
@@ -119,6 +124,7 @@ export async function measuredInstall(dev: FleetDevice, url: string, auth: Agent
   const span = (from: string, to: string): number => ((t.get(to) ?? NaN) - (t.get(from) ?? NaN)) / 1000;
   return {
     seconds,
+    afterSeconds,
     downloadSeconds: span('downloading', 'installed'),
     readBackSeconds: span('installed', 'armed'),
     peakRssMiB: probe.vmHwmKiB / 1024,

@@ -101,8 +101,10 @@ export class RawSlot implements SlotBackend {
         // instead stalled the download for the flush of every checkpointBytes of dirty pages.
         // `done` settles to the fsync's error, if any, so a failure is never an unhandled rejection.
         let flushing: { at: number; done: Promise<unknown> } | undefined;
-        // Reads back each region once durable (a resumed write's prefix already is). The worker
-        // starts with the first region, so its start-up overlaps the download, not the start.
+        // Reads back each region once durable (a resumed write's prefix already is): handed over
+        // when its fsync returns, not when the next checkpoint is reached, so that at the end
+        // little is left to read. The worker starts with the first region, so its start-up
+        // overlaps the download, not the start.
         const check = new ReadBack(slot.path, direct);
         check.upTo(synced);
         const settle = async (): Promise<void> => {
@@ -129,7 +131,9 @@ export class RawSlot implements SlotBackend {
               await out.drain();
               await settle();
               synced = pos;
-              flushing = { at: pos, done: sync(pos).then(() => undefined, (err: unknown) => err ?? new Error('fsync failed')) };
+              // The region is read back as soon as its fsync returns, while the download goes on.
+              const at = pos;
+              flushing = { at, done: sync(at).then(() => check.upTo(at)).then(() => undefined, (err: unknown) => err ?? new Error('fsync failed')) };
             }
           }
           await out.drain();
