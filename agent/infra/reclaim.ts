@@ -22,7 +22,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { capYoungGeneration } from './young-generation.js';
+import { capYoungGeneration, stopOptimizing } from './young-generation.js';
 
 /**
  * Streamed bytes between two collections. More than a chunk's life (up to 1 MiB waiting in
@@ -47,6 +47,7 @@ function collector(): Gc | null {
       // Measured: the young generation's cap did not hold after this (a delta install's grew
       // to 2 MiB semi-spaces at this point); set it again (young-generation.ts).
       capYoungGeneration();
+      stopOptimizing();
       gc = typeof f === 'function' ? (f as Gc) : null;
     } catch {
       gc = null;

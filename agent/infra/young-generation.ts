@@ -15,6 +15,8 @@
  * The cost is more scavenges (one per MiB allocated instead of one per 16 MiB); each is cheap
  * when little survives, which is the case of a streaming install: measured in
  * docs/PERFORMANCE.md §2 (install times before and after).
+ *
+ * The same place turns V8's optimizing compiler off once an install streams (stopOptimizing).
  */
 import { setFlagsFromString } from 'node:v8';
 
@@ -27,13 +29,33 @@ export function capYoungGeneration(): void {
 }
 
 /**
- * Sets the flag again once `worker` runs: starting a worker thread puts V8's flags back to the
+ * `--no-opt`: no TurboFan once an install streams. Its compilations run on V8's platform
+ * threads, each in zones that malloc several MiB while they last, and start once functions are
+ * hot, which a long install reaches and a short one does not: a thread's arena grew by 3.5 MiB
+ * for 0.3 s, 0.8 s into a 2 GiB install (`strace -k` of its growth: `Zone::Expand` under
+ * TurboFan's pipeline), and 4 GiB installs peaked 4.8 to 5.7 MiB above 128 MiB ones. The
+ * agent's work per byte is native (hashing, copying, zlib, I/O); its JavaScript then runs in
+ * Ignition and Sparkplug. Set when the stream starts (the read-back worker's start, the first
+ * collection of reclaim.ts), not at the agent's start, whose one-off code (openpgp's tables,
+ * the store's opening) reached the first payload byte 5 ms later without TurboFan. Measured in
+ * docs/PERFORMANCE.md.
+ */
+export function stopOptimizing(): void {
+  setFlagsFromString('--no-opt');
+}
+
+/**
+ * Sets the flags again once `worker` runs: starting a worker thread puts V8's flags back to the
  * command line's (measured: with the flag set before `new Worker`, the main thread's young
  * generation still grew to 16 MiB semi-spaces; set again after it, it stayed at 1 MiB).
  */
 export function recapAfter(worker: { once(event: 'online', fn: () => void): unknown }): void {
-  capYoungGeneration();
-  worker.once('online', capYoungGeneration);
+  const set = (): void => {
+    capYoungGeneration();
+    stopOptimizing();
+  };
+  set();
+  worker.once('online', set);
 }
 
 capYoungGeneration();
