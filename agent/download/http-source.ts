@@ -84,12 +84,10 @@ const RING = 2 * HIGH_WATER;
 const VIEW = 64 << 10;
 
 /**
- * The received bytes waiting for the reader, copied out of the socket's chunks as they arrive
- * into one buffer used round: the socket's chunk is garbage at once, young (a chunk queued
- * until the reader took it lived through collections into the old generation, and up to 14 MiB
- * of them waited there for a full collection during a 1 GiB download, docs/PERFORMANCE.md).
- * The reader gets views into the ring, lent as a file source's chunks are: the bytes of one
- * stay put until the reader asks for the next (OpenedSource.chunks).
+ * The received bytes waiting for the reader. The HTTP client lends each read's body bytes for
+ * the length of a call only (http1.ts reads the socket into one buffer), so they are copied
+ * into this one, used round, and the reader gets views into it, lent as a file source's chunks
+ * are: the bytes of one stay put until the reader asks for the next (OpenedSource.chunks).
  */
 export class ByteRing {
   private buf: Buffer = Buffer.allocUnsafeSlow(RING);
@@ -131,8 +129,10 @@ export class ByteRing {
     this.lent = 0;
   }
 
-  // More than the ring holds arrived (a peer that ignores the pause): a larger ring with the
-  // same bytes from its start. A view lent out of the old one stays valid: it is not reused.
+  // More than the ring holds arrived. The download pauses its socket at HIGH_WATER, so at most
+  // one more read (64 KiB) comes and RING holds it; this keeps the ring correct should a
+  // caller push past that: a larger ring with the same bytes from its start. A view lent out
+  // of the old one stays valid: it is not reused.
   private grow(need: number): void {
     let cap = this.buf.length * 2;
     while (cap < need) cap *= 2;

@@ -133,20 +133,16 @@ export class HttpGet {
     this.socket = undefined;
   }
 
-  private fail(err: Error): void {
-    this.destroy(err);
-  }
-
   private request(): void {
     const u = this.url;
     if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-      this.fail(new HttpRequestError('HTTP_BAD_REQUEST', `${u.protocol} URLs are not fetched`));
+      this.destroy(new HttpRequestError('HTTP_BAD_REQUEST', `${u.protocol} URLs are not fetched`));
       return;
     }
     let text = `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: otaab-agent\r\nAccept: */*\r\nConnection: close\r\n`;
     for (const [name, value] of Object.entries(this.headers)) {
       if (!TOKEN.test(name) || /[\r\n\0]/.test(value)) {
-        this.fail(new HttpRequestError('HTTP_BAD_REQUEST', `header ${JSON.stringify(name)} has characters a header cannot carry`));
+        this.destroy(new HttpRequestError('HTTP_BAD_REQUEST', `header ${JSON.stringify(name)} has characters a header cannot carry`));
         return;
       }
       text += `${name}: ${value}\r\n`;
@@ -168,7 +164,7 @@ export class HttpGet {
     this.head = '';
     this.awaiting = 'connect';
     this.timer = setTimeout(() => {
-      if (this.socket === socket) this.fail(new HttpRequestError('HTTP_TIMEOUT', `no answer to GET ${u.href} within ${this.opts.timeoutMs} ms (awaiting ${this.awaiting})`, this.awaiting));
+      if (this.socket === socket) this.destroy(new HttpRequestError('HTTP_TIMEOUT', `no answer to GET ${u.href} within ${this.opts.timeoutMs} ms (awaiting ${this.awaiting})`, this.awaiting));
     }, this.opts.timeoutMs);
     socket.once('connect', () => {
       if (secure) this.awaiting = 'secureConnect';
@@ -176,7 +172,7 @@ export class HttpGet {
     });
     socket.once('secureConnect', () => (this.awaiting = 'response'));
     socket.on('error', (err) => {
-      if (this.socket === socket) this.fail(err);
+      if (this.socket === socket) this.destroy(err);
     });
     const ended = (): void => {
       if (this.socket === socket) this.ended();
@@ -194,7 +190,7 @@ export class HttpGet {
       return;
     }
     const where = this.state === 'head' ? 'before the answer' : this.state === 'length' ? `with ${this.left} bytes of the body still to come` : 'inside a chunked body';
-    this.fail(new HttpRequestError('HTTP_CLOSED', `the connection to ${this.url.host} closed ${where}`));
+    this.destroy(new HttpRequestError('HTTP_CLOSED', `the connection to ${this.url.host} closed ${where}`));
   }
 
   private finish(): void {
@@ -245,7 +241,7 @@ export class HttpGet {
     this.head += data.toString('latin1', at);
     const blank = this.head.indexOf('\r\n\r\n', Math.max(0, before - 3));
     if (blank < 0) {
-      if (this.head.length > MAX_HEAD) this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent more than ${MAX_HEAD} bytes of head`));
+      if (this.head.length > MAX_HEAD) this.destroy(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent more than ${MAX_HEAD} bytes of head`));
       return data.length;
     }
     const used = at + blank + 4 - before;
@@ -259,7 +255,7 @@ export class HttpGet {
     const lines = text.split('\r\n');
     const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
     if (!m) {
-      this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} answered ${JSON.stringify((lines[0] ?? '').slice(0, 80))}, not an HTTP/1.1 status line`));
+      this.destroy(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} answered ${JSON.stringify((lines[0] ?? '').slice(0, 80))}, not an HTTP/1.1 status line`));
       return;
     }
     const status = Number(m[1]);
@@ -268,7 +264,7 @@ export class HttpGet {
       const colon = line.indexOf(':');
       const name = line.slice(0, colon).toLowerCase();
       if (colon <= 0 || !TOKEN.test(name)) {
-        this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent a header line ${JSON.stringify(line.slice(0, 80))}`));
+        this.destroy(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent a header line ${JSON.stringify(line.slice(0, 80))}`));
         return;
       }
       const value = line.slice(colon + 1).trim();
@@ -292,7 +288,7 @@ export class HttpGet {
     else if (length === undefined) body = 'to-close';
     else if (/^\d+$/.test(length)) left = Number(length);
     else {
-      this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent Content-Length ${JSON.stringify(length)}`));
+      this.destroy(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent Content-Length ${JSON.stringify(length)}`));
       return;
     }
     this.state = body;
@@ -307,11 +303,11 @@ export class HttpGet {
     try {
       next = new URL(location, this.url);
     } catch {
-      this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} redirected to ${JSON.stringify(location.slice(0, 200))}, not a URL`));
+      this.destroy(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} redirected to ${JSON.stringify(location.slice(0, 200))}, not a URL`));
       return;
     }
     if (++this.redirects > MAX_REDIRECTS) {
-      this.fail(new HttpRequestError('HTTP_REDIRECTS', `more than ${MAX_REDIRECTS} redirects, the last to ${next.href}`));
+      this.destroy(new HttpRequestError('HTTP_REDIRECTS', `more than ${MAX_REDIRECTS} redirects, the last to ${next.href}`));
       return;
     }
     const old = this.socket;
@@ -332,19 +328,19 @@ export class HttpGet {
     const end = lf < 0 ? data.length : lf;
     this.line += data.toString('latin1', at, end);
     if (lf < 0) {
-      if (this.line.length > 4096) this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent a chunk line of more than 4096 bytes`));
+      if (this.line.length > 4096) this.destroy(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent a chunk line of more than 4096 bytes`));
       return data.length;
     }
     const line = this.line.endsWith('\r') ? this.line.slice(0, -1) : this.line;
     this.line = '';
     if (this.state === 'chunk-end') {
-      if (line !== '') this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent no line end after a chunk`));
+      if (line !== '') this.destroy(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent no line end after a chunk`));
       else this.state = 'chunk-size';
     } else if (this.state === 'trailers') {
       if (line === '') this.finish();
     } else {
       const size = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(line);
-      if (!size) this.fail(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent a chunk size ${JSON.stringify(line.slice(0, 40))}`));
+      if (!size) this.destroy(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent a chunk size ${JSON.stringify(line.slice(0, 40))}`));
       else {
         this.left = parseInt(size[1]!, 16);
         this.state = this.left === 0 ? 'trailers' : 'chunk-data';
