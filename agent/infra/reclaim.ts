@@ -7,12 +7,13 @@
  * scavenge of a nearly empty young generation taking well under a millisecond, frees them as
  * they go.
  *
- * Only the paths whose chunks are still allocated one by one use it: an inflated gzip image
- * (zlib's output) and the trees extracted into an fs slot (tar-stream's copies). A raw image
- * read from a local file allocates nothing per chunk (bundle-source.ts reads into two buffers,
- * the slot copies into two more), nor does a download (download/http1.ts reads the socket into
- * one buffer): they need no collection. That is the design the other paths are to follow
- * (docs/PERFORMANCE.md).
+ * Only the paths whose chunks are still allocated one by one use it: the trees extracted into
+ * an fs slot (tar-stream's copies), and an inflated gzip image where Node lacks the zlib handle
+ * that inflates into fixed buffers (shared/inflate.ts, FIXED_BUFFERS). A raw image read from a
+ * local file allocates nothing per chunk (bundle-source.ts reads into two buffers, the slot
+ * copies into two more), nor does a download (download/http1.ts reads the socket into one
+ * buffer), nor, on Node 20, a gzip image: they need no collection. That is the design the
+ * other paths are to follow (docs/PERFORMANCE.md).
  *
  * V8's `gc` function is reachable only with --expose-gc. The agent does not own its command
  * line (the CLI's shebang, a systemd unit, `node dist/agent/cli.js` in tests), so it sets the

@@ -1,0 +1,182 @@
+import { randomBytes } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { OtaError } from '../../shared/errors.js';
+import { FIXED_BUFFERS, OUT, gunzipLimited } from '../../shared/inflate.js';
+
+/**
+ * `data` in pieces of `piece` bytes, lent as a file source lends them: read into two buffers
+ * in turn, so a piece is overwritten once the one after the next is asked for. Counts what was
+ * read and whether the consumer let go early.
+ */
+function lent(data: Buffer, piece: number): AsyncIterable<Buffer> & { read: () => number; returned: () => boolean } {
+  const bufs = [Buffer.alloc(piece), Buffer.alloc(piece)];
+  let read = 0;
+  let returned = false;
+  async function* gen(): AsyncGenerator<Buffer> {
+    let k = 0;
+    try {
+      for (let at = 0; at < data.length; at += piece) {
+        const n = data.copy(bufs[k]!, 0, at, at + piece);
+        read += n;
+        const chunk = bufs[k]!.subarray(0, n);
+        k = 1 - k;
+        await new Promise((r) => setImmediate(r));
+        yield chunk;
+        // The consumer asked for the next piece: this one's memory is read into again.
+        bufs[1 - k]!.fill(0xee);
+      }
+    } finally {
+      if (read < data.length) returned = true;
+    }
+  }
+  const it = gen();
+  return { [Symbol.asyncIterator]: () => it, read: () => read, returned: () => returned };
+}
+
+/** Inflates, copying each lent chunk. */
+async function inflate(gz: Buffer, size: number, piece: number, fixed: boolean): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const c of gunzipLimited(lent(gz, piece), size, 'payload "rootfs"', fixed)) out.push(Buffer.from(c));
+  return Buffer.concat(out);
+}
+
+async function failure(p: Promise<unknown>): Promise<OtaError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(OtaError);
+  return e as OtaError;
+}
+
+describe('FIXED_BUFFERS', () => {
+  it('holds on the Node the devices run (20), which exposes zlib handle', () => {
+    expect(Number(process.versions.node.split('.')[0])).toBeGreaterThanOrEqual(20);
+    expect(FIXED_BUFFERS).toBe(true);
+  });
+});
+
+describe.each([
+  ['fixed buffers', true],
+  ['stream', false],
+])('gunzipLimited (%s)', (_name, fixed) => {
+  const text = Buffer.from('otaab '.repeat(400_000)); // 2.4 MB, compresses 1000-fold
+  const noise = randomBytes(3 * OUT + 12_345); // stored blocks, output as big as input
+
+  it.each([
+    ['compressible, 1 MiB pieces', text, 1 << 20],
+    ['compressible, 7-byte pieces', text.subarray(0, 100_000), 7],
+    ['random, 64 KiB pieces', noise, 65_536],
+    ['random, 1 byte at a time', noise.subarray(0, 5000), 1],
+    ['empty', Buffer.alloc(0), 1024],
+  ])('inflates %s, lent input and all', async (_what, data, piece) => {
+    const got = await inflate(gzipSync(data), data.length, piece, fixed);
+    expect(got.equals(data)).toBe(true);
+  });
+
+  it('inflates members one after the other, and ignores zeros after the last', async () => {
+    const a = randomBytes(300_000);
+    const b = Buffer.from('second member '.repeat(5000));
+    const gz = Buffer.concat([gzipSync(a), gzipSync(b), Buffer.alloc(1000)]);
+    const want = gunzipSync(gz);
+    expect(want.length).toBe(a.length + b.length);
+    const got = await inflate(gz, want.length, 4096, fixed);
+    expect(got.equals(want)).toBe(true);
+    // The second member starting a piece of its own.
+    const first = gzipSync(a).length;
+    expect((await inflate(gz, want.length, first, fixed)).equals(want)).toBe(true);
+  });
+
+  it('reads the input to its end, padding included, so its hash is checked', async () => {
+    const gz = Buffer.concat([gzipSync(text), Buffer.alloc(3 << 20)]);
+    const src = lent(gz, 1 << 20);
+    let n = 0;
+    for await (const c of gunzipLimited(src, text.length, 'x', fixed)) n += c.length;
+    expect(n).toBe(text.length);
+    expect(src.read()).toBe(gz.length);
+  });
+
+  it('refuses data cut short, corrupt, or not gzip at all as PAYLOAD_CORRUPT', async () => {
+    const gz = gzipSync(noise);
+    const cut = await failure(inflate(gz.subarray(0, gz.length - 100), noise.length, 65_536, fixed));
+    expect(cut.code).toBe('PAYLOAD_CORRUPT');
+    expect(cut.message).toContain('payload "rootfs": gzip data is corrupt (unexpected end of file)');
+    const bad = Buffer.from(gzipSync(text));
+    bad.fill(0x55, 20, 60);
+    expect((await failure(inflate(bad, text.length, 65_536, fixed))).code).toBe('PAYLOAD_CORRUPT');
+    const plain = await failure(inflate(text, text.length, 65_536, fixed));
+    expect(plain.code).toBe('PAYLOAD_CORRUPT');
+    expect(plain.message).toContain('incorrect header check');
+  });
+
+  it('refuses an image that inflates to less than declared', async () => {
+    const e = await failure(inflate(gzipSync(text), text.length + 1, 65_536, fixed));
+    expect(e.code).toBe('PAYLOAD_CORRUPT');
+    expect(e.message).toBe(`payload "rootfs": inflates to ${text.length} bytes, but its declared unpackedSize is ${text.length + 1}`);
+  });
+
+  it('stops a gzip bomb before yielding a byte past the declared size, and lets the input go', async () => {
+    const bomb = gzipSync(Buffer.alloc(64 << 20)); // 64 MiB of zeros in 64 KiB
+    const src = lent(bomb, 4096);
+    let yielded = 0;
+    const e = await failure(
+      (async () => {
+        for await (const c of gunzipLimited(src, 1 << 20, 'payload "rootfs"', fixed)) yielded += c.length;
+      })(),
+    );
+    expect(e.code).toBe('PAYLOAD_UNPACKED_TOO_LARGE');
+    expect(yielded).toBeLessThanOrEqual(1 << 20);
+    await expect.poll(() => src.returned()).toBe(true);
+  });
+
+  it("passes the input's own errors on: an OtaError as it is, anything else as PAYLOAD_CORRUPT naming it", async () => {
+    const gz = gzipSync(noise);
+    async function* failing(e: unknown): AsyncGenerator<Buffer> {
+      yield gz.subarray(0, 50_000);
+      throw e;
+    }
+    const ota = new OtaError('PAYLOAD_HASH_MISMATCH', 'payload "rootfs": sha256 differs');
+    const drain = async (e: unknown): Promise<void> => {
+      for await (const c of gunzipLimited(failing(e), noise.length, 'x', fixed)) void c;
+    };
+    expect(await failure(drain(ota))).toBe(ota);
+    const other = await failure(drain(new Error('EIO: i/o error, read')));
+    expect(other.code).toBe('PAYLOAD_CORRUPT');
+    expect(other.message).toContain('EIO: i/o error, read');
+  });
+
+  it('lets the input go when the consumer stops early, without waiting for its next bytes', async () => {
+    let returned = false;
+    let release: () => void = () => undefined;
+    async function* stalls(): AsyncGenerator<Buffer> {
+      try {
+        yield gzipSync(text).subarray(0, 2000);
+        await new Promise<void>((r) => (release = r)); // a stalled link
+      } finally {
+        returned = true;
+      }
+    }
+    for await (const c of gunzipLimited(stalls(), text.length, 'x', fixed)) {
+      expect(c.length).toBeGreaterThan(0);
+      break;
+    }
+    release();
+    await expect.poll(() => returned).toBe(true);
+  });
+});
+
+describe('gunzipLimited with fixed buffers', () => {
+  it('hands out views of the same two buffers however long the image', async () => {
+    const data = randomBytes(8 << 20);
+    const seen = new Set<ArrayBuffer>();
+    let n = 0;
+    for await (const c of gunzipLimited(lent(gzipSync(data), 1 << 20), data.length, 'x', true)) {
+      expect(c.equals(data.subarray(n, n + c.length))).toBe(true);
+      n += c.length;
+      seen.add(c.buffer as ArrayBuffer);
+    }
+    expect(n).toBe(data.length);
+    expect(seen.size).toBe(2);
+  });
+});
