@@ -20,6 +20,16 @@ export interface TarHeader {
   type: string;
   /** Offset of the first body byte in the input. */
   dataOffset: number;
+  /** The rest of the ustar header, for a tree's entries (shared/tree.ts); absent where a header is made up. */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  /** Seconds since the epoch. */
+  mtime?: number;
+  /** A link's target: the header's, a pax linkpath's or a GNU long link name's. */
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
 }
 
 function isZero(b: Buffer): boolean {
@@ -46,6 +56,15 @@ function octal(b: Buffer, start: number, len: number, what: string): number {
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw new OtaError('BUNDLE_NOT_TAR', `${what}: numeric field is not octal`);
   return parseInt(s, 8);
+}
+
+/** A numeric field the bundle does not rely on: undefined unless it reads as a number. */
+function looseOctal(b: Buffer, start: number, len: number): number | undefined {
+  try {
+    return octal(b, start, len, '');
+  } catch {
+    return undefined;
+  }
 }
 
 function checksumOk(b: Buffer): boolean {
@@ -86,7 +105,9 @@ export class TarReader {
   async next(): Promise<TarHeader | null> {
     let paxName: string | undefined;
     let paxSize: number | undefined;
+    let paxLink: string | undefined;
     let longName: string | undefined;
+    let longLink: string | undefined;
     for (;;) {
       const at = this.source.position;
       const block = await this.source.read(BLOCK);
@@ -95,7 +116,7 @@ export class TarReader {
         throw new OtaError('BUNDLE_TRUNCATED', `${this.what}: the archive ends at offset ${at + block.length} without its end-of-archive marker`);
       }
       if (isZero(block)) {
-        if (paxName !== undefined || longName !== undefined || paxSize !== undefined) {
+        if (paxName !== undefined || longName !== undefined || paxSize !== undefined || paxLink !== undefined || longLink !== undefined) {
           throw new OtaError('BUNDLE_TRUNCATED', `${this.what}: an extended header at offset ${at} has no entry`);
         }
         await this.expectEnd(at);
@@ -108,16 +129,20 @@ export class TarReader {
       const ustar = magic === 'ustar\0' || magic === 'ustar ';
       const type = String.fromCharCode(block[156]! || 0x30);
       const size = octal(block, 124, 12, `${this.what}: header at offset ${at}`);
-      if (type === 'x' || type === 'g' || type === 'L') {
+      if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
         if (size > MAX_META) throw new OtaError('BUNDLE_NOT_TAR', `${this.what}: extended header at offset ${at} is ${size} bytes`);
         const body = Buffer.concat(await collect(this.source.take(padded(size), this.what))).subarray(0, size);
-        if (type === 'L') {
+        if (type === 'L' || type === 'K') {
           const nul = body.indexOf(0);
-          longName = body.subarray(0, nul === -1 ? body.length : nul).toString('utf8');
+          const long = body.subarray(0, nul === -1 ? body.length : nul).toString('utf8');
+          if (type === 'L') longName = long;
+          else longLink = long;
         } else if (type === 'x') {
           const pax = parsePax(body, `${this.what}: pax header at offset ${at}`);
           const p = pax.get('path');
           if (p !== undefined) paxName = p.toString('utf8');
+          const l = pax.get('linkpath');
+          if (l !== undefined) paxLink = l.toString('utf8');
           const s = pax.get('size');
           if (s !== undefined) {
             const v = s.toString('latin1');
@@ -133,7 +158,19 @@ export class TarReader {
         if (prefix) name = `${prefix}/${name}`;
       }
       name = paxName ?? longName ?? name;
-      return { name, size: paxSize ?? size, type, dataOffset: this.source.position };
+      return {
+        name,
+        size: paxSize ?? size,
+        type,
+        dataOffset: this.source.position,
+        mode: looseOctal(block, 100, 8),
+        uid: looseOctal(block, 108, 8),
+        gid: looseOctal(block, 116, 8),
+        mtime: looseOctal(block, 136, 12),
+        linkname: paxLink ?? longLink ?? field(block, 157, 100).toString('utf8'),
+        devmajor: looseOctal(block, 329, 8),
+        devminor: looseOctal(block, 337, 8),
+      };
     }
   }
 

@@ -6,8 +6,9 @@
  * The verifier and the agent's extractor both use it, so they agree on what is acceptable.
  */
 import { posix } from 'node:path';
-import * as tar from 'tar-stream';
+import { ByteSource } from './byte-source.js';
 import { OtaError, errorMessage, isOtaError } from './errors.js';
+import { TarReader, padded, type TarHeader } from './tar-reader.js';
 
 /** Kinds of entries a tree may hold. */
 export type TreeEntryType = 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo';
@@ -73,6 +74,47 @@ function checkSymlink(path: string, link: string, limits: TreeLimits): void {
   }
 }
 
+/** A tar header as the checker reads it (tar-stream's names for the types). */
+export interface RawTreeHeader {
+  name: string;
+  type?: string;
+  size?: number;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: Date;
+  linkname?: string | null;
+  devmajor?: number;
+  devminor?: number;
+}
+
+const TYPES: Record<string, string> = {
+  '0': 'file',
+  '1': 'link',
+  '2': 'symlink',
+  '3': 'character-device',
+  '4': 'block-device',
+  '5': 'directory',
+  '6': 'fifo',
+  '7': 'contiguous-file',
+};
+
+/** The checker's view of a header read by TarReader. */
+function treeHeader(h: TarHeader): RawTreeHeader {
+  return {
+    name: h.name,
+    type: TYPES[h.type] ?? `typeflag ${JSON.stringify(h.type)}`,
+    size: h.size,
+    ...(h.mode !== undefined ? { mode: h.mode } : {}),
+    ...(h.uid !== undefined ? { uid: h.uid } : {}),
+    ...(h.gid !== undefined ? { gid: h.gid } : {}),
+    ...(h.mtime !== undefined ? { mtime: new Date(h.mtime * 1000) } : {}),
+    linkname: h.linkname ?? null,
+    ...(h.devmajor !== undefined ? { devmajor: h.devmajor } : {}),
+    ...(h.devminor !== undefined ? { devminor: h.devminor } : {}),
+  };
+}
+
 /** Checks entries one by one; keeps what later entries are checked against. */
 export class TreeChecker {
   private readonly symlinks = new Set<string>();
@@ -83,7 +125,7 @@ export class TreeChecker {
   constructor(private readonly limits: TreeLimits) {}
 
   /** Checks one tar header and returns the clean entry, or throws TREE_* errors. */
-  check(h: Partial<tar.Header> & { name: string }): TreeEntry {
+  check(h: RawTreeHeader): TreeEntry {
     const what = this.limits.what;
     const path = normaliseTreePath(h.name, what);
     let type: string = h.type ?? 'file';
@@ -149,9 +191,25 @@ export class TreeChecker {
   }
 }
 
+/** Thrown by the input: kept apart from the tar's own errors. */
+class SourceFailure {
+  constructor(readonly error: unknown) {}
+}
+
+async function* guarded(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  try {
+    yield* chunks;
+  } catch (e) {
+    throw new SourceFailure(e);
+  }
+}
+
 /**
- * Streams a tree payload through tar-stream, checks every entry and hands it to `onEntry`
- * with its body (file entries only carry bytes). `onEntry` must consume the body.
+ * Reads a tree payload's tar (shared/tar-reader.ts, as strict as the bundle's own: checksums,
+ * the end-of-archive marker, nothing but zeros after it), checks every entry and hands it to
+ * `onEntry` with its body (file entries only carry bytes). The body's chunks are slices of the
+ * input's, lent like them: valid until the next is asked for, so a consumer keeping bytes copies
+ * them. Whatever `onEntry` leaves unread is skipped. Nothing is allocated per chunk.
  */
 export async function walkTree(
   chunks: AsyncIterable<Buffer>,
@@ -159,47 +217,34 @@ export async function walkTree(
   onEntry: (entry: TreeEntry, body: AsyncIterable<Buffer>) => Promise<void>,
 ): Promise<TreeSummary> {
   const checker = new TreeChecker(limits);
-  const extract = tar.extract();
-  let sourceError: unknown;
-  const waitWritable = (): Promise<void> =>
-    new Promise((resolve) => {
-      const done = (): void => {
-        extract.off('drain', done);
-        extract.off('close', done);
-        resolve();
-      };
-      extract.once('drain', done);
-      extract.once('close', done);
-    });
-  const feed = (async () => {
-    try {
-      for await (const c of chunks) {
-        if (extract.destroyed) return;
-        // tar-stream queues what it is given, after the source may have read into the chunk's
-        // memory again (a file source lends its chunks): it gets a copy.
-        if (!extract.write(Buffer.from(c))) await waitWritable();
-      }
-      extract.end(null);
-    } catch (err) {
-      sourceError = err;
-      extract.destroy(err as Error);
-    }
-  })();
+  const source = new ByteSource(guarded(chunks));
+  const reader = new TarReader(source, limits.what);
+  const none: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: async function* () {} };
   try {
-    for await (const entry of extract) {
-      const clean = checker.check(entry.header);
-      await onEntry(clean, entry as AsyncIterable<Buffer>);
-      // Whatever the consumer left unread is drained so the next header can be parsed.
-      entry.resume();
+    for (;;) {
+      let h: TarHeader | null;
+      try {
+        h = await reader.next();
+      } catch (err) {
+        // An empty payload is an empty tree (tar-stream, which read trees before, took it too).
+        if (isOtaError(err) && err.code === 'BUNDLE_EMPTY') break;
+        throw err;
+      }
+      if (!h) break;
+      const clean = checker.check(treeHeader(h));
+      // A directory's size field carries no data; any other entry's does (tar-stream's rule).
+      const dataBytes = clean.type === 'directory' ? 0 : h.size;
+      await onEntry(clean, clean.type === 'file' ? source.take(h.size, limits.what) : none);
+      await source.skip(h.dataOffset + padded(dataBytes) - source.position, limits.what);
     }
   } catch (err) {
-    extract.destroy(null);
-    await feed;
-    const e = sourceError ?? err;
-    if (isOtaError(e)) throw e;
+    const e = err instanceof SourceFailure ? err.error : err;
+    if (isOtaError(e)) {
+      // The tar's own faults: the payload is corrupt, whatever the reader calls them in a bundle.
+      if (!(err instanceof SourceFailure) && e.code.startsWith('BUNDLE_')) throw new OtaError('PAYLOAD_CORRUPT', e.message, { cause: e });
+      throw e;
+    }
     throw new OtaError('PAYLOAD_CORRUPT', `${limits.what}: the tar tree cannot be read (${errorMessage(e)})`, { cause: e });
   }
-  await feed;
-  if (sourceError !== undefined) throw sourceError;
   return checker.summary;
 }

@@ -133,9 +133,13 @@ export class CopyingWriteBehind extends OneWriteInFlight {
   private k: 0 | 1 = 0;
   private filled = 0;
 
-  constructor(fh: FileHandle, pos: number, failed?: (at: number, cause: unknown) => unknown, batch = WRITE_BATCH) {
+  /**
+   * `shared`: two buffers to gather in instead of new ones, for writers used one after the
+   * other (a tree's files); the writer before must have nothing in flight (drained or abandoned).
+   */
+  constructor(fh: FileHandle, pos: number, failed?: (at: number, cause: unknown) => unknown, batch = WRITE_BATCH, shared?: [Buffer, Buffer]) {
     super(fh, pos, failed);
-    this.bufs = this.buffers(batch);
+    this.bufs = shared ?? this.buffers(batch);
   }
 
   /** The two buffers batches gather in. */

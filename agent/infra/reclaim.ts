@@ -7,13 +7,12 @@
  * scavenge of a nearly empty young generation taking well under a millisecond, frees them as
  * they go.
  *
- * Only the paths whose chunks are still allocated one by one use it: the trees extracted into
- * an fs slot (tar-stream's copies), and an inflated gzip image where Node lacks the zlib handle
- * that inflates into fixed buffers (shared/inflate.ts, FIXED_BUFFERS). A raw image read from a
- * local file allocates nothing per chunk (bundle-source.ts reads into two buffers, the slot
- * copies into two more), nor does a download (download/http1.ts reads the socket into one
- * buffer), nor, on Node 20, a gzip image: they need no collection. That is the design the
- * other paths are to follow (docs/PERFORMANCE.md).
+ * Only one path still allocates its chunks one by one and uses it: an inflated gzip image where
+ * Node lacks the zlib handle that inflates into fixed buffers (shared/inflate.ts,
+ * FIXED_BUFFERS; Node 16 to 24 have it). Every other path allocates nothing per chunk: a file
+ * source reads into two buffers (bundle-source.ts), a download reads its socket into one
+ * (download/http1.ts), zlib inflates into two (inflate.ts), a tree's tar is read in place
+ * (shared/tree.ts), and the slots copy into two more. That is the design (docs/PERFORMANCE.md).
  *
  * V8's `gc` function is reachable only with --expose-gc. The agent does not own its command
  * line (the CLI's shebang, a systemd unit, `node dist/agent/cli.js` in tests), so it sets the

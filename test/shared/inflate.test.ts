@@ -3,29 +3,15 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { OtaError } from '../../shared/errors.js';
 import { FIXED_BUFFERS, OUT, gunzipLimited } from '../../shared/inflate.js';
+import { lentPieces, otaFailure } from '../helpers/streams.js';
 
-/**
- * `data` in pieces of `piece` bytes, lent as a file source lends them: read into two buffers
- * in turn, so a piece is overwritten once the one after the next is asked for. Counts what was
- * read and whether the consumer let go early.
- */
+/** `lentPieces`, counting what was read and whether the consumer let go early. */
 function lent(data: Buffer, piece: number): AsyncIterable<Buffer> & { read: () => number; returned: () => boolean } {
-  const bufs = [Buffer.alloc(piece), Buffer.alloc(piece)];
   let read = 0;
   let returned = false;
   async function* gen(): AsyncGenerator<Buffer> {
-    let k = 0;
     try {
-      for (let at = 0; at < data.length; at += piece) {
-        const n = data.copy(bufs[k]!, 0, at, at + piece);
-        read += n;
-        const chunk = bufs[k]!.subarray(0, n);
-        k = 1 - k;
-        await new Promise((r) => setImmediate(r));
-        yield chunk;
-        // The consumer asked for the next piece: this one's memory is read into again.
-        bufs[1 - k]!.fill(0xee);
-      }
+      yield* lentPieces(data, piece, (n) => (read += n));
     } finally {
       if (read < data.length) returned = true;
     }
@@ -39,15 +25,6 @@ async function inflate(gz: Buffer, size: number, piece: number, fixed: boolean):
   const out: Buffer[] = [];
   for await (const c of gunzipLimited(lent(gz, piece), size, 'payload "rootfs"', fixed)) out.push(Buffer.from(c));
   return Buffer.concat(out);
-}
-
-async function failure(p: Promise<unknown>): Promise<OtaError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(OtaError);
-  return e as OtaError;
 }
 
 describe('FIXED_BUFFERS', () => {
@@ -99,19 +76,19 @@ describe.each([
 
   it('refuses data cut short, corrupt, or not gzip at all as PAYLOAD_CORRUPT', async () => {
     const gz = gzipSync(noise);
-    const cut = await failure(inflate(gz.subarray(0, gz.length - 100), noise.length, 65_536, fixed));
+    const cut = await otaFailure(inflate(gz.subarray(0, gz.length - 100), noise.length, 65_536, fixed));
     expect(cut.code).toBe('PAYLOAD_CORRUPT');
     expect(cut.message).toContain('payload "rootfs": gzip data is corrupt (unexpected end of file)');
     const bad = Buffer.from(gzipSync(text));
     bad.fill(0x55, 20, 60);
-    expect((await failure(inflate(bad, text.length, 65_536, fixed))).code).toBe('PAYLOAD_CORRUPT');
-    const plain = await failure(inflate(text, text.length, 65_536, fixed));
+    expect((await otaFailure(inflate(bad, text.length, 65_536, fixed))).code).toBe('PAYLOAD_CORRUPT');
+    const plain = await otaFailure(inflate(text, text.length, 65_536, fixed));
     expect(plain.code).toBe('PAYLOAD_CORRUPT');
     expect(plain.message).toContain('incorrect header check');
   });
 
   it('refuses an image that inflates to less than declared', async () => {
-    const e = await failure(inflate(gzipSync(text), text.length + 1, 65_536, fixed));
+    const e = await otaFailure(inflate(gzipSync(text), text.length + 1, 65_536, fixed));
     expect(e.code).toBe('PAYLOAD_CORRUPT');
     expect(e.message).toBe(`payload "rootfs": inflates to ${text.length} bytes, but its declared unpackedSize is ${text.length + 1}`);
   });
@@ -120,7 +97,7 @@ describe.each([
     const bomb = gzipSync(Buffer.alloc(64 << 20)); // 64 MiB of zeros in 64 KiB
     const src = lent(bomb, 4096);
     let yielded = 0;
-    const e = await failure(
+    const e = await otaFailure(
       (async () => {
         for await (const c of gunzipLimited(src, 1 << 20, 'payload "rootfs"', fixed)) yielded += c.length;
       })(),
@@ -140,8 +117,8 @@ describe.each([
     const drain = async (e: unknown): Promise<void> => {
       for await (const c of gunzipLimited(failing(e), noise.length, 'x', fixed)) void c;
     };
-    expect(await failure(drain(ota))).toBe(ota);
-    const other = await failure(drain(new Error('EIO: i/o error, read')));
+    expect(await otaFailure(drain(ota))).toBe(ota);
+    const other = await otaFailure(drain(new Error('EIO: i/o error, read')));
     expect(other.code).toBe('PAYLOAD_CORRUPT');
     expect(other.message).toContain('EIO: i/o error, read');
   });

@@ -12,7 +12,7 @@ import { posix } from 'node:path';
 import { runTool } from '../../../shared/run-tool.js';
 import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
 import { walkTree, type TreeEntry, type TreeLimits, type TreeSummary } from '../../../shared/tree.js';
-import { WriteBehind } from '../../../shared/write-behind.js';
+import { CopyingWriteBehind, WRITE_BATCH } from '../../../shared/write-behind.js';
 import { entryRecord, ownershipKept } from './tree-digest.js';
 
 /** Where and how a tree is extracted. */
@@ -86,11 +86,12 @@ async function clear(abs: string, rel: string, records: Map<string, string>, par
   parents.forget(rel);
 }
 
-async function writeFile(abs: string, entry: TreeEntry, body: AsyncIterable<Buffer>, own: boolean, onBytes?: (n: number) => void): Promise<string> {
+async function writeFile(abs: string, entry: TreeEntry, body: AsyncIterable<Buffer>, own: boolean, bufs: [Buffer, Buffer], onBytes?: (n: number) => void): Promise<string> {
   const fh = await open(abs, O_NEW_FILE, 0o600);
   const hash = createHash('sha256');
   // Batched writes, one in flight, every byte written even after a short write (write-behind.ts).
-  const out = new WriteBehind(fh, 0);
+  // The body's chunks are lent (walkTree): they are copied into the extraction's two buffers.
+  const out = new CopyingWriteBehind(fh, 0, undefined, WRITE_BATCH, bufs);
   try {
     for await (const chunk of body) {
       await out.add(chunk);
@@ -125,6 +126,8 @@ export async function extractTree(chunks: AsyncIterable<Buffer>, opts: ExtractOp
   const own = ownershipKept();
   const parents = new ParentMaker(root, records);
   const dirs = new Map<string, DirMeta>();
+  // One pair of write buffers for the whole tree: its files are written one after the other.
+  const bufs: [Buffer, Buffer] = [Buffer.allocUnsafeSlow(WRITE_BATCH), Buffer.allocUnsafeSlow(WRITE_BATCH)];
   const summary = await walkTree(chunks, opts.limits, async (entry, body) => {
     const rel = entry.path === '' ? prefix : prefix ? `${prefix}/${entry.path}` : entry.path;
     // An archive's "./" is the slot root, a mount point whose mode is not the tree's to set.
@@ -144,7 +147,7 @@ export async function extractTree(chunks: AsyncIterable<Buffer>, opts: ExtractOp
       }
       if (existing) await clear(abs, rel, records, parents);
       if (entry.type === 'file') {
-        const sha256 = await writeFile(abs, entry, body, own, opts.onBytes);
+        const sha256 = await writeFile(abs, entry, body, own, bufs, opts.onBytes);
         records.set(rel, entryRecord({ type: 'file', mode: entry.mode, uid: entry.uid, gid: entry.gid, size: entry.size, sha256 }, own));
       } else if (entry.type === 'link') {
         const targetRel = prefix ? `${prefix}/${entry.linkname!}` : entry.linkname!;

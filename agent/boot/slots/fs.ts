@@ -11,7 +11,7 @@ import type { PayloadEntry } from '../../../shared/bundle-reader.js';
 import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
 import type { SlotConfig } from '../../config/types.js';
 import { durablyAsync } from '../../infra/durable.js';
-import { reclaiming } from '../../infra/reclaim.js';
+import { stopOptimizing } from '../../infra/young-generation.js';
 import { extractTree, ParentMaker } from './extract.js';
 import { syncTree } from './sync.js';
 import { combineRecords, entryRecord, ownershipKept, treeDigest } from './tree-digest.js';
@@ -54,6 +54,8 @@ export class FsSlot implements SlotBackend {
       stats.bytesWritten += n;
     };
     for await (const p of payloads) {
+      // The stream has started: no TurboFan from here (young-generation.ts).
+      stopOptimizing();
       const m = p.module;
       const what = `payload "${m.name}"`;
       if (m.type === 'image') throw new OtaError('PAYLOAD_SLOT_MISMATCH', `slot ${slot.name}: ${what} is an image; an fs slot takes archives and modules`);
@@ -64,7 +66,7 @@ export class FsSlot implements SlotBackend {
         } catch (cause) {
           throw wrap(slot, 'emptying the slot', cause);
         }
-        await extractTree(reclaiming(p.chunks), { root, prefix: '', records, limits: { kind: 'archive', unpackedSize: m.unpackedSize ?? 0, what }, onBytes: countBytes });
+        await extractTree(p.chunks, { root, prefix: '', records, limits: { kind: 'archive', unpackedSize: m.unpackedSize ?? 0, what }, onBytes: countBytes });
         started = true;
         continue;
       }
@@ -108,7 +110,7 @@ export class FsSlot implements SlotBackend {
     } catch (cause) {
       throw wrap(this.config, `preparing module target ${m.target!}`, cause);
     }
-    await extractTree(reclaiming(p.chunks), {
+    await extractTree(p.chunks, {
       root,
       prefix: rel,
       records,
