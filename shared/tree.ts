@@ -217,7 +217,8 @@ export async function walkTree(
   onEntry: (entry: TreeEntry, body: AsyncIterable<Buffer>) => Promise<void>,
 ): Promise<TreeSummary> {
   const checker = new TreeChecker(limits);
-  const source = new ByteSource(guarded(chunks));
+  const input = guarded(chunks);
+  const source = new ByteSource(input);
   const reader = new TarReader(source, limits.what);
   const none: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: async function* () {} };
   try {
@@ -238,6 +239,8 @@ export async function walkTree(
       await source.skip(h.dataOffset + padded(dataBytes) - source.position, limits.what);
     }
   } catch (err) {
+    // Let the input go (a file source closes its file), as reading it to its end would have.
+    await input.return(undefined).catch(() => undefined);
     const e = err instanceof SourceFailure ? err.error : err;
     if (isOtaError(e)) {
       // The tar's own faults: the payload is corrupt, whatever the reader calls them in a bundle.

@@ -78,7 +78,7 @@ describe('walkTree on trees made by GNU tar', () => {
     expect(seen.filter((e) => e.type === 'file').reduce((n, e) => n + e.size, 0)).toBe(big.length + 5);
   });
 
-  it('skips what a consumer leaves unread, and stops at the declared size', async () => {
+  it('skips what a consumer leaves unread, and stops at the declared size, letting the input go', async () => {
     const tar = await readFile(join(dir, 'gnu.tar'));
     const names: string[] = [];
     await walkTree(lentPieces(tar, 65_536), { kind: 'archive', unpackedSize: 1 << 30, what: 'x' }, async (e, body) => {
@@ -89,8 +89,17 @@ describe('walkTree on trees made by GNU tar', () => {
       }
     });
     expect(names).toContain(`${longDir}/f.txt`);
-    const e = await otaFailure(walk(tar, 65_536, big.length - 1));
+    let closed = false;
+    async function* source(): AsyncGenerator<Buffer> {
+      try {
+        yield* lentPieces(tar, 65_536);
+      } finally {
+        closed = true;
+      }
+    }
+    const e = await otaFailure(walkTree(source(), { kind: 'archive', unpackedSize: big.length - 1, what: 'x' }, async () => undefined));
     expect(e.code).toBe('TREE_TOO_LARGE');
+    expect(closed).toBe(true);
   });
 
   it('refuses a tree cut short, or with bytes after its end, as PAYLOAD_CORRUPT', async () => {
