@@ -10,10 +10,10 @@
  * into one of two buffers of OUT bytes while the consumer works on the other. Nothing is
  * allocated per chunk, whatever the image's size.
  *
- * That handle is below Node's public API (`process.binding('zlib')`, present in Node 16 to 24,
- * deprecated in documentation only). Where it is missing or its `init` refuses the arguments,
- * the stream is used instead (`FIXED_BUFFERS` says which); both give the same bytes and the same
- * errors, and the tests run both.
+ * That handle is below Node's public API (`process.binding('zlib')`, allowed since Node 11, a
+ * deprecation in documentation only, DEP0111; refused under the permission model). Where it
+ * is missing or its `init` refuses the arguments, the stream is used instead (`FIXED_BUFFERS`
+ * says which); both give the same bytes and the same errors, and the tests run both.
  */
 import { constants, createGunzip } from 'node:zlib';
 import { OtaError, errorMessage, isOtaError } from './errors.js';

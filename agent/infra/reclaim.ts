@@ -9,7 +9,7 @@
  *
  * Only one path still allocates its chunks one by one and uses it: an inflated gzip image where
  * Node lacks the zlib handle that inflates into fixed buffers (shared/inflate.ts,
- * FIXED_BUFFERS; Node 16 to 24 have it). Every other path allocates nothing per chunk: a file
+ * FIXED_BUFFERS; Node 20 has it). Every other path allocates nothing per chunk: a file
  * source reads into two buffers (bundle-source.ts), a download reads its socket into one
  * (download/http1.ts), zlib inflates into two (inflate.ts), a tree's tar is read in place
  * (shared/tree.ts), and the slots copy into two more. That is the design (docs/PERFORMANCE.md).
