@@ -87,3 +87,20 @@ export class ByteSource {
     }
   }
 }
+
+/**
+ * An error the input threw, as opposed to one of the reader's own: a parser over the input
+ * (a tree's tar, gzip) tells its caller which of the two failed.
+ */
+export class SourceFailure {
+  constructor(readonly error: unknown) {}
+}
+
+/** `chunks`, with whatever they throw wrapped in a SourceFailure. */
+export async function* guarded<T>(chunks: AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    yield* chunks;
+  } catch (e) {
+    throw new SourceFailure(e);
+  }
+}

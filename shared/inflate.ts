@@ -12,10 +12,11 @@
  *
  * That handle is below Node's public API (`process.binding('zlib')`, allowed since Node 11, a
  * deprecation in documentation only, DEP0111; refused under the permission model). Where it
- * is missing or its `init` refuses the arguments, the stream is used instead (`FIXED_BUFFERS`
+ * is missing or its `init` refuses the arguments, the stream is used instead (`inflatesInPlace()`
  * says which); both give the same bytes and the same errors, and the tests run both.
  */
 import { constants, createGunzip } from 'node:zlib';
+import { SourceFailure, guarded } from './byte-source.js';
 import { OtaError, errorMessage, isOtaError } from './errors.js';
 
 /** Bytes per output buffer (two of them). */
@@ -31,23 +32,20 @@ interface ZlibHandle {
   onerror: (message: string, errno: number, code?: string) => void;
 }
 
-type HandleClass = new (mode: number) => ZlibHandle;
-
-/** The handle's class, or undefined where this Node does not expose it. */
-function handleClass(): HandleClass | undefined {
-  try {
-    const binding = (process as unknown as { binding?: (name: string) => { Zlib?: unknown } }).binding?.('zlib');
-    return typeof binding?.Zlib === 'function' ? (binding.Zlib as HandleClass) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** A write's outcome: its error, if zlib reported one. */
 type Step = Error | undefined;
 
-/** A gunzip context writing into caller-owned memory; undefined if the handle cannot be set up. */
-function openContext(Handle: HandleClass): { step: (flush: number, input: Uint8Array, inOff: number, inLen: number, out: Buffer, outOff: number) => Promise<Step>; state: Uint32Array; close: () => void } | undefined {
+/** A gunzip context writing into caller-owned memory. */
+interface Context {
+  /** One write of `input` into `out` from `outOff` to its end; settles to zlib's error, if any. */
+  step(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Buffer, outOff: number): Promise<Step>;
+  /** [avail_out, avail_in] after the last step. */
+  readonly state: Uint32Array;
+  close(): void;
+}
+
+/** A gunzip context; undefined where this Node does not expose zlib's handle or refuses it. */
+function openContext(): Context | undefined {
   const state = new Uint32Array(2);
   let settle: ((e: Step) => void) | undefined;
   const finish = (e: Step): void => {
@@ -57,7 +55,9 @@ function openContext(Handle: HandleClass): { step: (flush: number, input: Uint8A
   };
   let h: ZlibHandle;
   try {
-    h = new Handle(constants.GUNZIP);
+    const binding = (process as unknown as { binding?: (name: string) => { Zlib?: new (mode: number) => ZlibHandle } }).binding?.('zlib');
+    if (typeof binding?.Zlib !== 'function') return undefined;
+    h = new binding.Zlib(constants.GUNZIP);
     h.onerror = (message, errno, code) => finish(Object.assign(new Error(message), { errno, code }));
     h.init(constants.Z_DEFAULT_WINDOWBITS, constants.Z_DEFAULT_COMPRESSION, constants.Z_DEFAULT_MEMLEVEL, constants.Z_DEFAULT_STRATEGY, state, () => finish(undefined), undefined);
   } catch {
@@ -79,17 +79,19 @@ function openContext(Handle: HandleClass): { step: (flush: number, input: Uint8A
   };
 }
 
-/** Whether this Node inflates into fixed buffers (else through a stream, whose chunks are each allocated). */
-export const FIXED_BUFFERS: boolean = (() => {
-  const Handle = handleClass();
-  const ctx = Handle && openContext(Handle);
-  ctx?.close();
-  return ctx !== undefined;
-})();
+let inPlace: boolean | undefined;
 
-/** Thrown by the input: kept apart from zlib's errors, which mean corrupt data. */
-class SourceFailure {
-  constructor(readonly error: unknown) {}
+/**
+ * Whether this Node inflates into fixed buffers (else through a stream, whose chunks are each
+ * allocated). Found out by the first call, not at start-up: most installs inflate nothing.
+ */
+export function inflatesInPlace(): boolean {
+  if (inPlace === undefined) {
+    const ctx = openContext();
+    ctx?.close();
+    inPlace = ctx !== undefined;
+  }
+  return inPlace;
 }
 
 /**
@@ -98,13 +100,8 @@ class SourceFailure {
  * agent/infra/bundle-source.ts). The input is read to its end even once the gzip data has
  * ended, so that whoever checks the input's hash sees every byte of it.
  */
-async function* fixedGunzip(Handle: HandleClass, chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  const ctx = openContext(Handle);
-  if (!ctx) {
-    yield* streamGunzip(chunks);
-    return;
-  }
-  const input = chunks[Symbol.asyncIterator]();
+async function* fixedGunzip(ctx: Context, chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const input = guarded(chunks);
   const bufs = [Buffer.allocUnsafeSlow(OUT), Buffer.allocUnsafeSlow(OUT)] as const;
   const EMPTY = Buffer.alloc(0);
   let cur: Buffer = EMPTY;
@@ -115,12 +112,7 @@ async function* fixedGunzip(Handle: HandleClass, chunks: AsyncIterable<Buffer>):
   let ended = false;
 
   const next = async (): Promise<void> => {
-    let r: IteratorResult<Buffer>;
-    try {
-      r = await input.next();
-    } catch (e) {
-      throw new SourceFailure(e);
-    }
+    const r = await input.next();
     if (r.done) sourceDone = true;
     else {
       cur = r.value;
@@ -189,7 +181,7 @@ async function* fixedGunzip(Handle: HandleClass, chunks: AsyncIterable<Buffer>):
     // bytes; the fill holds its buffers until then, so zlib never writes into freed memory.
     const cleanup = pending.then(async () => {
       ctx.close();
-      if (!sourceDone) await input.return?.(undefined);
+      if (!sourceDone) await input.return(undefined);
     });
     if (complete) await cleanup;
     else cleanup.catch(() => undefined);
@@ -274,9 +266,9 @@ async function* streamGunzip(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buff
  * where Node allows it, reuses two buffers; see the module comment). A consumer keeping bytes
  * longer copies them.
  */
-export async function* gunzipLimited(chunks: AsyncIterable<Buffer>, unpackedSize: number, what: string, fixed = FIXED_BUFFERS): AsyncGenerator<Buffer> {
-  const Handle = fixed ? handleClass() : undefined;
-  const inflated = Handle ? fixedGunzip(Handle, chunks) : streamGunzip(chunks);
+export async function* gunzipLimited(chunks: AsyncIterable<Buffer>, unpackedSize: number, what: string, fixed = inflatesInPlace()): AsyncGenerator<Buffer> {
+  const ctx = fixed ? openContext() : undefined;
+  const inflated = ctx ? fixedGunzip(ctx, chunks) : streamGunzip(chunks);
   let n = 0;
   try {
     for await (const chunk of inflated) {

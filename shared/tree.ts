@@ -6,7 +6,7 @@
  * The verifier and the agent's extractor both use it, so they agree on what is acceptable.
  */
 import { posix } from 'node:path';
-import { ByteSource } from './byte-source.js';
+import { ByteSource, SourceFailure, guarded } from './byte-source.js';
 import { OtaError, errorMessage, isOtaError } from './errors.js';
 import { TarReader, padded, type TarHeader } from './tar-reader.js';
 
@@ -74,21 +74,8 @@ function checkSymlink(path: string, link: string, limits: TreeLimits): void {
   }
 }
 
-/** A tar header as the checker reads it (tar-stream's names for the types). */
-export interface RawTreeHeader {
-  name: string;
-  type?: string;
-  size?: number;
-  mode?: number;
-  uid?: number;
-  gid?: number;
-  mtime?: Date;
-  linkname?: string | null;
-  devmajor?: number;
-  devminor?: number;
-}
-
-const TYPES: Record<string, string> = {
+/** An entry's kind by its ustar typeflag ('7', contiguous, is a regular file). */
+const TYPES: Readonly<Record<string, TreeEntryType>> = {
   '0': 'file',
   '1': 'link',
   '2': 'symlink',
@@ -96,24 +83,8 @@ const TYPES: Record<string, string> = {
   '4': 'block-device',
   '5': 'directory',
   '6': 'fifo',
-  '7': 'contiguous-file',
+  '7': 'file',
 };
-
-/** The checker's view of a header read by TarReader. */
-function treeHeader(h: TarHeader): RawTreeHeader {
-  return {
-    name: h.name,
-    type: TYPES[h.type] ?? `typeflag ${JSON.stringify(h.type)}`,
-    size: h.size,
-    ...(h.mode !== undefined ? { mode: h.mode } : {}),
-    ...(h.uid !== undefined ? { uid: h.uid } : {}),
-    ...(h.gid !== undefined ? { gid: h.gid } : {}),
-    ...(h.mtime !== undefined ? { mtime: new Date(h.mtime * 1000) } : {}),
-    linkname: h.linkname ?? null,
-    ...(h.devmajor !== undefined ? { devmajor: h.devmajor } : {}),
-    ...(h.devminor !== undefined ? { devminor: h.devminor } : {}),
-  };
-}
 
 /** Checks entries one by one; keeps what later entries are checked against. */
 export class TreeChecker {
@@ -125,15 +96,11 @@ export class TreeChecker {
   constructor(private readonly limits: TreeLimits) {}
 
   /** Checks one tar header and returns the clean entry, or throws TREE_* errors. */
-  check(h: RawTreeHeader): TreeEntry {
+  check(h: TarHeader): TreeEntry {
     const what = this.limits.what;
     const path = normaliseTreePath(h.name, what);
-    let type: string = h.type ?? 'file';
-    if (type === 'contiguous-file') type = 'file';
-    if (!['file', 'directory', 'symlink', 'link', 'character-device', 'block-device', 'fifo'].includes(type)) {
-      throw new OtaError('PAYLOAD_CORRUPT', `${what}: entry "${h.name}" has an unsupported tar type`);
-    }
-    const t = type as TreeEntryType;
+    const t = TYPES[h.type];
+    if (!t) throw new OtaError('PAYLOAD_CORRUPT', `${what}: entry "${h.name}" has an unsupported tar type`);
     if (path === '' && t !== 'directory') throw new OtaError('TREE_BAD_NAME', `${what}: an entry of type ${t} has an empty name`);
     // Writing through a symlink laid down earlier would land wherever it points.
     const parts = path.split('/');
@@ -146,7 +113,7 @@ export class TreeChecker {
     if ((t === 'character-device' || t === 'block-device' || t === 'fifo') && this.limits.kind === 'module') {
       throw new OtaError('TREE_DEVICE_NODE', `${what}: entry "${path}" is a ${t}; modules may not contain device nodes`);
     }
-    const size = t === 'file' ? (h.size ?? 0) : 0;
+    const size = t === 'file' ? h.size : 0;
     if (this.bytes + size > this.limits.unpackedSize) {
       throw new OtaError('TREE_TOO_LARGE', `${what}: entry "${path}" would bring the tree to ${this.bytes + size} bytes, past its declared unpackedSize ${this.limits.unpackedSize}`);
     }
@@ -157,7 +124,7 @@ export class TreeChecker {
       mode: h.mode ?? (t === 'directory' ? 0o755 : 0o644),
       uid: h.uid ?? 0,
       gid: h.gid ?? 0,
-      mtime: h.mtime ?? new Date(0),
+      mtime: new Date((h.mtime ?? 0) * 1000),
     };
     if (t === 'symlink') {
       const link = h.linkname ?? '';
@@ -191,19 +158,6 @@ export class TreeChecker {
   }
 }
 
-/** Thrown by the input: kept apart from the tar's own errors. */
-class SourceFailure {
-  constructor(readonly error: unknown) {}
-}
-
-async function* guarded(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  try {
-    yield* chunks;
-  } catch (e) {
-    throw new SourceFailure(e);
-  }
-}
-
 /**
  * Reads a tree payload's tar (shared/tar-reader.ts, as strict as the bundle's own: checksums,
  * the end-of-archive marker, nothing but zeros after it), checks every entry and hands it to
@@ -232,7 +186,7 @@ export async function walkTree(
         throw err;
       }
       if (!h) break;
-      const clean = checker.check(treeHeader(h));
+      const clean = checker.check(h);
       // A directory's size field carries no data; any other entry's does (tar-stream's rule).
       const dataBytes = clean.type === 'directory' ? 0 : h.size;
       await onEntry(clean, clean.type === 'file' ? source.take(h.size, limits.what) : none);

@@ -7,9 +7,10 @@
  * scavenge of a nearly empty young generation taking well under a millisecond, frees them as
  * they go.
  *
- * Only one path still allocates its chunks one by one and uses it: an inflated gzip image where
- * Node lacks the zlib handle that inflates into fixed buffers (shared/inflate.ts,
- * FIXED_BUFFERS; Node 20 has it). Every other path allocates nothing per chunk: a file
+ * Two paths still allocate per chunk and use it: a delta's apply (agent/delta/apply.ts: its
+ * fetched chunks come through got, and each is inflated into a fresh buffer), and a gzip image
+ * where Node lacks the zlib handle that inflates into fixed buffers (shared/inflate.ts,
+ * inflatesInPlace(); Node 20 has it). Every other path allocates nothing per chunk: a file
  * source reads into two buffers (bundle-source.ts), a download reads its socket into one
  * (download/http1.ts), zlib inflates into two (inflate.ts), a tree's tar is read in place
  * (shared/tree.ts), and the slots copy into two more. That is the design (docs/PERFORMANCE.md).

@@ -36,9 +36,9 @@ export function capYoungGeneration(): void {
  * TurboFan's pipeline), and 4 GiB installs peaked 4.8 to 5.7 MiB above 128 MiB ones. The
  * agent's work per byte is native (hashing, copying, zlib, I/O); its JavaScript then runs in
  * Ignition and Sparkplug. Set when the stream starts (the read-back worker's start, an fs
- * slot's first payload, the first collection of reclaim.ts), not at the agent's start, whose one-off code (openpgp's tables,
- * the store's opening) reached the first payload byte 5 ms later without TurboFan. Measured in
- * docs/PERFORMANCE.md.
+ * slot's first payload, the first collection of reclaim.ts), not at the agent's start, whose
+ * one-off code (openpgp's tables, the store's opening) reached the first payload byte 5 ms
+ * later without TurboFan. Measured in docs/PERFORMANCE.md.
  */
 export function stopOptimizing(): void {
   setFlagsFromString('--no-opt');

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import type { PayloadEntry } from '../../../shared/bundle-reader.js';
 import { OtaError, errorMessage, isOtaError } from '../../../shared/errors.js';
-import { FIXED_BUFFERS, gunzipLimited } from '../../../shared/inflate.js';
+import { gunzipLimited, inflatesInPlace } from '../../../shared/inflate.js';
 import type { SlotConfig } from '../../config/types.js';
 import { slotWriter } from '../../../shared/write-behind.js';
 import { durablyAsync } from '../../infra/durable.js';
@@ -95,7 +95,7 @@ export class RawSlot implements SlotBackend {
         // zlib inflates into two fixed buffers (shared/inflate.ts); where Node lacks the handle
         // that takes, its output chunks are allocated one by one and get the collections.
         const inflated = gzip ? gunzipLimited(p.chunks, m.unpackedSize ?? 0, `payload "${m.name}"`) : undefined;
-        const data = inflated ? (FIXED_BUFFERS ? inflated : reclaiming(inflated)) : p.chunks;
+        const data = inflated ? (inflatesInPlace() ? inflated : reclaiming(inflated)) : p.chunks;
         // A checkpoint's fsync runs while the next bytes stream in: every byte below `at` was
         // written before the fsync began, so once it returns `at` is a durable resume point,
         // whatever was written meanwhile. Its point is recorded when it is awaited (at the next
