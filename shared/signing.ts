@@ -4,14 +4,91 @@
  * armored or binary, and rejects expired or revoked signing keys at verification time.
  */
 import { readFile } from 'node:fs/promises';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
 import { OtaError, errorMessage } from './errors.js';
 import { nativeSigner, type DetachedSigner } from './fast-sign.js';
 import { isoTime } from './iso-time.js';
+import { nativeKeys, verifyNative, type NativeKey } from './pgp-verify.js';
 
-/** The public keys a verifier trusts. */
-export interface Keyring {
-  readonly keys: readonly openpgp.PublicKey[];
+/**
+ * openpgp.js, loaded by its first use: a signature by an Ed25519 primary key is checked without
+ * it (pgp-verify.ts), so an install or a check-in signed that way never loads it.
+ */
+let loaded: Promise<typeof openpgp> | undefined;
+function pgp(): Promise<typeof openpgp> {
+  loaded ??= import('openpgp');
+  return loaded;
+}
+
+/**
+ * The public keys a verifier trusts. A key file the native path reads (pgp-verify.ts) is read
+ * by openpgp.js only when it is needed (a signature the native path declines, or a listing); any
+ * other file is read by openpgp.js when the keyring is made, so an invalid file fails there.
+ */
+export class Keyring {
+  private all: Promise<openpgp.PublicKey[]> | undefined;
+
+  private constructor(
+    /** Every file in order: its bytes and name, and its keys read natively or by openpgp.js. */
+    private readonly files: readonly KeyFile[],
+  ) {}
+
+  /** The keys of the files read natively. */
+  get native(): NativeKey[] {
+    return this.files.flatMap((f) => f.native ?? []);
+  }
+
+  /**
+   * The native key with primary key id `keyId` (upper-case hex), when the first file that holds
+   * that id was read natively: openpgp.js takes the first key that has it, so a copy in a file
+   * read by openpgp.js before (one with its revocation, say) is not passed over.
+   */
+  nativeKey(keyId: string): NativeKey | undefined {
+    for (const f of this.files) {
+      if (f.native) {
+        const k = f.native.find((n) => n.keyId === keyId);
+        if (k) return k;
+      } else if (f.keys!.some((k) => k.getKeyIDs().some((id) => id.toHex().toUpperCase() === keyId))) return undefined;
+    }
+    return undefined;
+  }
+
+  /** openpgp.js's reading of every key, in file order (read on first call). */
+  publicKeys(): Promise<openpgp.PublicKey[]> {
+    this.all ??= (async () => {
+      const keys: openpgp.PublicKey[] = [];
+      for (const f of this.files) keys.push(...(f.keys ?? (await parsePublicKeys(f.bytes, f.source))));
+      return keys;
+    })();
+    return this.all;
+  }
+
+  /** The fingerprints of every key, upper-case hex, in file order. */
+  async fingerprints(): Promise<string[]> {
+    if (this.files.every((f) => f.native)) return this.native.map((k) => k.fingerprint);
+    return (await this.publicKeys()).map((k) => k.getFingerprint().toUpperCase());
+  }
+
+  /**
+   * A keyring of key files' bytes (each armored or binary, one or more keys). `native: false`
+   * reads every file with openpgp.js (tests comparing the two).
+   */
+  static async of(files: readonly { bytes: Uint8Array; source: string }[], opts: { native?: boolean } = {}): Promise<Keyring> {
+    const read: KeyFile[] = [];
+    for (const f of files) {
+      const native = opts.native === false ? undefined : nativeKeys(f.bytes);
+      read.push(native ? { ...f, native } : { ...f, keys: await parsePublicKeys(f.bytes, f.source) });
+    }
+    return new Keyring(read);
+  }
+}
+
+/** A key file of a keyring: read natively, or by openpgp.js when the keyring was made. */
+interface KeyFile {
+  readonly bytes: Uint8Array;
+  readonly source: string;
+  readonly native?: NativeKey[];
+  readonly keys?: openpgp.PublicKey[];
 }
 
 /** Who made a verified signature. */
@@ -46,6 +123,7 @@ async function readOpenPgp<T>(
 
 /** Reads every public key in `bytes` (armored or binary; one or several keys). */
 export async function parsePublicKeys(bytes: Uint8Array, source: string): Promise<openpgp.PublicKey[]> {
+  const openpgp = await pgp();
   const keys = await readOpenPgp(
     bytes,
     { armored: (armoredKeys) => openpgp.readKeys({ armoredKeys }), binary: (binaryKeys) => openpgp.readKeys({ binaryKeys }) },
@@ -66,20 +144,19 @@ export async function readKeyFile(path: string): Promise<Buffer> {
 
 /** Builds a keyring from key files (each armored or binary, one or more keys). */
 export async function loadKeyring(paths: readonly string[]): Promise<Keyring> {
-  const keys: openpgp.PublicKey[] = [];
-  for (const p of paths) keys.push(...(await parsePublicKeys(await readKeyFile(p), p)));
-  return { keys };
+  const files: { bytes: Uint8Array; source: string }[] = [];
+  for (const p of paths) files.push({ bytes: await readKeyFile(p), source: p });
+  return Keyring.of(files);
 }
 
 /** Builds a keyring from armored key texts. */
 export async function keyringFromArmored(texts: readonly string[]): Promise<Keyring> {
-  const keys: openpgp.PublicKey[] = [];
-  for (const [k, t] of texts.entries()) keys.push(...(await parsePublicKeys(Buffer.from(t, 'utf8'), `#${k + 1}`)));
-  return { keys };
+  return Keyring.of(texts.map((t, k) => ({ bytes: Buffer.from(t, 'utf8'), source: `#${k + 1}` })));
 }
 
 /** Reads a private key, decrypting it with `passphrase` when it is protected. */
 export async function readPrivateKey(bytes: Uint8Array, source: string, passphrase?: string): Promise<openpgp.PrivateKey> {
+  const openpgp = await pgp();
   const key = await readOpenPgp(
     bytes,
     { armored: (armoredKey) => openpgp.readPrivateKey({ armoredKey }), binary: (binaryKey) => openpgp.readPrivateKey({ binaryKey }) },
@@ -121,6 +198,7 @@ export async function signDetached(data: Uint8Array, key: openpgp.PrivateKey): P
     native.set(key, fast);
   }
   if (fast) return fast(data);
+  const openpgp = await pgp();
   const message = await openpgp.createMessage({ binary: data });
   const sig = await openpgp.sign({ message, signingKeys: key, detached: true, format: 'binary' });
   return Buffer.from(sig);
@@ -147,6 +225,12 @@ export async function verifyDetached(
   what: string,
   now: Date = new Date(),
 ): Promise<SignerInfo> {
+  const quick = verifyNative(data, signature, (id) => keyring.nativeKey(id), now);
+  if (quick) {
+    return { keyId: quick.keyId, fingerprint: quick.key.fingerprint, userIds: [...quick.key.userIds], algorithm: 'Ed25519', created: isoTime(new Date(quick.created * 1000)) };
+  }
+  // Declined or not valid: openpgp.js decides, and says why when it refuses.
+  const openpgp = await pgp();
   const sig = await readOpenPgp(
     signature,
     { armored: (armoredSignature) => openpgp.readSignature({ armoredSignature }), binary: (binarySignature) => openpgp.readSignature({ binarySignature }) },
@@ -159,7 +243,7 @@ export async function verifyDetached(
   }
   const issuer = sig.getSigningKeyIDs()[0];
   if (!issuer) throw new OtaError('SIGNATURE_MALFORMED', `${what}: the signature names no issuer key`);
-  const match = keyring.keys.find((k) => k.getKeys(issuer).length > 0);
+  const match = (await keyring.publicKeys()).find((k) => k.getKeys(issuer).length > 0);
   if (!match) {
     throw new OtaError('SIGNATURE_UNKNOWN_KEY', `${what}: signed by key ${issuer.toHex().toUpperCase()}, which is not in the trusted keyring`);
   }
@@ -213,6 +297,7 @@ export interface GeneratedKey {
 
 /** Makes a v4 Ed25519 signing key (readable by GnuPG 2.2); protected when `passphrase` is set. */
 export async function generateSigningKey(userId: string, passphrase?: string): Promise<GeneratedKey> {
+  const openpgp = await pgp();
   const { privateKey, publicKey } = await openpgp.generateKey({
     type: 'ecc',
     curve: 'curve25519Legacy',

@@ -67,7 +67,7 @@ export async function enroll(config: AgentConfig, req: EnrollRequest): Promise<E
   if (!fingerprint) throw new OtaError('SERVER_BAD_ANSWER', `enrollment at ${url}: the answer's serverKey holds no key`);
   const pinned = config.server?.serverKey;
   if (pinned) {
-    const expected = (await loadKeyring([pinned])).keys.map((k) => k.getFingerprint().toUpperCase());
+    const expected = await (await loadKeyring([pinned])).fingerprints();
     if (!expected.includes(fingerprint)) {
       throw new OtaError(
         'SERVER_KEY_MISMATCH',

@@ -122,8 +122,9 @@ Example:
     const out = (line: string): boolean => process.stdout.write(`${line}\n`);
     out(`data directory ${config.data}`);
     out(`server key ${services.signer.fingerprint} (devices verify check-in answers with ${config.data}/server-key.pub)`);
-    for (const k of services.keyring.keys) out(`release key ${k.getFingerprint().toUpperCase()} ${k.getUserIDs().join(', ')}`);
-    if (services.keyring.keys.length === 0) process.stderr.write('ota-server start: warning: no release keys (--release-key): every upload will be refused\n');
+    const releaseKeys = await services.keyring.publicKeys();
+    for (const k of releaseKeys) out(`release key ${k.getFingerprint().toUpperCase()} ${k.getUserIDs().join(', ')}`);
+    if (releaseKeys.length === 0) process.stderr.write('ota-server start: warning: no release keys (--release-key): every upload will be refused\n');
     if (services.bundles.kind !== 'local') out(`bundles in ${services.bundles.location} (downloads: ${config.bundleDownload})`);
     if (services.swept.length > 0) out(`removed ${services.swept.length} unrecorded bundle file(s) left by an interrupted upload`);
     let app;

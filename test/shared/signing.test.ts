@@ -41,7 +41,7 @@ describe('signing', () => {
   it('falls back to openpgp.js for an RSA key and still verifies', async () => {
     const { privateKey, publicKey } = await openpgp.generateKey({ type: 'rsa', rsaBits: 3072, userIDs: [{ name: 'rsa' }], format: 'object' });
     expect(nativeSigner(privateKey)).toBeNull();
-    const keyring = { keys: [publicKey] };
+    const keyring = await keyringFromArmored([publicKey.armor()]);
     const data = Buffer.from('payload');
     const signer = await verifyDetached(data, await signDetached(data, privateKey), keyring, 'x');
     expect(signer.algorithm).toBe('RSA-3072');
