@@ -9,7 +9,18 @@ import { createHash } from 'node:crypto';
 import { constants, inflateRawSync } from 'node:zlib';
 import type { ChunkIndex } from './chunk-index.js';
 import { OtaError } from './errors.js';
+import type { RawInflater } from './inflate.js';
 import type { ModuleSpec } from './manifest.js';
+
+/**
+ * Where decodeChunk inflates a gzip image's chunk instead of a fresh buffer: `out` holds more
+ * than the largest chunk (the byte past one tells a chunk too long); the chunk returned is a
+ * view of it, valid until the next call.
+ */
+export interface ChunkBuffer {
+  readonly inflater: RawInflater;
+  readonly out: Buffer;
+}
 
 /** The index must describe exactly the payload the manifest signed. */
 export function checkIndexMatchesModule(ix: ChunkIndex, m: ModuleSpec, what: string): void {
@@ -22,14 +33,18 @@ export function checkIndexMatchesModule(ix: ChunkIndex, m: ModuleSpec, what: str
   }
 }
 
-/** Decodes chunk k's stored bytes and checks them against its signed hash; returns the chunk. */
-export function decodeChunk(ix: ChunkIndex, k: number, stored: Buffer, what: string): Buffer {
+/**
+ * Decodes chunk k's stored bytes and checks them against its signed hash; returns the chunk (a
+ * view of `into.out` when given and the image is gzip, else a buffer of its own or `stored`).
+ */
+export function decodeChunk(ix: ChunkIndex, k: number, stored: Buffer, what: string, into?: ChunkBuffer): Buffer {
   const offset = ix.chunks.offsets[k]!;
   const length = ix.chunks.lengths[k]!;
   let data = stored;
   if (ix.storage === 'gzip') {
     try {
-      data = inflateRawSync(stored, { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: length });
+      if (into && into.out.length > length) data = into.out.subarray(0, into.inflater.inflate(stored, into.out.subarray(0, length + 1)));
+      else data = inflateRawSync(stored, { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: length });
     } catch (cause) {
       throw new OtaError('INDEX_CHUNK_MISMATCH', `${what}: the chunk at image offset ${offset} does not inflate to ${length} bytes`, { cause });
     }

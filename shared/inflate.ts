@@ -28,6 +28,10 @@ interface ZlibHandle {
   init(windowBits: number, level: number, memLevel: number, strategy: number, state: Uint32Array, done: () => void, dictionary: undefined): void;
   /** Inflates on libuv's pool; calls `done` (given to init), or `onerror` instead. */
   write(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
+  /** The same on this thread; an error calls `onerror` before it returns. */
+  writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
+  /** Back to the state after `init`, for another stream. */
+  reset(): void;
   close(): void;
   onerror: (message: string, errno: number, code?: string) => void;
 }
@@ -44,6 +48,20 @@ interface Context {
   close(): void;
 }
 
+/** zlib's handle in `mode`, its errors to `onerror`; undefined where this Node lacks or refuses it. */
+function openHandle(mode: number, state: Uint32Array, done: () => void, onerror: ZlibHandle['onerror']): ZlibHandle | undefined {
+  try {
+    const binding = (process as unknown as { binding?: (name: string) => { Zlib?: new (mode: number) => ZlibHandle } }).binding?.('zlib');
+    if (typeof binding?.Zlib !== 'function') return undefined;
+    const h = new binding.Zlib(mode);
+    h.onerror = onerror;
+    h.init(constants.Z_DEFAULT_WINDOWBITS, constants.Z_DEFAULT_COMPRESSION, constants.Z_DEFAULT_MEMLEVEL, constants.Z_DEFAULT_STRATEGY, state, done, undefined);
+    return h;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A gunzip context; undefined where this Node does not expose zlib's handle or refuses it. */
 function openContext(): Context | undefined {
   const state = new Uint32Array(2);
@@ -53,16 +71,13 @@ function openContext(): Context | undefined {
     settle = undefined;
     s?.(e);
   };
-  let h: ZlibHandle;
-  try {
-    const binding = (process as unknown as { binding?: (name: string) => { Zlib?: new (mode: number) => ZlibHandle } }).binding?.('zlib');
-    if (typeof binding?.Zlib !== 'function') return undefined;
-    h = new binding.Zlib(constants.GUNZIP);
-    h.onerror = (message, errno, code) => finish(Object.assign(new Error(message), { errno, code }));
-    h.init(constants.Z_DEFAULT_WINDOWBITS, constants.Z_DEFAULT_COMPRESSION, constants.Z_DEFAULT_MEMLEVEL, constants.Z_DEFAULT_STRATEGY, state, () => finish(undefined), undefined);
-  } catch {
-    return undefined;
-  }
+  const h = openHandle(
+    constants.GUNZIP,
+    state,
+    () => finish(undefined),
+    (message, errno, code) => finish(Object.assign(new Error(message), { errno, code })),
+  );
+  if (!h) return undefined;
   let closed = false;
   return {
     state,
@@ -77,6 +92,62 @@ function openContext(): Context | undefined {
       closed = true;
     },
   };
+}
+
+/**
+ * Raw deflate segments (a delta's chunks, shared/index-check.ts) inflated on this thread into a
+ * buffer the caller owns, one after another with one zlib context, where `inflateRawSync`
+ * allocates a buffer for each: what keeps a delta's apply from allocating per fetched chunk.
+ */
+export class RawInflater {
+  private readonly state = new Uint32Array(2);
+  private failure: Error | undefined;
+  private h: ZlibHandle | undefined;
+
+  private constructor() {}
+
+  /** An inflater, or undefined where this Node lacks zlib's handle (then inflateRawSync it is). */
+  static open(): RawInflater | undefined {
+    const r = new RawInflater();
+    return r.handle() ? r : undefined;
+  }
+
+  private handle(): ZlibHandle | undefined {
+    this.h ??= openHandle(
+      constants.INFLATERAW,
+      this.state,
+      () => undefined,
+      (message, errno, code) => (this.failure = Object.assign(new Error(message), { errno, code })),
+    );
+    return this.h;
+  }
+
+  /**
+   * Inflates all of `input` (a raw deflate segment ending with a sync flush or a final block)
+   * into `out` from its start; returns the bytes written. Throws zlib's error, or a RangeError
+   * when they would not fit: `out` one byte larger than the most expected tells "too long".
+   */
+  inflate(input: Uint8Array, out: Buffer): number {
+    const h = this.handle();
+    if (!h) throw new Error('zlib handle unavailable');
+    this.failure = undefined;
+    h.writeSync(constants.Z_SYNC_FLUSH, input, 0, input.length, out, 0, out.length);
+    const failed = this.failure as Error | undefined;
+    if (failed) {
+      // A failed context is not reused: the next segment gets a fresh one.
+      this.close();
+      throw failed;
+    }
+    const availOut = this.state[0]!;
+    h.reset();
+    if (availOut === 0) throw new RangeError(`more than ${out.length - 1} bytes`);
+    return out.length - availOut;
+  }
+
+  close(): void {
+    this.h?.close();
+    this.h = undefined;
+  }
 }
 
 let inPlace: boolean | undefined;

@@ -10,7 +10,10 @@
  * Memory and time as a full install's (raw.ts): adjacent reused chunks are read from the
  * running slot in runs of up to LOCAL_RUN bytes into two buffers (the next run read while this
  * one is hashed) and copied into the two buffers of the same write-behind a full install uses
- * (O_DIRECT on a block device), so only fetched chunks allocate; a checkpoint's fsync runs while
+ * (O_DIRECT on a block device); fetched chunks come lent from a local bundle file (two buffers,
+ * FileRangeReader.lend) and a gzip image's are inflated into one buffer (inflate.ts's
+ * RawInflater), so that nothing is allocated per chunk; over HTTP got still hands each socket
+ * read over in a buffer of its own, collected as it goes (reclaim.ts). A checkpoint's fsync runs while
  * the next chunks go on; each checkpoint's region is read back on the read-back worker as soon
  * as it is durable. That read-back is the whole image's check, off the main thread: its digest
  * must be the index's image sha256 before the slot can be armed, so the bytes written are not
@@ -21,13 +24,15 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { ByteSource } from '../../shared/byte-source.js';
 import type { ChunkIndex } from '../../shared/chunk-index.js';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
-import { decodeChunk } from '../../shared/index-check.js';
+import { decodeChunk, type ChunkBuffer } from '../../shared/index-check.js';
+import { RawInflater } from '../../shared/inflate.js';
 import { planDelta, type LocalSource, type PlanOptions } from '../../shared/delta/plan.js';
 import type { RangeReader } from '../../shared/delta/range.js';
 import { slotWriter } from '../../shared/write-behind.js';
 import type { SlotConfig } from '../config/types.js';
 import { durablyAsync } from '../infra/durable.js';
 import { reclaimer } from '../infra/reclaim.js';
+import { stopOptimizing } from '../infra/young-generation.js';
 import type { SlotDigest } from '../boot/slots/types.js';
 import { noteReadDuringWrite } from '../boot/slots/raw.js';
 import { ReadBack } from '../boot/slots/readback.js';
@@ -246,19 +251,26 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     phases.hash += since(t0);
     return ok ? buf : undefined;
   };
+  // A gzip image's chunks are inflated into one buffer, which the writer copies from before the
+  // next: nothing is allocated per chunk where Node has zlib's handle (inflate.ts).
+  const inflater = ix.storage === 'gzip' ? RawInflater.open() : undefined;
+  const into: ChunkBuffer | undefined = inflater ? { inflater, out: Buffer.allocUnsafeSlow(ix.params.max + 1) } : undefined;
   const fetchOne = async (k: number): Promise<Buffer> => {
     const start = job.dataOffset + t.storedOffsets[k]!;
     const parts: Buffer[] = [];
     for await (const b of src.read(start, start + t.storedLengths[k]!)) parts.push(b);
     try {
-      return decodeChunk(ix, k, Buffer.concat(parts), `bundle ${src.name}`);
+      return decodeChunk(ix, k, Buffer.concat(parts), `bundle ${src.name}`, into);
     } catch (err) {
       throw chunkError(src, err);
     }
   };
 
-  // Chunks are fresh buffers outside the V8 heap: collect them as they go (reclaim.ts).
-  const reclaim = reclaimer();
+  // A range reader that lends (a local bundle file) and zlib's handle leave nothing to collect;
+  // got's chunks (an HTTP range), or inflateRawSync's where the handle is missing, are fresh
+  // buffers outside the V8 heap: collected as they go (reclaim.ts).
+  const reclaim = src.lend && (ix.storage !== 'gzip' || inflater) ? undefined : reclaimer();
+  if (!reclaim) stopOptimizing();
   let r = 0;
   let range: { source: ByteSource; body: AsyncGenerator<Buffer> } | undefined;
   let read: { length: number; sha256: string };
@@ -271,7 +283,7 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
       const t0 = performance.now();
       if (rr && k >= rr.first && k <= rr.last) {
         if (!range) {
-          const body = src.read(rr.start, rr.end)[Symbol.asyncIterator]() as AsyncGenerator<Buffer>;
+          const body = (src.lend ? src.lend(rr.start, rr.end) : src.read(rr.start, rr.end))[Symbol.asyncIterator]() as AsyncGenerator<Buffer>;
           range = { source: new ByteSource({ [Symbol.asyncIterator]: () => body }, rr.start), body };
         }
         const at = job.dataOffset + t.storedOffsets[k]!;
@@ -296,7 +308,7 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
       if (!data) {
         const t1 = performance.now();
         try {
-          data = stored ? decodeChunk(ix, k, stored, `bundle ${src.name}`) : await fetchOne(k);
+          data = stored ? decodeChunk(ix, k, stored, `bundle ${src.name}`, into) : await fetchOne(k);
         } catch (err) {
           throw chunkError(src, err);
         }
@@ -307,7 +319,7 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
       await writer.add(data);
       phases.write += since(t2);
       // Every chunk leaves garbage (its hash, promises); fetched ones also their buffers.
-      reclaim(data.length + (stored?.length ?? 0));
+      reclaim?.(data.length + (stored?.length ?? 0));
       stats.bytesWritten += data.length;
       const end = t.offsets[k]! + length;
       if (end - synced >= job.checkpointBytes && end < ix.imageSize) await checkpoint(end);
@@ -329,6 +341,7 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     await check.close();
     await out.close();
     await old.close();
+    inflater?.close();
   }
   stats.requests = src.stats.requests - before.requests;
   stats.wireBytes = src.stats.bytes - before.bytes;

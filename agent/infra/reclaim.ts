@@ -7,8 +7,8 @@
  * scavenge of a nearly empty young generation taking well under a millisecond, frees them as
  * they go.
  *
- * Two paths still allocate per chunk and use it: a delta's apply (agent/delta/apply.ts: its
- * fetched chunks come through got, and each is inflated into a fresh buffer), and a gzip image
+ * Two paths still allocate per chunk and use it: a delta's apply over HTTP (agent/delta/apply.ts:
+ * its ranges come through got; from a local file they are lent and nothing is collected), and a gzip image
  * where Node lacks the zlib handle that inflates into fixed buffers (shared/inflate.ts,
  * inflatesInPlace(); Node 20 has it). Every other path allocates nothing per chunk: a file
  * source reads into two buffers (bundle-source.ts), a download reads its socket into one

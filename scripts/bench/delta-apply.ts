@@ -6,7 +6,10 @@
  * alternate (full, delta, full, delta, ...); casync extracts the same new image with the old
  * one as seed from a local store in the same run (wall time and peak RSS from GNU time).
  *
- *   node dist/scripts/bench/delta-apply.js [--size-mib 512] [--runs 2] [--dir DIR] [--json FILE] [--no-casync] [--cpu-prof DIR]
+ *   node dist/scripts/bench/delta-apply.js [--size-mib 512] [--changed-mib 4] [--runs 2] [--dir DIR] [--json FILE] [--no-casync] [--cpu-prof DIR]
+ *
+ * --changed-mib N makes N MiB in the middle of the new image random (4 by default, a package
+ * update; more, to see what fetching most chunks costs).
  *
  * --cpu-prof DIR writes a V8 CPU profile of each install's agent process into DIR.
  *
@@ -32,9 +35,14 @@ import { COMPATIBLE } from './fixture.js';
 import { randomFile, ROOT } from './util.js';
 import { readFile, writeFile } from 'node:fs/promises';
 
-const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '512' }, runs: { type: 'string', default: '2' }, dir: { type: 'string' }, json: { type: 'string' }, 'no-casync': { type: 'boolean' }, 'cpu-prof': { type: 'string' } } });
+const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '512' }, 'changed-mib': { type: 'string', default: '4' }, runs: { type: 'string', default: '2' }, dir: { type: 'string' }, json: { type: 'string' }, 'no-casync': { type: 'boolean' }, 'cpu-prof': { type: 'string' } } });
 const mib = Number(values['size-mib']);
 const runs = Math.max(1, Number(values.runs));
+const changed = Number(values['changed-mib']);
+if (!Number.isInteger(changed) || changed < 0 || changed > mib - 1) {
+  process.stderr.write(`delta-apply: --changed-mib must be an integer from 0 to ${mib - 1}, not "${values['changed-mib']}"\n`);
+  process.exit(2);
+}
 
 /** One install, as the bench table wants it. */
 interface ApplyRun {
@@ -77,7 +85,12 @@ try {
   await copyFile(old, img);
   fh = await open(img, 'r+');
   await fh.write(Buffer.from('HEALTHY new\n'), 0, 12, 0);
-  await fh.write(randomFillSync(Buffer.alloc(4 << 20)), 0, 4 << 20, Math.floor((mib << 20) / 2));
+  // In pieces: a buffer of the whole change would be the bench's memory, not the agent's.
+  const from = Math.min(Math.floor((mib << 20) / 2), (mib - changed) << 20);
+  for (let done = 0; done < changed << 20; done += 4 << 20) {
+    const n = Math.min(4 << 20, (changed << 20) - done);
+    await fh.write(randomFillSync(Buffer.alloc(n)), 0, n, from + done);
+  }
   await fh.close();
   const bundle = join(work, 'new.otab');
   await buildBundle({ product: 'bench', version: '2.0.0', compatible: [COMPATIBLE], key, out: bundle, index: {}, payloads: [{ name: 'rootfs', type: 'image', path: img, gzip: true }] });
@@ -128,7 +141,7 @@ try {
     process.stderr.write(`${rows.at(-1)}\n`);
   }
   if (values.json) await writeFile(values.json, `${JSON.stringify({ mib, runs: results }, null, 2)}\n`);
-  process.stdout.write(`${mib} MiB image, 4 MiB changed, gzip bundle from a local file:\n${rows.join('\n')}\n`);
+  process.stdout.write(`${mib} MiB image, ${changed} MiB changed, gzip bundle from a local file:\n${rows.join('\n')}\n`);
 } finally {
   await rm(work, { recursive: true, force: true });
 }

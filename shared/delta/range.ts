@@ -4,6 +4,7 @@
  * bytes so that a report and the device agree on what crossed the wire.
  */
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { CHUNK } from '../hashing.js';
 
 /** A source of bundle byte ranges. */
@@ -14,11 +15,19 @@ export interface RangeReader {
   read(start: number, end: number): AsyncIterable<Buffer>;
   /** Requests made and body bytes received so far. */
   readonly stats: { requests: number; bytes: number };
+  /**
+   * The same bytes as `read`, lent: each chunk is valid only until the next is asked for, and
+   * the reader allocates nothing per chunk. Readers that cannot lend have no such method.
+   */
+  lend?(start: number, end: number): AsyncIterable<Buffer>;
 }
 
 /** Ranges of a local bundle file (a USB stick, or `ota-release delta-report`). */
 export class FileRangeReader implements RangeReader {
   readonly stats = { requests: 0, bytes: 0 };
+  /** The two buffers `lend` reads into, taking turns; lent out to one range at a time. */
+  private bufs: [Buffer, Buffer] | undefined;
+  private lending = false;
 
   constructor(readonly name: string) {}
 
@@ -28,6 +37,34 @@ export class FileRangeReader implements RangeReader {
     for await (const c of createReadStream(this.name, { start, end: end - 1, highWaterMark: CHUNK })) {
       this.stats.bytes += (c as Buffer).length;
       yield c as Buffer;
+    }
+  }
+
+  async *lend(start: number, end: number): AsyncGenerator<Buffer> {
+    this.stats.requests++;
+    if (end <= start) return;
+    // A second range lent while one is out (a delta's apply fetching a chunk aside) gets
+    // buffers of its own for its length.
+    const own = this.lending;
+    const size = Math.min(CHUNK, end - start);
+    const bufs = own ? ([Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)] as const) : (this.bufs ??= [Buffer.allocUnsafeSlow(CHUNK), Buffer.allocUnsafeSlow(CHUNK)]);
+    if (!own) this.lending = true;
+    const fh = await open(this.name, 'r');
+    try {
+      let k = 0;
+      for (let at = start; at < end; ) {
+        const buf = bufs[k]!;
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - at), at);
+        // The file ends early: the range is short, as read() would be.
+        if (bytesRead === 0) return;
+        this.stats.bytes += bytesRead;
+        at += bytesRead;
+        yield buf.subarray(0, bytesRead);
+        k = 1 - k;
+      }
+    } finally {
+      if (!own) this.lending = false;
+      await fh.close();
     }
   }
 }

@@ -1,8 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { constants, deflateRawSync, gunzipSync, gzipSync, inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { OtaError } from '../../shared/errors.js';
-import { OUT, gunzipLimited, inflatesInPlace } from '../../shared/inflate.js';
+import { FileRangeReader } from '../../shared/delta/range.js';
+import { OUT, RawInflater, gunzipLimited, inflatesInPlace } from '../../shared/inflate.js';
+import { tempDir } from '../helpers/cli.js';
 import { lentPieces, otaFailure } from '../helpers/streams.js';
 
 /** `lentPieces`, counting what was read and whether the consumer let go early. */
@@ -155,5 +159,89 @@ describe('gunzipLimited with fixed buffers', () => {
     }
     expect(n).toBe(data.length);
     expect(seen.size).toBe(2);
+  });
+});
+
+describe('RawInflater (a delta\'s chunks into one buffer)', () => {
+  // Segments as ota-release makes them (shared/chunk-build.ts): raw deflate, a full flush at the end.
+  const segment = (b: Buffer): Buffer => deflateRawSync(b, { finishFlush: constants.Z_FULL_FLUSH });
+
+  it('inflates segment after segment into the same buffer, as inflateRawSync does', () => {
+    const r = RawInflater.open()!;
+    const out = Buffer.alloc((64 << 10) + 1);
+    try {
+      for (const size of [0, 1, 100, 32 << 10, 64 << 10]) {
+        const data = size % 2 ? randomBytes(size) : Buffer.alloc(size, size & 0xff);
+        const seg = segment(data);
+        const n = r.inflate(seg, out);
+        expect(out.subarray(0, n)).toEqual(inflateRawSync(seg, { finishFlush: constants.Z_SYNC_FLUSH }));
+        expect(n).toBe(size);
+      }
+    } finally {
+      r.close();
+    }
+  });
+
+  it('throws RangeError for a segment longer than the buffer less one byte, and goes on', () => {
+    const r = RawInflater.open()!;
+    const data = randomBytes(1000);
+    expect(() => r.inflate(segment(data), Buffer.alloc(1000))).toThrow(RangeError);
+    expect(r.inflate(segment(data), Buffer.alloc(1001))).toBe(1000);
+    r.close();
+  });
+
+  it("throws zlib's error for a corrupt segment, and inflates the next with a fresh context", () => {
+    const r = RawInflater.open()!;
+    const out = Buffer.alloc(5000);
+    const bad = segment(Buffer.alloc(4000, 7));
+    bad[0] = 0xff; // block type 3: reserved
+    expect(() => r.inflate(bad, out)).toThrow(/invalid block type/);
+    const data = randomBytes(3000);
+    expect(out.subarray(0, r.inflate(segment(data), out))).toEqual(data);
+    r.close();
+  });
+});
+
+describe('FileRangeReader.lend', () => {
+  it('lends the bytes read() gives, in two buffers taking turns, and buffers of its own to a second range at once', async () => {
+    const t = await tempDir();
+    try {
+      const file = join(t.dir, 'b.otab');
+      const data = randomBytes((3 << 20) + 12345);
+      await writeFile(file, data);
+      const src = new FileRangeReader(file);
+      for (const [a, b] of [
+        [0, data.length],
+        [5, 5],
+        [100, 200],
+        [1 << 20, (2 << 20) + 3],
+        [data.length - 10, data.length + 100],
+      ] as const) {
+        const lent: Buffer[] = [];
+        const memory = new Set<ArrayBufferLike>();
+        for await (const c of src.lend(a, b)) {
+          lent.push(Buffer.from(c));
+          memory.add(c.buffer);
+        }
+        const read: Buffer[] = [];
+        for await (const c of src.read(a, b)) read.push(c);
+        // equals(), not toEqual: vitest compares a Buffer's bytes one by one, for seconds per MiB.
+        expect(Buffer.concat(lent).equals(Buffer.concat(read))).toBe(true);
+        expect(Buffer.concat(lent).equals(data.subarray(a, Math.min(b, data.length)))).toBe(true);
+        expect(memory.size).toBeLessThanOrEqual(2);
+      }
+      // A range lent while another is out reads into its own buffers: the first's views hold.
+      const outer = src.lend(0, 3 << 20)[Symbol.asyncIterator]();
+      const first = (await outer.next()).value as Buffer;
+      const copy = Buffer.from(first);
+      const inner: Buffer[] = [];
+      for await (const c of src.lend(10, (2 << 20) + 10)) inner.push(Buffer.from(c));
+      expect(Buffer.concat(inner).equals(data.subarray(10, (2 << 20) + 10))).toBe(true);
+      expect(first.equals(copy)).toBe(true);
+      await outer.return(undefined);
+      expect(src.stats.requests).toBe(12);
+    } finally {
+      await t.cleanup();
+    }
   });
 });
