@@ -10,10 +10,10 @@
  * Memory and time as a full install's (raw.ts): adjacent reused chunks are read from the
  * running slot in runs of up to LOCAL_RUN bytes into two buffers (the next run read while this
  * one is hashed) and copied into the two buffers of the same write-behind a full install uses
- * (O_DIRECT on a block device); fetched chunks come lent from a local bundle file (two buffers,
- * FileRangeReader.lend) and a gzip image's are inflated into one buffer (inflate.ts's
- * RawInflater), so that nothing is allocated per chunk; over HTTP got still hands each socket
- * read over in a buffer of its own, collected as it goes (reclaim.ts). A checkpoint's fsync runs while
+ * (O_DIRECT on a block device); fetched chunks come lent (RangeReader.lend: two read buffers
+ * for a file, one ring over a kept connection for HTTP) and a gzip image's are inflated into one
+ * buffer (inflate.ts's RawInflater), so that nothing is allocated per chunk and nothing needs a
+ * forced collection. A checkpoint's fsync runs while
  * the next chunks go on; each checkpoint's region is read back on the read-back worker as soon
  * as it is durable. That read-back is the whole image's check, off the main thread: its digest
  * must be the index's image sha256 before the slot can be armed, so the bytes written are not
@@ -266,9 +266,9 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     }
   };
 
-  // A range reader that lends (a local bundle file) and zlib's handle leave nothing to collect;
-  // got's chunks (an HTTP range), or inflateRawSync's where the handle is missing, are fresh
-  // buffers outside the V8 heap: collected as they go (reclaim.ts).
+  // A range reader that lends (file and HTTP) and zlib's handle leave nothing to collect; a
+  // reader that cannot lend, or inflateRawSync where Node lacks the handle, makes a fresh
+  // buffer outside the V8 heap per chunk: collected as they go (reclaim.ts).
   const reclaim = src.lend && (ix.storage !== 'gzip' || inflater) ? undefined : reclaimer();
   if (!reclaim) stopOptimizing();
   let r = 0;

@@ -45,6 +45,7 @@ export async function runDelta(ctx: MachineContext, tx: Transaction, target: Slo
     });
   } finally {
     clearInterval(timer);
+    d.src.close?.();
   }
   ctx.onProgress?.(d.src.stats.bytes, total);
   ctx.log(`transaction ${tx.id}: delta written in ${phasesLine(result.phases, (Date.now() - t0) / 1000)}`);

@@ -63,6 +63,18 @@ export async function prepareDelta(q: DeltaQuery): Promise<DeltaStart | undefine
   if (!q.config.delta.enabled || q.target.kind !== 'raw' || q.active.kind !== 'raw') return undefined;
   if (q.manifest && !announcesIndex(q.manifest)) return undefined;
   const src = rangeReader(q.source, q.http);
+  let ready: DeltaStart | undefined;
+  try {
+    ready = await planned(q, src);
+    return ready;
+  } finally {
+    // A kept connection (HTTP) goes with the reader unless the delta goes ahead with it.
+    if (!ready) src.close?.();
+  }
+}
+
+/** The head read through `src`, and the plan; undefined when this install goes the full way. */
+async function planned(q: DeltaQuery, src: RangeReader): Promise<DeltaStart | undefined> {
   let head: BundleHead;
   try {
     head = await readBundleHead(src, q.keyring, q.size);

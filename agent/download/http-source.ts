@@ -13,7 +13,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
-import { HttpGet, HttpRequestError, type HttpAnswer } from './http1.js';
+import { HttpGet, HttpRequestError, type HttpAnswer, type KeepAlive } from './http1.js';
 import { REDIRECT_DROPS } from './redirect.js';
 import { retryDelay } from './retry.js';
 
@@ -61,6 +61,22 @@ export interface HttpSourceOptions {
   readonly giveUpMs?: number;
 }
 
+/**
+ * One range `[offset, end)` of the bundle, as a delta install asks: every request asks for
+ * exactly the bytes still missing, and an answer must be a 206 for exactly them (a 200 is
+ * DELTA_RANGE_NOT_PARTIAL, another Content-Range or a longer body DELTA_RANGE_MISMATCH).
+ */
+export interface HttpRangeOptions extends HttpSourceOptions {
+  /** The first byte not wanted. */
+  readonly end: number;
+  /** Connections kept between the ranges of one install. */
+  readonly keepAlive?: KeepAlive;
+  /** Where received bytes wait for the reader: one for all of an install's ranges (empty when given). */
+  readonly ring?: ByteRing;
+  /** Called for each request made, retries included. */
+  readonly onRequest?: () => void;
+}
+
 /** An opened download. */
 export interface HttpSource {
   /** The bundle's bytes from `offset` on, across as many requests as it takes. */
@@ -76,7 +92,7 @@ export interface HttpSource {
 const HIGH_WATER = 1 << 20;
 const LOW_WATER = 256 << 10;
 /** The ring's first size: the high-water mark and more than one socket read past it. */
-const RING = 2 * HIGH_WATER;
+export const RING = 2 * HIGH_WATER;
 /**
  * The most bytes one view lends: a socket read's, what the reader was handed before the ring
  * (a download's checkpoints fall at the first chunk past each `checkpointBytes`).
@@ -90,10 +106,15 @@ const VIEW = 64 << 10;
  * are: the bytes of one stay put until the reader asks for the next (OpenedSource.chunks).
  */
 export class ByteRing {
-  private buf: Buffer = Buffer.allocUnsafeSlow(RING);
+  private buf: Buffer;
   private head = 0;
   private stored = 0;
   private lent = 0;
+
+  /** A ring of `bytes` (RING: the high-water mark and a socket read past it; a range's length is enough for it). */
+  constructor(bytes = RING) {
+    this.buf = Buffer.allocUnsafeSlow(Math.max(1, bytes));
+  }
 
   /** Bytes held: lent to the reader and not yet taken. */
   get size(): number {
@@ -120,6 +141,13 @@ export class ByteRing {
     if (this.stored === 0) return undefined;
     this.lent = Math.min(this.stored, this.buf.length - this.head, VIEW);
     return this.buf.subarray(this.head, this.head + this.lent);
+  }
+
+  /** Drops every byte held (a range abandoned part-way), so that the ring serves the next. */
+  clear(): void {
+    this.head = 0;
+    this.stored = 0;
+    this.lent = 0;
   }
 
   /** Frees the view lent last. */
@@ -149,7 +177,9 @@ class Download {
   private current: HttpGet | undefined;
   /** The status of the answer being read, for messages. */
   private status: number | undefined;
-  private readonly ring = new ByteRing();
+  private readonly ring: ByteRing;
+  /** The first byte not wanted, for a range (HttpRangeOptions). */
+  private readonly end: number | undefined;
   private paused = false;
   /** Bytes received from `offset` on (queued or already handed to the reader). */
   private received = 0;
@@ -166,9 +196,11 @@ class Download {
 
   constructor(
     private readonly url: string,
-    private readonly opts: HttpSourceOptions,
+    private readonly opts: HttpSourceOptions & Partial<HttpRangeOptions>,
   ) {
     this.etag = opts.sha256 ? `"${opts.sha256}"` : undefined;
+    this.ring = opts.ring ?? new ByteRing();
+    this.end = opts.end;
     opts.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
 
@@ -220,13 +252,17 @@ class Download {
       // An expired presigned URL: the next request asks the server for a fresh one.
       throw new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: the redirected download answered HTTP 403 (an expired URL?); asking the server again`);
     }
+    if (this.end !== undefined && status === 200) {
+      throw new OtaError('DELTA_RANGE_NOT_PARTIAL', `bundle ${this.url}: asked for bytes ${from}-${this.end - 1}, the server answered 200 with the whole bundle`);
+    }
     if (status !== 200 && status !== 206) {
-      throw new OtaError('DOWNLOAD_REFUSED', `bundle ${this.url}: the server answered HTTP ${status}`);
+      throw new OtaError('DOWNLOAD_REFUSED', `bundle ${this.url}: the server answered HTTP ${status}${this.end !== undefined ? ' to a range request' : ''}`);
     }
     const etag = away ? undefined : res.headers.etag;
     if (this.etag && etag && !etag.startsWith('W/') && etag !== this.etag) {
       throw new OtaError('BUNDLE_CHANGED', `bundle ${this.url}: the server now serves entity ${etag}, not the announced ${this.etag}`);
     }
+    if (this.end !== undefined) return this.acceptRange(res, from, this.end);
     let skip = 0;
     let total: number | null = null;
     if (status === 206) {
@@ -251,14 +287,32 @@ class Download {
     return skip;
   }
 
+  /** A 206 must carry exactly bytes `from` to `end - 1` of a bundle of the announced size. */
+  private acceptRange(res: HttpAnswer, from: number, end: number): number {
+    const cr = res.headers['content-range'] ?? '';
+    const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(cr);
+    if (!m || Number(m[1]) !== from || Number(m[2]) !== end - 1) {
+      throw new OtaError('DELTA_RANGE_MISMATCH', `bundle ${this.url}: asked for bytes ${from}-${end - 1}, the server answered "${cr || 'no Content-Range'}"`);
+    }
+    if (m[3] !== '*' && this.opts.size !== undefined && Number(m[3]) !== this.opts.size) {
+      throw new OtaError('BUNDLE_CHANGED', `bundle ${this.url}: the server serves ${m[3]} bytes, ${this.opts.size} were announced`);
+    }
+    if (m[3] !== '*') this.total = Number(m[3]);
+    return 0;
+  }
+
   /** One request from the first byte not yet received; resolves once its answer is accepted. */
   connect(): Promise<void> {
     const from = this.position;
     const headers: Record<string, string> = { ...this.opts.headers };
-    if (from > 0) {
+    if (this.end !== undefined) {
+      headers.range = `bytes=${from}-${this.end - 1}`;
+      if (this.etag) headers['if-range'] = this.etag;
+    } else if (from > 0) {
       headers.range = `bytes=${from}-`;
       if (this.etag) headers['if-range'] = this.etag;
     }
+    this.opts.onRequest?.();
     this.failure = undefined;
     this.complete = false;
     this.status = undefined;
@@ -274,7 +328,7 @@ class Download {
         this.url,
         // The server's own offsets and ETag count bytes as stored: the request asks for no
         // compression (and http1.ts never does).
-        { headers, timeoutMs: this.opts.stallMs, dropOnRedirect: REDIRECT_DROPS },
+        { headers, timeoutMs: this.opts.stallMs, dropOnRedirect: REDIRECT_DROPS, ...(this.opts.keepAlive ? { keepAlive: this.opts.keepAlive } : {}) },
         {
           answer: (res) => {
             this.status = res.status;
@@ -299,6 +353,10 @@ class Download {
               c = c.subarray(skip);
               skip = 0;
             }
+            if (this.end !== undefined && this.position + c.length > this.end) {
+              this.fail(req, new OtaError('DELTA_RANGE_MISMATCH', `bundle ${this.url}: the answer for bytes ${from}-${this.end - 1} carries more than ${this.end - from} bytes`));
+              return;
+            }
             this.received += c.length;
             this.ring.push(c);
             if (this.ring.size >= HIGH_WATER && !this.paused) {
@@ -309,7 +367,11 @@ class Download {
           },
           end: () => {
             if (req !== this.current || this.failure) return;
-            if (this.total !== null && this.position < this.total) {
+            if (this.end !== undefined && this.position < this.end) {
+              this.fail(req, new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: the answer for bytes ${from}-${this.end - 1} ended at byte ${this.position}`));
+              return;
+            }
+            if (this.end === undefined && this.total !== null && this.position < this.total) {
               this.fail(req, new OtaError('DOWNLOAD_FAILED', `bundle ${this.url}: the connection ended at byte ${this.position} of ${this.total}`));
               return;
             }
@@ -428,7 +490,7 @@ class Download {
  * Opens a download at `opts.offset`: the first answer is awaited (and retried like any other),
  * so a refusal such as a 404 surfaces here, before anything is written.
  */
-export async function openHttpSource(url: string, opts: HttpSourceOptions): Promise<HttpSource> {
+export async function openHttpSource(url: string, opts: HttpSourceOptions | HttpRangeOptions): Promise<HttpSource> {
   const d = new Download(url, opts);
   try {
     await d.connect();

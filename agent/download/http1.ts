@@ -63,6 +63,12 @@ export interface HttpGetOptions {
   readonly dropOnRedirect?: readonly string[];
   /** Certificates to trust instead of the system's (tests). */
   readonly ca?: string | Buffer;
+  /**
+   * Connections kept open between requests (HTTP/1.1 keep-alive): a delta install's range
+   * requests, one after another to one origin, then cost no connection (and TLS handshake)
+   * each. Without it each request has its own connection, closed after it.
+   */
+  readonly keepAlive?: KeepAlive;
 }
 
 /** What the request tells its user. After `end` or `error` it calls nothing more. */
@@ -78,13 +84,95 @@ export interface HttpGetHandlers {
 
 type State = 'head' | 'length' | 'to-close' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'done';
 
+/** How long a kept connection may wait for the next request (servers close theirs after 5 s and more). */
+export const IDLE_MS = 4000;
+
+/**
+ * A connection and the buffer its socket reads into, lent to one request at a time: the
+ * socket's events go to the request that has it, or, while it waits in a KeepAlive, end it.
+ */
+class Conn {
+  readonly buf = Buffer.allocUnsafeSlow(READ);
+  owner: HttpGet | undefined;
+  idle: NodeJS.Timeout | undefined;
+  socket!: Socket;
+  dead = false;
+
+  constructor(
+    readonly key: string,
+    private readonly pool: KeepAlive | undefined,
+  ) {}
+
+  /** Connects with `connect`, routing the socket's reads and ends to the owner. */
+  open(connect: (onread: { buffer: Buffer; callback: (n: number) => boolean }) => Socket): Socket {
+    this.socket = connect({ buffer: this.buf, callback: (n) => (this.owner ? this.owner.onRead(this, n) : this.drop()) });
+    this.socket.on('error', (err) => (this.owner ? this.owner.onSocketError(this, err) : this.drop()));
+    const ended = (): void => void (this.owner ? this.owner.onSocketEnd(this) : this.drop());
+    this.socket.once('end', ended);
+    this.socket.once('close', ended);
+    return this.socket;
+  }
+
+  /** Closes the connection for good (also what an idle one does on any event). */
+  drop(): boolean {
+    this.dead = true;
+    clearTimeout(this.idle);
+    this.pool?.forget(this);
+    this.socket.destroy();
+    return false;
+  }
+}
+
+/**
+ * Connections kept between requests, one idle per origin (a delta's ranges come one after
+ * another). An idle one holds no reference on the event loop and is closed after IDLE_MS; a
+ * request that finds its kept connection closed by the server before any answer byte asks
+ * again on a new one (the usual race of keep-alive), which no retry budget counts.
+ */
+export class KeepAlive {
+  private readonly idle = new Map<string, Conn>();
+
+  /** The idle connection to `key`, taken out. */
+  take(key: string): Conn | undefined {
+    const c = this.idle.get(key);
+    if (!c) return undefined;
+    this.idle.delete(key);
+    clearTimeout(c.idle);
+    c.socket.ref();
+    return c;
+  }
+
+  /** Keeps `c` for the next request to its origin. */
+  give(c: Conn): void {
+    if (c.dead) return;
+    this.idle.get(c.key)?.drop();
+    this.idle.set(c.key, c);
+    c.socket.unref();
+    c.idle = setTimeout(() => c.drop(), IDLE_MS);
+    c.idle.unref();
+  }
+
+  forget(c: Conn): void {
+    if (this.idle.get(c.key) === c) this.idle.delete(c.key);
+  }
+
+  /** Closes every idle connection. */
+  close(): void {
+    for (const c of [...this.idle.values()]) c.drop();
+  }
+}
+
 /** A GET in flight; see the file's comment. */
 export class HttpGet {
-  private readonly buf = Buffer.allocUnsafeSlow(READ);
   private readonly headers: Record<string, string>;
   private url: URL;
   private redirects = 0;
+  private conn: Conn | undefined;
   private socket: Socket | undefined;
+  /** The connection was kept from a request before, and no byte of the answer came yet. */
+  private keptUnanswered = false;
+  /** The answer lets the connection be kept: HTTP/1.1, no `Connection: close`, its body delimited. */
+  private reusable = false;
   private timer: NodeJS.Timeout | undefined;
   private awaiting = 'connect';
   private state: State = 'head';
@@ -129,17 +217,58 @@ export class HttpGet {
   private close(): void {
     this.state = 'done';
     clearTimeout(this.timer);
-    this.socket?.destroy();
+    const c = this.conn;
+    this.conn = undefined;
     this.socket = undefined;
+    if (c) {
+      c.owner = undefined;
+      c.drop();
+    }
   }
 
-  private request(): void {
+  /** The socket's reads, errors and ends, while this request has its connection. */
+  onRead(c: Conn, n: number): boolean {
+    if (c !== this.conn) return false;
+    return this.read(c.buf, n);
+  }
+
+  onSocketError(c: Conn, err: Error): void {
+    if (c !== this.conn) return;
+    if (this.retryFresh()) return;
+    this.destroy(err);
+  }
+
+  onSocketEnd(c: Conn): void {
+    if (c === this.conn && !this.retryFresh()) this.ended();
+  }
+
+  /**
+   * A kept connection the server closed before answering: ask again on a new one (once, as
+   * the request was not seen), rather than fail.
+   */
+  private retryFresh(): boolean {
+    if (!this.keptUnanswered || this.state !== 'head' || this.head !== '') return false;
+    const old = this.conn;
+    this.conn = undefined;
+    this.socket = undefined;
+    if (old) {
+      old.owner = undefined;
+      old.drop();
+    }
+    clearTimeout(this.timer);
+    this.keptUnanswered = false;
+    this.request(true);
+    return true;
+  }
+
+  private request(noReuse = false): void {
     const u = this.url;
     if (u.protocol !== 'http:' && u.protocol !== 'https:') {
       this.destroy(new HttpRequestError('HTTP_BAD_REQUEST', `${u.protocol} URLs are not fetched`));
       return;
     }
-    let text = `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: otaab-agent\r\nAccept: */*\r\nConnection: close\r\n`;
+    const pool = this.opts.keepAlive;
+    let text = `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: otaab-agent\r\nAccept: */*\r\nConnection: ${pool ? 'keep-alive' : 'close'}\r\n`;
     for (const [name, value] of Object.entries(this.headers)) {
       if (!TOKEN.test(name) || /[\r\n\0]/.test(value)) {
         this.destroy(new HttpRequestError('HTTP_BAD_REQUEST', `header ${JSON.stringify(name)} has characters a header cannot carry`));
@@ -152,35 +281,43 @@ export class HttpGet {
     const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
     const secure = u.protocol === 'https:';
     const port = Number(u.port) || (secure ? 443 : 80);
-    const onread = { buffer: this.buf, callback: (n: number) => this.read(n) };
-    // Node has read a TLS socket's decrypted bytes into `onread`'s buffer since 15.1; its types
-    // name the option for net only.
-    const tlsOptions: ConnectionOptions & { onread: typeof onread } = { host, port, onread, ALPNProtocols: ['http/1.1'], ...(isIP(host) ? {} : { servername: host }), ...(this.opts.ca ? { ca: this.opts.ca } : {}) };
-    const socket: Socket = secure
-      ? tlsConnect(tlsOptions)
-      : netConnect({ host, port, onread });
+    const key = `${u.protocol}//${host}:${port}`;
+    const kept = pool && !noReuse ? pool.take(key) : undefined;
+    const conn = kept ?? new Conn(key, pool);
+    conn.owner = this;
+    this.conn = conn;
+    this.keptUnanswered = kept !== undefined;
+    this.reusable = false;
+    let socket: Socket;
+    if (kept) socket = kept.socket;
+    else {
+      socket = conn.open((onread) => {
+        // Node has read a TLS socket's decrypted bytes into `onread`'s buffer since 15.1; its
+        // types name the option for net only.
+        const tlsOptions: ConnectionOptions & { onread: typeof onread } = { host, port, onread, ALPNProtocols: ['http/1.1'], ...(isIP(host) ? {} : { servername: host }), ...(this.opts.ca ? { ca: this.opts.ca } : {}) };
+        return secure ? tlsConnect(tlsOptions) : netConnect({ host, port, onread });
+      });
+    }
     this.socket = socket;
     this.state = 'head';
     this.head = '';
-    this.awaiting = 'connect';
+    this.awaiting = kept ? 'response' : 'connect';
     this.timer = setTimeout(() => {
       if (this.socket === socket) this.destroy(new HttpRequestError('HTTP_TIMEOUT', `no answer to GET ${u.href} within ${this.opts.timeoutMs} ms (awaiting ${this.awaiting})`, this.awaiting));
     }, this.opts.timeoutMs);
-    socket.once('connect', () => {
-      if (secure) this.awaiting = 'secureConnect';
-      else this.awaiting = 'response';
-    });
-    socket.once('secureConnect', () => (this.awaiting = 'response'));
-    socket.on('error', (err) => {
-      if (this.socket === socket) this.destroy(err);
-    });
-    const ended = (): void => {
-      if (this.socket === socket) this.ended();
-    };
-    socket.once('end', ended);
-    socket.once('close', ended);
+    if (!kept) {
+      socket.once('connect', () => {
+        if (this.socket !== socket) return;
+        if (secure) this.awaiting = 'secureConnect';
+        else this.awaiting = 'response';
+      });
+      socket.once('secureConnect', () => {
+        if (this.socket === socket) this.awaiting = 'response';
+      });
+    }
     socket.write(text, 'latin1');
     if (this.paused) socket.pause();
+    else if (kept) socket.resume();
   }
 
   /** The peer closed the connection. */
@@ -193,15 +330,29 @@ export class HttpGet {
     this.destroy(new HttpRequestError('HTTP_CLOSED', `the connection to ${this.url.host} closed ${where}`));
   }
 
-  private finish(): void {
-    this.close();
+  /**
+   * The answer is complete. Its connection goes back to the KeepAlive when the answer allows it
+   * and nothing came after its end (`leftover`: bytes no request asked for); else it closes.
+   */
+  private finish(leftover = false): void {
+    const c = this.conn;
+    const pool = this.opts.keepAlive;
+    if (c && pool && this.reusable && !leftover) {
+      this.state = 'done';
+      clearTimeout(this.timer);
+      this.conn = undefined;
+      this.socket = undefined;
+      c.owner = undefined;
+      pool.give(c);
+    } else this.close();
     this.on.end();
   }
 
-  /** The socket read `n` bytes into the buffer. Returns false to pause it. */
-  private read(n: number): boolean {
-    const data = this.buf.subarray(0, n);
+  /** The socket read `n` bytes into `buf`. Returns false to pause it. */
+  private read(buf: Buffer, n: number): boolean {
+    const data = buf.subarray(0, n);
     const socket = this.socket;
+    if (n > 0) this.keptUnanswered = false;
     let at = 0;
     while (at < n) {
       // Ended, failed, or redirected: the rest of this read is not the request's now.
@@ -211,6 +362,8 @@ export class HttpGet {
           return false;
         case 'head':
           at = this.readHead(data, at);
+          // An answer without a body (204, 304, Content-Length: 0) ends with its head.
+          if (this.socket === socket && (this.state as State) === 'length' && this.left === 0) this.finish(at < n);
           break;
         case 'to-close':
           this.on.body(at === 0 ? data : data.subarray(at));
@@ -223,7 +376,7 @@ export class HttpGet {
           at += k;
           this.left -= k;
           if (this.left === 0) {
-            if (this.state === 'length') this.finish();
+            if (this.state === 'length') this.finish(at < n);
             else this.state = 'chunk-end';
           }
           break;
@@ -253,12 +406,12 @@ export class HttpGet {
 
   private answer(text: string): void {
     const lines = text.split('\r\n');
-    const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
     if (!m) {
       this.destroy(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} answered ${JSON.stringify((lines[0] ?? '').slice(0, 80))}, not an HTTP/1.1 status line`));
       return;
     }
-    const status = Number(m[1]);
+    const status = Number(m[2]);
     const headers: Record<string, string> = {};
     for (const line of lines.slice(1)) {
       const colon = line.indexOf(':');
@@ -293,9 +446,10 @@ export class HttpGet {
     }
     this.state = body;
     this.left = left;
+    this.reusable = m[1] === '1' && body !== 'to-close' && !/\bclose\b/i.test(headers.connection ?? '');
+    // The handler may destroy the request (an answer it refuses); one without a body is
+    // finished by the caller (read), which knows whether bytes followed it.
     this.on.answer({ status, headers, url: this.url.href, redirected: this.redirects > 0 });
-    // The handler may have destroyed the request (an answer it refuses).
-    if (this.state === 'length' && this.left === 0) this.finish();
   }
 
   private redirect(location: string): void {
@@ -310,9 +464,14 @@ export class HttpGet {
       this.destroy(new HttpRequestError('HTTP_REDIRECTS', `more than ${MAX_REDIRECTS} redirects, the last to ${next.href}`));
       return;
     }
-    const old = this.socket;
+    // The redirect's own body is not read: its connection is closed, not kept.
+    const old = this.conn;
+    this.conn = undefined;
     this.socket = undefined;
-    old?.destroy();
+    if (old) {
+      old.owner = undefined;
+      old.drop();
+    }
     if (next.origin !== this.url.origin) {
       delete this.headers.authorization;
       delete this.headers.cookie;
@@ -337,7 +496,7 @@ export class HttpGet {
       if (line !== '') this.destroy(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent no line end after a chunk`));
       else this.state = 'chunk-size';
     } else if (this.state === 'trailers') {
-      if (line === '') this.finish();
+      if (line === '') this.finish(lf + 1 < data.length);
     } else {
       const size = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(line);
       if (!size) this.destroy(new HttpRequestError('HTTP_BAD_ANSWER', `${this.url.host} sent a chunk size ${JSON.stringify(line.slice(0, 40))}`));

@@ -7,10 +7,10 @@
  * scavenge of a nearly empty young generation taking well under a millisecond, frees them as
  * they go.
  *
- * Two paths still allocate per chunk and use it: a delta's apply over HTTP (agent/delta/apply.ts:
- * its ranges come through got; from a local file they are lent and nothing is collected), and a gzip image
- * where Node lacks the zlib handle that inflates into fixed buffers (shared/inflate.ts,
- * inflatesInPlace(); Node 20 has it). Every other path allocates nothing per chunk: a file
+ * It is used only where Node lacks the zlib handle that inflates into fixed buffers
+ * (shared/inflate.ts, inflatesInPlace(); Node 20 has it): a gzip image's payload, and a delta's
+ * chunks (agent/delta/apply.ts), are then inflated into a fresh buffer each. Every path
+ * allocates nothing per chunk otherwise: a delta's ranges are lent (RangeReader.lend), a file
  * source reads into two buffers (bundle-source.ts), a download reads its socket into one
  * (download/http1.ts), zlib inflates into two (inflate.ts), a tree's tar is read in place
  * (shared/tree.ts), and the slots copy into two more. That is the design (docs/PERFORMANCE.md).

@@ -6,7 +6,10 @@
  * alternate (full, delta, full, delta, ...); casync extracts the same new image with the old
  * one as seed from a local store in the same run (wall time and peak RSS from GNU time).
  *
- *   node dist/scripts/bench/delta-apply.js [--size-mib 512] [--changed-mib 4] [--runs 2] [--dir DIR] [--json FILE] [--no-casync] [--cpu-prof DIR]
+ *   node dist/scripts/bench/delta-apply.js [--size-mib 512] [--changed-mib 4] [--url] [--runs 2] [--dir DIR] [--json FILE] [--no-casync] [--cpu-prof DIR]
+ *
+ * --url installs from http://127.0.0.1 (a static server in this process that honours single
+ * ranges, as a CDN does) instead of the bundle file: the delta's ranges then come over HTTP.
  *
  * --changed-mib N makes N MiB in the middle of the new image random (4 by default, a package
  * update; more, to see what fetching most chunks costs).
@@ -19,6 +22,10 @@
  * (agent/infra/young-generation.ts).
  */
 import { execa } from 'execa';
+import { createReadStream } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { stat } from 'node:fs/promises';
 import { copyFile, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { randomFillSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -35,13 +42,31 @@ import { COMPATIBLE } from './fixture.js';
 import { randomFile, ROOT } from './util.js';
 import { readFile, writeFile } from 'node:fs/promises';
 
-const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '512' }, 'changed-mib': { type: 'string', default: '4' }, runs: { type: 'string', default: '2' }, dir: { type: 'string' }, json: { type: 'string' }, 'no-casync': { type: 'boolean' }, 'cpu-prof': { type: 'string' } } });
+const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '512' }, 'changed-mib': { type: 'string', default: '4' }, url: { type: 'boolean' }, runs: { type: 'string', default: '2' }, dir: { type: 'string' }, json: { type: 'string' }, 'no-casync': { type: 'boolean' }, 'cpu-prof': { type: 'string' } } });
 const mib = Number(values['size-mib']);
 const runs = Math.max(1, Number(values.runs));
 const changed = Number(values['changed-mib']);
 if (!Number.isInteger(changed) || changed < 0 || changed > mib - 1) {
   process.stderr.write(`delta-apply: --changed-mib must be an integer from 0 to ${mib - 1}, not "${values['changed-mib']}"\n`);
   process.exit(2);
+}
+
+/** Serves `file` at /FILE on 127.0.0.1: whole, or one range of it (206), as a static origin does. */
+async function staticOrigin(file: string): Promise<{ url: string; server: Server }> {
+  const size = (await stat(file)).size;
+  const server = createServer((req, res) => {
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    const start = m ? Number(m[1]) : 0;
+    const end = m && m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
+    if (start > end) {
+      res.writeHead(416, { 'content-range': `bytes */${size}` }).end();
+      return;
+    }
+    res.writeHead(m ? 206 : 200, { 'content-length': end - start + 1, ...(m ? { 'content-range': `bytes ${start}-${end}/${size}` } : {}) });
+    createReadStream(file, { start, end }).pipe(res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/new.otab`, server };
 }
 
 /** One install, as the bench table wants it. */
@@ -98,6 +123,7 @@ try {
   const rows: string[] = [];
   const results: ApplyRun[] = [];
   const cli = await agentEntry(ROOT);
+  const origin = values.url ? await staticOrigin(bundle) : undefined;
   const modes = Array.from({ length: runs }, () => ['full', 'delta'] as const).flat();
   for (const mode of modes) {
     const dev = await bootedDevice({
@@ -119,7 +145,7 @@ try {
     });
     try {
       const prof = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof'], '--cpu-prof-name', `${mode}-${rows.length}.cpuprofile`] : [];
-      const r = await measuredInstall(dev, bundle, { origin: 'http://127.0.0.1:9', token: 'none' }, work, prof, cli);
+      const r = await measuredInstall(dev, origin?.url ?? bundle, { origin: 'http://127.0.0.1:9', token: 'none' }, work, prof, cli);
       results.push({ mode, seconds: r.seconds, writeSeconds: r.downloadSeconds, readBackSeconds: r.readBackSeconds, peakAnonMiB: r.peakAnonMiB, peakRssMiB: r.peakRssMiB });
       rows.push(`${mode}: ${r.seconds.toFixed(2)} s (write ${r.downloadSeconds.toFixed(2)} s, read-back ${r.readBackSeconds.toFixed(2)} s), peak RssAnon ${r.peakAnonMiB.toFixed(1)} MiB, VmHWM ${r.peakRssMiB.toFixed(1)} MiB`);
       if (mode === 'delta') {
@@ -141,7 +167,8 @@ try {
     process.stderr.write(`${rows.at(-1)}\n`);
   }
   if (values.json) await writeFile(values.json, `${JSON.stringify({ mib, runs: results }, null, 2)}\n`);
-  process.stdout.write(`${mib} MiB image, ${changed} MiB changed, gzip bundle from a local file:\n${rows.join('\n')}\n`);
+  origin?.server.close();
+  process.stdout.write(`${mib} MiB image, ${changed} MiB changed, gzip bundle from ${origin ? 'a static HTTP origin on 127.0.0.1' : 'a local file'}:\n${rows.join('\n')}\n`);
 } finally {
   await rm(work, { recursive: true, force: true });
 }

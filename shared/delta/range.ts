@@ -20,6 +20,8 @@ export interface RangeReader {
    * the reader allocates nothing per chunk. Readers that cannot lend have no such method.
    */
   lend?(start: number, end: number): AsyncIterable<Buffer>;
+  /** Lets go of what the reader keeps between ranges (a kept HTTP connection). */
+  close?(): void;
 }
 
 /** Ranges of a local bundle file (a USB stick, or `ota-release delta-report`). */

@@ -13,7 +13,7 @@ import { createServer as createTcpServer, type AddressInfo, type Server, type So
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HttpGet, HttpRequestError, type HttpAnswer, type HttpGetOptions } from '../../agent/download/http1.js';
+import { HttpGet, HttpRequestError, KeepAlive, type HttpAnswer, type HttpGetOptions } from '../../agent/download/http1.js';
 import { pseudoRandom } from './helpers/bundles.js';
 
 const servers: (Server | HttpServer)[] = [];
@@ -274,6 +274,82 @@ describe('HttpGet', { timeout: 30_000 }, () => {
       expect(untrusted.error?.message).toMatch(/self[- ]signed certificate/);
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('HttpGet with KeepAlive', { timeout: 30_000 }, () => {
+  /** node's http server on 127.0.0.1, counting connections; `answer` writes each response. */
+  async function counting(answer: (req: IncomingMessage, res: import('node:http').ServerResponse) => void, keepAliveTimeout = 5000): Promise<{ host: string; connections: () => number; server: HttpServer }> {
+    let n = 0;
+    const server = createHttpServer(answer);
+    server.keepAliveTimeout = keepAliveTimeout;
+    server.on('connection', () => n++);
+    const host = await listen(server);
+    return { host, connections: () => n, server };
+  }
+
+  it('sends requests one after another over one connection, and closes it when told', async () => {
+    const { host, connections } = await counting((req, res) => {
+      const [a, b] = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '')!.slice(1).map(Number) as [number, number];
+      res.writeHead(206, { 'content-range': `bytes ${a}-${b}/${data.length}`, 'content-length': b - a + 1 });
+      res.end(data.subarray(a, b + 1));
+    });
+    const pool = new KeepAlive();
+    try {
+      for (const [a, b] of [
+        [0, 999],
+        [1000, 150_000],
+        [200_000, 299_999],
+      ] as const) {
+        const r = await get(`http://${host}/b.otab`, { keepAlive: pool, headers: { range: `bytes=${a}-${b}` } });
+        expect(r.error).toBeUndefined();
+        expect(r.body.equals(data.subarray(a, b + 1))).toBe(true);
+      }
+      expect(connections()).toBe(1);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it('asks again on a new connection when the server closed the kept one', async () => {
+    const { host, connections, server } = await counting((_req, res) => res.end('ok'));
+    const pool = new KeepAlive();
+    try {
+      expect((await get(`http://${host}/`, { keepAlive: pool })).body.toString()).toBe('ok');
+      // The server lets its idle connection go, as it does after its keep-alive timeout.
+      server.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, 50));
+      const again = await get(`http://${host}/`, { keepAlive: pool });
+      expect(again.error).toBeUndefined();
+      expect(again.body.toString()).toBe('ok');
+      expect(connections()).toBe(2);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it('does not keep a connection the answer closes, nor one with bytes after the body', async () => {
+    const pool = new KeepAlive();
+    const conns: number[] = [];
+    try {
+      for (const tail of ['Connection: close\r\n', '']) {
+        let n = 0;
+        const host = await raw((s) => {
+          n++;
+          // HTTP/1.1 with a body of 2, and, in the second case, junk after it.
+          s.write(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\n${tail}\r\nok${tail ? '' : 'JUNK'}`);
+        });
+        for (let i = 0; i < 2; i++) {
+          const r = await get(`http://${host}/`, { keepAlive: pool });
+          expect(r.error).toBeUndefined();
+          expect(r.body.toString()).toBe('ok');
+        }
+        conns.push(n);
+      }
+      expect(conns).toEqual([2, 2]);
+    } finally {
+      pool.close();
     }
   });
 });
