@@ -39,10 +39,12 @@ export class ByteSource {
   }
 
   /**
-   * Reads exactly `n` bytes, copying only when they span chunks. Returns what was there if the
-   * input ends first (shorter than `n`); callers decide whether that is truncation.
+   * Reads exactly `n` bytes, copying only when they span chunks: into `scratch` when it holds
+   * `n` (the result is then a view of it, valid until it is used again), else into a new
+   * buffer. Returns what was there if the input ends first (shorter than `n`); callers decide
+   * whether that is truncation.
    */
-  async read(n: number): Promise<Buffer> {
+  async read(n: number, scratch?: Buffer): Promise<Buffer> {
     if (!(await this.fill())) return Buffer.alloc(0);
     if (this.head.length >= n) {
       const out = this.head.subarray(0, n);
@@ -51,17 +53,19 @@ export class ByteSource {
       return out;
     }
     const parts: Buffer[] = [];
+    const into = scratch && scratch.length >= n ? scratch : undefined;
     let got = 0;
     while (got < n && (await this.fill())) {
       const take = Math.min(n - got, this.head.length);
       // A copy: the input may reuse a chunk's memory once the next one is asked for (a file
       // source reading into a ring of buffers, agent/bundle-source.ts).
-      parts.push(Buffer.from(this.head.subarray(0, take)));
+      if (into) this.head.copy(into, got, 0, take);
+      else parts.push(Buffer.from(this.head.subarray(0, take)));
       this.head = this.head.subarray(take);
       got += take;
       this.position += take;
     }
-    return Buffer.concat(parts, got);
+    return into ? into.subarray(0, got) : Buffer.concat(parts, got);
   }
 
   /** Yields exactly `n` bytes as slices of the input; throws BUNDLE_TRUNCATED if it ends early. */

@@ -266,6 +266,11 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
     }
   };
 
+  // A chunk whose stored bytes span two lent pieces of a range is gathered here, not into a
+  // new buffer (ByteSource.read): the largest stored chunk fits.
+  let maxStored = 0;
+  for (let k = first; k < t.length; k++) maxStored = Math.max(maxStored, t.storedLengths[k]!);
+  const gather = Buffer.allocUnsafeSlow(Math.max(1, maxStored));
   // A range reader that lends (file and HTTP) and zlib's handle leave nothing to collect; a
   // reader that cannot lend, or inflateRawSync where Node lacks the handle, makes a fresh
   // buffer outside the V8 heap per chunk: collected as they go (reclaim.ts).
@@ -288,7 +293,7 @@ export async function applyDelta(job: DeltaJob): Promise<{ digest: SlotDigest; s
         }
         const at = job.dataOffset + t.storedOffsets[k]!;
         if (range.source.position < at) await range.source.skip(at - range.source.position, `bundle ${src.name}`);
-        stored = await range.source.read(storedLength);
+        stored = await range.source.read(storedLength, gather);
         if (stored.length !== storedLength) {
           throw new OtaError('DELTA_RANGE_MISMATCH', `bundle ${src.name}: the range ${rr.start}-${rr.end - 1} ended before the chunk at image offset ${t.offsets[k]}`);
         }
