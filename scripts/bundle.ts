@@ -6,8 +6,8 @@
  * through V8's code cache `ota-agent.cjs.cache`, made here by one run of the launcher (Node 20
  * caches no ES module's compile; docs/PERFORMANCE.md, start-up). It bundles the JavaScript that
  * `tsc` wrote into `dist/` (the code the tests run), with every dependency inlined except
- * better-sqlite3, whose native module cannot be inlined: it stays an import resolved from a
- * `node_modules/` next to (or above) the bundle. One file means one module-loader lookup
+ * better-sqlite3's native module, which cannot be inlined: it is loaded from a `node_modules/`
+ * next to (or above) the bundle (the release tool's bundle leaves all of better-sqlite3 out). One file means one module-loader lookup
  * instead of a few hundred at start-up (docs/PERFORMANCE.md), and a device needs only these
  * files, Node 20 and better-sqlite3 (docs/AGENT.md, "Installing the agent").
  *
@@ -32,6 +32,14 @@ export const BUNDLES = [
 
 /** Modules left as imports: native code that must be loaded from disk. */
 export const EXTERNAL = ['better-sqlite3'];
+
+/**
+ * What the agent's bundle leaves as imports: only better-sqlite3's native module. Its
+ * JavaScript (a dozen small files, and `bindings`'s search for the module) is inlined: read
+ * one by one from a cold disk they cost about 20 ms of start-up (docs/PERFORMANCE.md); the
+ * store gives better-sqlite3 the native module's path (agent/store/db.ts).
+ */
+export const AGENT_EXTERNAL = ['*.node'];
 
 /**
  * The bundle is ESM but some inlined dependencies are CommonJS and `require()` Node's built-in
@@ -70,7 +78,7 @@ async function bundleAgent(outDir: string, opts: { minify?: boolean }): Promise<
   const code = join(outDir, AGENT_FILES.code);
   const launcher = join(outDir, AGENT_FILES.launcher);
   const cache = join(outDir, AGENT_FILES.cache);
-  await build({ ...common, entryPoints: [join(root, 'dist', 'agent', 'cli.js')], outfile: code, format: 'cjs', external: EXTERNAL, define: { 'import.meta.url': '__otaabImportMetaUrl' }, banner: { js: CJS_BANNER }, footer: { js: '})' }, legalComments: 'eof', sourcemap: 'external' });
+  await build({ ...common, entryPoints: [join(root, 'dist', 'agent', 'cli.js')], outfile: code, format: 'cjs', external: AGENT_EXTERNAL, define: { 'import.meta.url': '__otaabImportMetaUrl' }, banner: { js: CJS_BANNER }, footer: { js: '})' }, legalComments: 'eof', sourcemap: 'external' });
   await oneByteSource(code);
   await build({ ...common, entryPoints: [join(root, 'dist', 'agent', 'bundle-launcher.js')], outfile: launcher, format: 'esm', banner: { js: '#!/usr/bin/env node' } });
   await chmod(launcher, 0o755);

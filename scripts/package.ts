@@ -7,8 +7,8 @@
  *   otaab-agent-<version>-linux-<arch>.tar.gz   (paths relative to /, e.g. `tar -C / -xzf`)
  *
  * The tree: `/usr/bin/ota-agent` (a launcher), `/usr/lib/otaab/ota-agent.mjs` with `ota-agent.cjs` and its code cache (the
- * bundle of scripts/bundle.ts), `/usr/lib/otaab/node_modules/` holding only better-sqlite3 (with
- * its native module compiled from source for the architecture) and its two small helpers,
+ * bundle of scripts/bundle.ts, better-sqlite3's JavaScript inlined), `/usr/lib/otaab/node_modules/`
+ * holding only better-sqlite3's native module (compiled from source for the architecture),
  * `/usr/lib/otaab/node/` (the Node.js 20 runtime the agent runs on, from the npm registry's
  * `node-linux-<arch>` package: Debian 12 ships Node 18), the systemd unit, `/etc/otaab/keys/`
  * and the docs. The package creates `/var/lib/otaab` (0700); it enables and starts nothing.
@@ -185,20 +185,13 @@ export async function stageTree(dest: string, arch: Arch, bundleDir: string, ver
   await copyFile(join(rt, 'LICENSE'), join(lib, 'node', 'LICENSE'));
   // The launcher, the agent's code and its V8 code cache (made by this Node version; another runtime ignores it).
   for (const f of ['ota-agent.mjs', 'ota-agent.cjs', 'ota-agent.cjs.cache']) await copyFile(join(bundleDir, f), join(lib, f));
-  // The only package resolved at run time: better-sqlite3 and what its loader requires.
+  // The only file resolved at run time: better-sqlite3's native module, whose path the store
+  // gives better-sqlite3 (agent/store/db.ts); its JavaScript is in the bundle.
   const nm = join(root, 'node_modules');
   const bs = join(lib, 'node_modules', 'better-sqlite3');
   await mkdir(join(bs, 'build', 'Release'), { recursive: true });
-  await cp(join(nm, 'better-sqlite3', 'lib'), join(bs, 'lib'), { recursive: true });
   for (const f of ['package.json', 'LICENSE']) await copyFile(join(nm, 'better-sqlite3', f), join(bs, f));
   await copyFile(native, join(bs, 'build', 'Release', 'better_sqlite3.node'));
-  for (const [pkg, files] of [
-    ['bindings', ['package.json', 'bindings.js', 'LICENSE.md']],
-    ['file-uri-to-path', ['package.json', 'index.js', 'LICENSE']],
-  ] as const) {
-    await mkdir(join(lib, 'node_modules', pkg), { recursive: true });
-    for (const f of files) await copyFile(join(nm, pkg, f), join(lib, 'node_modules', pkg, f));
-  }
   await writeFile(join(lib, 'VERSION'), `${PACKAGE} ${version} linux-${arch.deb} node ${NODE_RUNTIME}\n`);
   await mkdir(join(dest, 'usr', 'bin'), { recursive: true });
   await writeFile(join(dest, 'usr', 'bin', 'ota-agent'), LAUNCHER, { mode: 0o755 });

@@ -4,6 +4,7 @@
  * `write`, one SQLite transaction each, announced as a durable write (agent/infra/durable.ts).
  */
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { OtaError, errorMessage, isOtaError } from '../../shared/errors.js';
@@ -35,6 +36,21 @@ function migrate(db: Db, path: string): void {
   }
 }
 
+/**
+ * better-sqlite3's native module, by path. Given to `new Database`, it spares the `bindings`
+ * package's search (a dozen paths tried, found from a stack trace), and it is what lets the
+ * bundled agent inline better-sqlite3's JavaScript (scripts/bundle.ts): only the native module
+ * is then read from `node_modules/` at start-up. Undefined where it is not at the usual place:
+ * better-sqlite3 then finds it itself.
+ */
+function nativeBinding(): string | undefined {
+  try {
+    return createRequire(import.meta.url).resolve('better-sqlite3/build/Release/better_sqlite3.node');
+  } catch {
+    return undefined;
+  }
+}
+
 /** An open store: the handle and the durable write wrapper. */
 export class StoreDb {
   private constructor(
@@ -47,7 +63,8 @@ export class StoreDb {
     const path = join(dataDir, STORE_FILE);
     try {
       mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-      const db = new Database(path);
+      const binding = nativeBinding();
+      const db = new Database(path, binding ? { nativeBinding: binding } : {});
       // Another ota-agent process (daemon and technician) may hold the write lock briefly.
       db.pragma('busy_timeout = 10000');
       db.pragma('journal_mode = WAL');
