@@ -1,9 +1,12 @@
 /**
- * The GRUB backend: reads and writes grubenv only through `grub-editenv`, and writes it
- * power-safely: copy grubenv to grubenv.new, edit the copy, fsync it, rename it over grubenv,
- * fsync the directory. A power cut leaves either the old or the new env, never half of one.
+ * The GRUB backend: writes grubenv only through `grub-editenv`, power-safely: copy grubenv to
+ * grubenv.new, edit the copy, fsync it, rename it over grubenv, fsync the directory. A power
+ * cut leaves either the old or the new env, never half of one. It reads the file directly when
+ * it is in the plain form grub-editenv writes (`parseEnvBlock`), else with `grub-editenv list`:
+ * a process spared before each write, which first reads the env to skip one that changes
+ * nothing (the disarm before an install's first byte is one).
  */
-import { copyFile, rename, unlink } from 'node:fs/promises';
+import { copyFile, readFile, rename, unlink } from 'node:fs/promises';
 import { access } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { runTool } from '../../shared/run-tool.js';
@@ -11,7 +14,7 @@ import { OtaError, errorMessage } from '../../shared/errors.js';
 import { durablyAsync } from '../infra/durable.js';
 import { fsyncPath } from '../../shared/fsync.js';
 import { EnvSchemeBootloader } from './env-scheme.js';
-import { parseEnvList } from './grubenv.js';
+import { parseEnvBlock, parseEnvList } from './grubenv.js';
 
 /** Bootloader over a grubenv file. */
 export class GrubBootloader extends EnvSchemeBootloader {
@@ -36,6 +39,9 @@ export class GrubBootloader extends EnvSchemeBootloader {
 
   /** Every variable in grubenv. */
   async env(): Promise<Record<string, string>> {
+    const block = await readFile(this.envPath).catch(() => undefined);
+    const plain = block && parseEnvBlock(block);
+    if (plain) return plain;
     return parseEnvList(await this.run([this.envPath, 'list'], 'reading'));
   }
 

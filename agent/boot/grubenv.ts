@@ -50,3 +50,33 @@ export function parseEnvList(text: string): Record<string, string> {
   }
   return env;
 }
+
+/** What grub-editenv writes first in a block (grub-core/lib/envblk.c). */
+const ENV_HEADER = '# GRUB Environment Block\n';
+/** A variable as grub-editenv stores it without escaping: no backslash, no line end. */
+const PLAIN_LINE = /^[A-Za-z0-9_]+=[\x20-\x5b\x5d-\x7e]*$/;
+
+/**
+ * The variables of a grubenv file read directly, when it is exactly the plain form grub-editenv
+ * writes: 1024 bytes, its header, comment lines and `name=value` lines with nothing its `list`
+ * would unescape (no backslash, printable ASCII), then `#` to the end. Undefined for anything else, which is then
+ * read with `grub-editenv list`: the same answer, without a process for the usual file.
+ */
+export function parseEnvBlock(block: Buffer): Record<string, string> | undefined {
+  if (block.length !== 1024) return undefined;
+  const text = block.toString('latin1');
+  if (!text.startsWith(ENV_HEADER)) return undefined;
+  const env: Record<string, string> = {};
+  for (let at = ENV_HEADER.length; ; ) {
+    const nl = text.indexOf('\n', at);
+    // The rest of the block, past its last line end: the padding.
+    if (nl < 0) return /^#*$/.test(text.slice(at)) ? env : undefined;
+    const line = text.slice(at, nl);
+    at = nl + 1;
+    // A comment (Debian's grub-editenv writes a warning after the header), as GRUB skips it.
+    if (line.startsWith('#')) continue;
+    if (!PLAIN_LINE.test(line)) return undefined;
+    const eq = line.indexOf('=');
+    env[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+}

@@ -5,10 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GrubBootloader } from '../../agent/boot/grub.js';
-import { maxTries, nextBoot, slotOrder, slotState } from '../../agent/boot/grubenv.js';
+import { maxTries, nextBoot, parseEnvBlock, parseEnvList, slotOrder, slotState } from '../../agent/boot/grubenv.js';
 import { parseBootedSlot, readBootedSlot } from '../../agent/boot/cmdline.js';
 import { durableCount } from '../../agent/infra/durable.js';
 import { createEnv, readEnv } from '../../scripts/sim/grubenv.js';
+import { execa } from 'execa';
 
 const dirs: string[] = [];
 afterAll(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -64,6 +65,45 @@ describe('GRUB backend', () => {
     const boot = new GrubBootloader('/nonexistent/dir/grubenv');
     await expect(boot.env()).rejects.toMatchObject({ code: 'BOOTENV_FAILED', kind: 'transient' });
     await expect(boot.setPrimary('A')).rejects.toMatchObject({ code: 'BOOTENV_FAILED' });
+  });
+});
+
+describe('reading grubenv without grub-editenv', () => {
+  it('reads what grub-editenv list reads, for every file grub-editenv wrote in the plain form', async () => {
+    const { path } = await envFile();
+    const sets = [
+      ['B_OK=0'],
+      ['ORDER=B A', 'B_TRY=2'],
+      ['EMPTY='],
+      ['x_1=a b c', 'MAX_TRIES=5'],
+      ['LONG=' + 'v'.repeat(700)],
+    ];
+    for (const set of sets) {
+      await execa('grub-editenv', [path, 'set', ...set]);
+      const listed = parseEnvList((await execa('grub-editenv', [path, 'list'])).stdout);
+      expect(parseEnvBlock(await readFile(path))).toEqual(listed);
+    }
+    await execa('grub-editenv', [path, 'unset', 'EMPTY', 'LONG']);
+    expect(parseEnvBlock(await readFile(path))).toEqual(parseEnvList((await execa('grub-editenv', [path, 'list'])).stdout));
+  });
+
+  it('leaves escaped values, other sizes and garbage to grub-editenv list', async () => {
+    const { path, boot } = await envFile();
+    // grub-editenv stores a backslash and a line end escaped: not the plain form.
+    await execa('grub-editenv', [path, 'set', 'ESC=a\\b', 'NL=x\ny']);
+    const block = await readFile(path);
+    expect(parseEnvBlock(block)).toBeUndefined();
+    // Through list, the backend still reads it (as before).
+    const env = await boot.env();
+    expect(env.ORDER).toBe('A B');
+    expect(env).toEqual(parseEnvList((await execa('grub-editenv', [path, 'list'])).stdout));
+    expect(parseEnvBlock(block.subarray(0, 1000))).toBeUndefined();
+    const bad = Buffer.from(block);
+    bad[3] = 0x78;
+    expect(parseEnvBlock(bad)).toBeUndefined();
+    const noPad = Buffer.from(block);
+    noPad[1023] = 0x41;
+    expect(parseEnvBlock(noPad)).toBeUndefined();
   });
 });
 
