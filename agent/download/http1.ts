@@ -217,13 +217,18 @@ export class HttpGet {
   private close(): void {
     this.state = 'done';
     clearTimeout(this.timer);
+    this.letGo(false);
+  }
+
+  /** Lets go of the connection: kept for the next request when `keep`, else closed. */
+  private letGo(keep: boolean): void {
     const c = this.conn;
     this.conn = undefined;
     this.socket = undefined;
-    if (c) {
-      c.owner = undefined;
-      c.drop();
-    }
+    if (!c) return;
+    c.owner = undefined;
+    if (keep && this.opts.keepAlive) this.opts.keepAlive.give(c);
+    else c.drop();
   }
 
   /** The socket's reads, errors and ends, while this request has its connection. */
@@ -248,13 +253,7 @@ export class HttpGet {
    */
   private retryFresh(): boolean {
     if (!this.keptUnanswered || this.state !== 'head' || this.head !== '') return false;
-    const old = this.conn;
-    this.conn = undefined;
-    this.socket = undefined;
-    if (old) {
-      old.owner = undefined;
-      old.drop();
-    }
+    this.letGo(false);
     clearTimeout(this.timer);
     this.keptUnanswered = false;
     this.request(true);
@@ -335,16 +334,9 @@ export class HttpGet {
    * and nothing came after its end (`leftover`: bytes no request asked for); else it closes.
    */
   private finish(leftover = false): void {
-    const c = this.conn;
-    const pool = this.opts.keepAlive;
-    if (c && pool && this.reusable && !leftover) {
-      this.state = 'done';
-      clearTimeout(this.timer);
-      this.conn = undefined;
-      this.socket = undefined;
-      c.owner = undefined;
-      pool.give(c);
-    } else this.close();
+    this.state = 'done';
+    clearTimeout(this.timer);
+    this.letGo(this.reusable && !leftover);
     this.on.end();
   }
 
@@ -465,13 +457,7 @@ export class HttpGet {
       return;
     }
     // The redirect's own body is not read: its connection is closed, not kept.
-    const old = this.conn;
-    this.conn = undefined;
-    this.socket = undefined;
-    if (old) {
-      old.owner = undefined;
-      old.drop();
-    }
+    this.letGo(false);
     if (next.origin !== this.url.origin) {
       delete this.headers.authorization;
       delete this.headers.cookie;
