@@ -48,10 +48,9 @@ export interface NativeKey {
   readonly certified: number;
 }
 
-/** What a native verification found: the signer, as signing.ts reports it. */
+/** What a native verification found: the signer (its key id is the signature's issuer), as signing.ts reports it. */
 export interface NativeSigner {
   readonly key: NativeKey;
-  readonly keyId: string;
   /** The signature's creation, seconds. */
   readonly created: number;
 }
@@ -59,6 +58,20 @@ export interface NativeSigner {
 interface Packet {
   readonly tag: number;
   readonly body: Buffer;
+}
+
+/**
+ * A new-format length at `i` of `b` (RFC 4880 § 4.2.2, and § 5.2.3.1 for subpackets): one
+ * octet below 192, two up to `twoOctetEnd` (224 for a packet, 255 for a subpacket), five after
+ * 255; undefined for a partial length (packets, 224 to 254) or bytes that end early.
+ */
+function newLength(b: Buffer, i: number, twoOctetEnd: number): { len: number; at: number } | undefined {
+  const l0 = b[i];
+  if (l0 === undefined) return undefined;
+  if (l0 < 192) return { len: l0, at: i + 1 };
+  if (l0 < twoOctetEnd) return i + 2 > b.length ? undefined : { len: ((l0 - 192) << 8) + b[i + 1]! + 192, at: i + 2 };
+  if (l0 === 255) return i + 5 > b.length ? undefined : { len: b.readUInt32BE(i + 1), at: i + 5 };
+  return undefined;
 }
 
 /** The packets of `b`; undefined when a header is malformed or uses partial/indeterminate lengths. */
@@ -69,32 +82,18 @@ function packets(b: Buffer): Packet[] | undefined {
     const h = b[i]!;
     if ((h & 0x80) === 0) return undefined;
     let tag: number;
-    let len: number;
-    let at: number;
+    let l: { len: number; at: number } | undefined;
     if (h & 0x40) {
       tag = h & 0x3f;
-      const l0 = b[i + 1];
-      if (l0 === undefined) return undefined;
-      if (l0 < 192) [len, at] = [l0, i + 2];
-      else if (l0 < 224) {
-        const l1 = b[i + 2];
-        if (l1 === undefined) return undefined;
-        [len, at] = [((l0 - 192) << 8) + l1 + 192, i + 3];
-      } else if (l0 === 255) {
-        if (i + 6 > b.length) return undefined;
-        [len, at] = [b.readUInt32BE(i + 2), i + 6];
-      } else return undefined;
+      l = newLength(b, i + 1, 224);
     } else {
       tag = (h >> 2) & 0x0f;
-      const t = h & 3;
-      if (t === 3) return undefined;
-      const n = 1 << t;
-      if (i + 1 + n > b.length) return undefined;
-      [len, at] = [b.readUIntBE(i + 1, n), i + 1 + n];
+      const n = 1 << (h & 3);
+      l = (h & 3) === 3 || i + 1 + n > b.length ? undefined : { len: b.readUIntBE(i + 1, n), at: i + 1 + n };
     }
-    if (at + len > b.length) return undefined;
-    out.push({ tag, body: b.subarray(at, at + len) });
-    i = at + len;
+    if (!l || l.at + l.len > b.length) return undefined;
+    out.push({ tag, body: b.subarray(l.at, l.at + l.len) });
+    i = l.at + l.len;
   }
   return out;
 }
@@ -163,22 +162,36 @@ function subpackets(b: Buffer): Subpacket[] | undefined {
   const out: Subpacket[] = [];
   let i = 0;
   while (i < b.length) {
-    const l0 = b[i]!;
-    let len: number;
-    let at: number;
-    if (l0 < 192) [len, at] = [l0, i + 1];
-    else if (l0 < 255) {
-      if (i + 2 > b.length) return undefined;
-      [len, at] = [((l0 - 192) << 8) + b[i + 1]! + 192, i + 2];
-    } else {
-      if (i + 5 > b.length) return undefined;
-      [len, at] = [b.readUInt32BE(i + 1), i + 5];
-    }
-    if (len < 1 || at + len > b.length) return undefined;
-    out.push({ type: b[at]! & 0x7f, critical: (b[at]! & 0x80) !== 0, data: b.subarray(at + 1, at + len) });
-    i = at + len;
+    const l = newLength(b, i, 255);
+    if (!l || l.len < 1 || l.at + l.len > b.length) return undefined;
+    out.push({ type: b[l.at]! & 0x7f, critical: (b[l.at]! & 0x80) !== 0, data: b.subarray(l.at + 1, l.at + l.len) });
+    i = l.at + l.len;
   }
   return out;
+}
+
+/**
+ * The parts every v4 signature packet has: its hashed and unhashed subpackets and the `mpis`
+ * MPIs of its public-key algorithm, which must fill it exactly; undefined when they do not.
+ */
+function sigParts(body: Buffer, mpis: number): { hashedEnd: number; unhashedEnd: number; hashed: Subpacket[]; unhashed: Subpacket[]; values: Buffer[] } | undefined {
+  if (body.length < 6 || body[0] !== 4 || !HASHES.has(body[3]!)) return undefined;
+  const hashedEnd = 6 + body.readUInt16BE(4);
+  if (hashedEnd + 2 > body.length) return undefined;
+  const unhashedEnd = hashedEnd + 2 + body.readUInt16BE(hashedEnd);
+  if (unhashedEnd + 2 > body.length) return undefined;
+  const hashed = subpackets(body.subarray(6, hashedEnd));
+  const unhashed = subpackets(body.subarray(hashedEnd + 2, unhashedEnd));
+  if (!hashed || !unhashed) return undefined;
+  const values: Buffer[] = [];
+  let at = unhashedEnd + 2;
+  for (let k = 0; k < mpis; k++) {
+    const m = mpi(body, at);
+    if (!m) return undefined;
+    values.push(m.v);
+    at = m.next;
+  }
+  return at === body.length ? { hashedEnd, unhashedEnd, hashed, unhashed, values } : undefined;
 }
 
 /** A v4 signature packet's parts, or undefined when it is anything the native path declines. */
@@ -196,18 +209,10 @@ interface Sig {
 }
 
 function parseSig(body: Buffer): Sig | undefined {
-  if (body.length < 6 || body[0] !== 4 || body[2] !== EDDSA_LEGACY) return undefined;
-  const hash = HASHES.get(body[3]!);
-  if (!hash) return undefined;
-  const hashedLen = body.readUInt16BE(4);
-  const hashedEnd = 6 + hashedLen;
-  if (hashedEnd + 2 > body.length) return undefined;
-  const unhashedLen = body.readUInt16BE(hashedEnd);
-  const unhashedEnd = hashedEnd + 2 + unhashedLen;
-  if (unhashedEnd + 2 > body.length) return undefined;
-  const hashed = subpackets(body.subarray(6, hashedEnd));
-  const unhashed = subpackets(body.subarray(hashedEnd + 2, unhashedEnd));
-  if (!hashed || !unhashed) return undefined;
+  if (body[2] !== EDDSA_LEGACY) return undefined;
+  const parts = sigParts(body, 2);
+  if (!parts) return undefined;
+  const { hashedEnd, unhashedEnd, hashed, unhashed, values } = parts;
   for (const s of hashed) {
     if (DECLINED_SUBPACKETS.has(s.type)) return undefined;
     if (s.critical && !KNOWN_CRITICAL.has(s.type)) return undefined;
@@ -229,16 +234,15 @@ function parseSig(body: Buffer): Sig | undefined {
     }
   }
   if (ids.size > 1 || fprs.size > 1) return undefined;
-  const r = mpi(body, unhashedEnd + 2);
-  const s = r && mpi(body, r.next);
-  if (!r || !s || s.next !== body.length || r.v.length > 32 || s.v.length > 32) return undefined;
+  const [r, s] = values as [Buffer, Buffer];
+  if (r.length > 32 || s.length > 32) return undefined;
   const pad = (v: Buffer): Buffer => Buffer.concat([Buffer.alloc(32 - v.length), v]);
   return {
     type: body[1]!,
-    hash,
+    hash: HASHES.get(body[3]!)!,
     hashedPart: body.subarray(0, hashedEnd),
     left16: body.subarray(unhashedEnd, unhashedEnd + 2),
-    rs: Buffer.concat([pad(r.v), pad(s.v)]),
+    rs: Buffer.concat([pad(r), pad(s)]),
     created: created[0]!.data.readUInt32BE(0),
     issuerKeyId: [...ids][0],
     issuerFingerprint: [...fprs][0],
@@ -261,20 +265,8 @@ const SIG_MPIS = new Map<number, number>([
  * then refuses it or reads it, rather than read here where it would refuse it.
  */
 function sigWellFormed(body: Buffer): boolean {
-  if (body.length < 6 || body[0] !== 4) return false;
-  const mpis = SIG_MPIS.get(body[2]!);
-  if (mpis === undefined || !HASHES.has(body[3]!)) return false;
-  const hashedEnd = 6 + body.readUInt16BE(4);
-  if (hashedEnd + 2 > body.length) return false;
-  const unhashedEnd = hashedEnd + 2 + body.readUInt16BE(hashedEnd);
-  if (unhashedEnd + 2 > body.length || !subpackets(body.subarray(6, hashedEnd)) || !subpackets(body.subarray(hashedEnd + 2, unhashedEnd))) return false;
-  let at = unhashedEnd + 2;
-  for (let k = 0; k < mpis; k++) {
-    const m = mpi(body, at);
-    if (!m) return false;
-    at = m.next;
-  }
-  return at === body.length;
+  const mpis = SIG_MPIS.get(body[2] ?? -1);
+  return mpis !== undefined && sigParts(body, mpis) !== undefined;
 }
 
 /** OIDs of the curves a subkey may use here: Curve25519 (ECDH) and Ed25519 (EdDSA). */
@@ -421,22 +413,21 @@ export function nativeKeys(bytes: Uint8Array): NativeKey[] | undefined {
 
 /**
  * Checks a detached signature (armored or binary) over `data` against `keys` at `now`, the way
- * signing.ts asks openpgp.js to (at the later of `now` and the signature's creation). `keys` is a
- * list, or what the keyring holds for an issuer key id (signing.ts: only when the first file
- * holding that id was read natively). Returns the signer when it verifies; undefined when the
- * native path declines or it does not verify.
+ * signing.ts asks openpgp.js to (at the later of `now` and the signature's creation). `keyFor`
+ * gives the trusted key for an issuer key id (signing.ts: only when the first file holding that
+ * id was read natively). Returns the signer when it verifies; undefined when the native path
+ * declines or it does not verify.
  */
-export function verifyNative(data: Uint8Array, signature: Uint8Array, keys: readonly NativeKey[] | ((keyId: string) => NativeKey | undefined), now: Date): NativeSigner | undefined {
+export function verifyNative(data: Uint8Array, signature: Uint8Array, keyFor: (keyId: string) => NativeKey | undefined, now: Date): NativeSigner | undefined {
   const bin = dearmor(signature, 'SIGNATURE');
   const ps = bin && packets(bin);
   if (!ps || ps.length !== 1 || ps[0]!.tag !== TAG.signature) return undefined;
   const sig = parseSig(ps[0]!.body);
   if (!sig || sig.type !== 0x00 || !sig.issuerKeyId) return undefined;
-  const id = sig.issuerKeyId;
-  const key = typeof keys === 'function' ? keys(id) : keys.find((k) => k.keyId === id);
+  const key = keyFor(sig.issuerKeyId);
   if (!key || (sig.issuerFingerprint !== undefined && sig.issuerFingerprint !== key.fingerprint)) return undefined;
   const at = Math.max(Math.floor(now.getTime() / 1000), sig.created);
   if (key.created > at || key.certified > at || key.created > sig.created) return undefined;
   if (!sigValid(sig, key.publicKey, [data])) return undefined;
-  return { key, keyId: sig.issuerKeyId, created: sig.created };
+  return { key, created: sig.created };
 }

@@ -227,7 +227,7 @@ export async function verifyDetached(
 ): Promise<SignerInfo> {
   const quick = verifyNative(data, signature, (id) => keyring.nativeKey(id), now);
   if (quick) {
-    return { keyId: quick.keyId, fingerprint: quick.key.fingerprint, userIds: [...quick.key.userIds], algorithm: 'Ed25519', created: isoTime(new Date(quick.created * 1000)) };
+    return { keyId: quick.key.keyId, fingerprint: quick.key.fingerprint, userIds: [...quick.key.userIds], algorithm: 'Ed25519', created: isoTime(new Date(quick.created * 1000)) };
   }
   // Declined or not valid: openpgp.js decides, and says why when it refuses.
   const openpgp = await pgp();

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dearmor, nativeKeys, verifyNative } from '../../shared/pgp-verify.js';
+import { dearmor, nativeKeys, verifyNative as verifyBy, type NativeKey, type NativeSigner } from '../../shared/pgp-verify.js';
 import { Keyring, generateSigningKey, keyringFromArmored, readPrivateKey, signDetached, verifyDetached, type SignerInfo } from '../../shared/signing.js';
 import { seededRandom } from '../../shared/seeded-random.js';
 import { tempDir } from '../helpers/cli.js';
@@ -35,6 +35,9 @@ const fpr = async (who: string): Promise<string> => /^fpr:+([0-9A-F]{40}):/m.exe
 async function viaOpenpgp(data: Buffer, sig: Buffer, key: Buffer, now?: Date): Promise<SignerInfo> {
   return verifyDetached(data, sig, await Keyring.of([{ bytes: key, source: 'k' }], { native: false }), 'x', now);
 }
+
+/** verifyNative over a list of keys, found by key id. */
+const verifyNative = (d: Uint8Array, sig: Uint8Array, keys: readonly NativeKey[], now: Date): NativeSigner | undefined => verifyBy(d, sig, (id) => keys.find((k) => k.keyId === id), now);
 
 const data = Buffer.from('{"format":2,"product":"gw","version":"1.2.3"}\n');
 
