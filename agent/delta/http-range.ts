@@ -13,7 +13,7 @@
  * (HTTP/1.1 keep-alive, `KeepAlive`): over a 3G link a new connection, and TLS handshake, per
  * range would cost more round trips than the range itself.
  */
-import type { RangeReader } from '../../shared/delta/range.js';
+import { copied, type RangeReader } from '../../shared/delta/range.js';
 import type { HttpDownload } from '../infra/bundle-source.js';
 import { ByteRing, RING, openHttpSource } from '../download/http-source.js';
 import { KeepAlive } from '../download/http1.js';
@@ -32,8 +32,8 @@ export class HttpRangeReader implements RangeReader {
   ) {}
 
   /** Bytes [start, end) in buffers of their own (copies of what `lend` lends). */
-  async *read(start: number, end: number): AsyncGenerator<Buffer> {
-    for await (const c of this.lend(start, end)) yield Buffer.from(c);
+  read(start: number, end: number): AsyncGenerator<Buffer> {
+    return copied(this.lend(start, end));
   }
 
   async *lend(start: number, end: number): AsyncGenerator<Buffer> {

@@ -305,11 +305,10 @@ class Download {
   connect(): Promise<void> {
     const from = this.position;
     const headers: Record<string, string> = { ...this.opts.headers };
-    if (this.end !== undefined) {
-      headers.range = `bytes=${from}-${this.end - 1}`;
-      if (this.etag) headers['if-range'] = this.etag;
-    } else if (from > 0) {
-      headers.range = `bytes=${from}-`;
+    // A range asks for exactly its bytes; a download, for the rest of the bundle once past 0.
+    const range = this.end !== undefined ? `${from}-${this.end - 1}` : from > 0 ? `${from}-` : undefined;
+    if (range) {
+      headers.range = `bytes=${range}`;
       if (this.etag) headers['if-range'] = this.etag;
     }
     this.opts.onRequest?.();

@@ -3,7 +3,6 @@
  * range per request, as any static file server or CDN serves), with a count of requests and
  * bytes so that a report and the device agree on what crossed the wire.
  */
-import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { CHUNK } from '../hashing.js';
 
@@ -24,6 +23,11 @@ export interface RangeReader {
   close?(): void;
 }
 
+/** The chunks of `lent` in buffers of their own: `read` for a reader that lends. */
+export async function* copied(lent: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  for await (const c of lent) yield Buffer.from(c);
+}
+
 /** Ranges of a local bundle file (a USB stick, or `ota-release delta-report`). */
 export class FileRangeReader implements RangeReader {
   readonly stats = { requests: 0, bytes: 0 };
@@ -33,13 +37,8 @@ export class FileRangeReader implements RangeReader {
 
   constructor(readonly name: string) {}
 
-  async *read(start: number, end: number): AsyncGenerator<Buffer> {
-    this.stats.requests++;
-    if (end <= start) return;
-    for await (const c of createReadStream(this.name, { start, end: end - 1, highWaterMark: CHUNK })) {
-      this.stats.bytes += (c as Buffer).length;
-      yield c as Buffer;
-    }
+  read(start: number, end: number): AsyncGenerator<Buffer> {
+    return copied(this.lend(start, end));
   }
 
   async *lend(start: number, end: number): AsyncGenerator<Buffer> {
@@ -57,7 +56,7 @@ export class FileRangeReader implements RangeReader {
       for (let at = start; at < end; ) {
         const buf = bufs[k]!;
         const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - at), at);
-        // The file ends early: the range is short, as read() would be.
+        // The file ends early: the range is short; the caller sees fewer bytes than it asked.
         if (bytesRead === 0) return;
         this.stats.bytes += bytesRead;
         at += bytesRead;
