@@ -101,7 +101,7 @@ export const ERROR_SECTIONS = {
     TRANSACTION_CHANGED: transient(409, 'Another ota-agent process moved the transaction on at the same time.', 'Run the command again.'),
     TRANSACTION_IN_PROGRESS: fatal(409, 'A transaction is already in flight.', 'Wait for it to end (ota-agent status), or let ota-agent daemon finish it.'),
     BOOTED_SLOT_UNKNOWN: fatal(500, 'The kernel command line has no ota.slot=A or ota.slot=B.', 'Install grub/ota-select.cfg and check cmdlinePath.'),
-    BOOTENV_FAILED: transient(500, 'grub-editenv failed to read or write the GRUB environment.', 'Check boot.grubenv and that the boot partition is mounted read-write.'),
+    BOOTENV_FAILED: transient(500, 'The GRUB environment could not be read or written: grub-editenv failed, or grubenv could not be replaced.', 'Check boot.grubenv and that the boot partition is mounted read-write.'),
     INCOMPATIBLE_DEVICE: fatal(400, 'The bundle is not built for this device: its compatible list misses the device\'s compatible string.', 'Install a bundle built for this device.compatible.'),
     VERSION_NOT_NEWER: fatal(400, 'The bundle\'s version is not greater than the highest committed one.', 'Use --allow-downgrade to install it on purpose.'),
     PAYLOAD_SLOT_MISMATCH: fatal(400, 'The bundle\'s payloads do not fit the slot kind: raw slots take one image, fs slots an archive and/or modules.', 'Build the bundle for the device\'s slot kind.'),

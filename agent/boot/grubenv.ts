@@ -55,6 +55,8 @@ export function parseEnvList(text: string): Record<string, string> {
 const ENV_HEADER = '# GRUB Environment Block\n';
 /** A variable as grub-editenv stores it without escaping: no backslash, no line end. */
 const PLAIN_LINE = /^[A-Za-z0-9_]+=[\x20-\x5b\x5d-\x7e]*$/;
+const PLAIN_NAME = /^[A-Za-z0-9_]+$/;
+const PLAIN_VALUE = /^[\x20-\x5b\x5d-\x7e]*$/;
 
 /**
  * The variables of a grubenv file read directly, when it is exactly the plain form grub-editenv
@@ -79,4 +81,31 @@ export function parseEnvBlock(block: Buffer): Record<string, string> | undefined
     const eq = line.indexOf('=');
     env[line.slice(0, eq)] = line.slice(eq + 1);
   }
+}
+
+/**
+ * The block `grub-editenv FILE set name=value...` would write over `block`, for a block in the
+ * plain form (`parseEnvBlock`) and plain names and values; undefined for anything else, which
+ * is then left to grub-editenv. As grub-core/lib/envblk.c does, one variable at a time: a name
+ * already there has its first line's value replaced in place, a new one is appended after the
+ * last line, and the rest of the block is `#`. A step that no longer fits in the block is
+ * undefined too: grub-editenv refuses it ("environment block too small").
+ */
+export function setEnvBlock(block: Buffer, vars: Record<string, string>): Buffer | undefined {
+  if (!parseEnvBlock(block)) return undefined;
+  const text = block.toString('latin1');
+  // Comment and variable lines, each without its line end; the padding is dropped.
+  const lines = text.slice(ENV_HEADER.length, text.lastIndexOf('\n') + 1).split('\n').slice(0, -1);
+  let used = text.lastIndexOf('\n') + 1;
+  for (const [name, value] of Object.entries(vars)) {
+    if (!PLAIN_NAME.test(name) || !PLAIN_VALUE.test(value)) return undefined;
+    const at = lines.findIndex((l) => l.startsWith(`${name}=`));
+    const line = `${name}=${value}`;
+    used += at < 0 ? line.length + 1 : line.length - lines[at]!.length;
+    if (used > block.length) return undefined;
+    if (at < 0) lines.push(line);
+    else lines[at] = line;
+  }
+  const body = ENV_HEADER + lines.map((l) => `${l}\n`).join('');
+  return Buffer.from(body.padEnd(block.length, '#'), 'latin1');
 }

@@ -116,7 +116,7 @@ export const FIELDS = {
   },
   tools: { kind: 'section', type: 'object', defaultText: 'all defaults', doc: 'external programs the agent runs' },
   'tools.systemctl': { kind: 'string', default: 'systemctl', type: 'program', doc: 'the systemctl used by systemd health checks' },
-  'tools.grubEditenv': { kind: 'string', default: 'grub-editenv', type: 'program', doc: 'the only program that writes `grubenv` (and reads one not in the plain form)' },
+  'tools.grubEditenv': { kind: 'string', default: 'grub-editenv', type: 'program', doc: 'creates `grubenv`, and reads and edits one not in the plain form (the agent edits the plain form itself, into the same bytes)' },
   'tools.fwPrintenv': { kind: 'string', default: 'fw_printenv', type: 'program', doc: 'uboot: libubootenv\'s reader, the only program that reads the U-Boot env' },
   'tools.fwSetenv': { kind: 'string', default: 'fw_setenv', type: 'program', doc: 'uboot: libubootenv\'s writer, the only program that writes the U-Boot env' },
   server: { kind: 'section', optional: true, type: 'object', defaultText: 'none (no server)', doc: 'the update server, for the daemon\'s check-in loop' },

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GrubBootloader } from '../../agent/boot/grub.js';
-import { maxTries, nextBoot, parseEnvBlock, parseEnvList, slotOrder, slotState } from '../../agent/boot/grubenv.js';
+import { maxTries, nextBoot, parseEnvBlock, parseEnvList, setEnvBlock, slotOrder, slotState } from '../../agent/boot/grubenv.js';
 import { parseBootedSlot, readBootedSlot } from '../../agent/boot/cmdline.js';
 import { durableCount } from '../../agent/infra/durable.js';
 import { createEnv, readEnv } from '../../scripts/sim/grubenv.js';
@@ -104,6 +104,89 @@ describe('reading grubenv without grub-editenv', () => {
     const noPad = Buffer.from(block);
     noPad[1023] = 0x41;
     expect(parseEnvBlock(noPad)).toBeUndefined();
+  });
+});
+
+describe('editing grubenv without grub-editenv', () => {
+  /** A small deterministic generator, so that a failure names a case that can be run again. */
+  function rng(seed: number): () => number {
+    let x = seed >>> 0 || 1;
+    return () => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) / 2 ** 32;
+    };
+  }
+  const NAMES = ['ORDER', 'A_OK', 'B_OK', 'A_TRY', 'B_TRY', 'MAX_TRIES', 'NEW_1', 'x', 'long_name_2'];
+  const CHARS = ' !"#$%&()*+,-./0123456789:;<=>?@AZaz[]^_`{|}~';
+
+  it('writes the very bytes grub-editenv set writes, or leaves the edit to it', async () => {
+    const { dir } = await envFile();
+    const theirs = join(dir, 'theirs');
+    const next = rng(21);
+    let edited = 0;
+    let refused = 0;
+    for (let c = 0; c < 60; c++) {
+      // Every few cases a fresh env, so that both full and sparse blocks are edited.
+      if (c % 12 === 0) await createEnv(theirs, { ORDER: 'A B', A_OK: '1', B_OK: '1', A_TRY: '0', B_TRY: '0', MAX_TRIES: '3' });
+      const vars: Record<string, string> = {};
+      for (let n = 1 + Math.floor(next() * 3); n > 0; n--) {
+        const len = next() < 0.2 ? Math.floor(next() * 700) : Math.floor(next() * 6);
+        vars[NAMES[Math.floor(next() * NAMES.length)]!] = Array.from({ length: len }, () => CHARS[Math.floor(next() * CHARS.length)]).join('');
+      }
+      const before = await readFile(theirs);
+      const got = setEnvBlock(before, vars);
+      const r = await execa('grub-editenv', [theirs, 'set', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`)], { reject: false });
+      if (got) {
+        expect(r.exitCode, `case ${c}: ${JSON.stringify(vars)}`).toBe(0);
+        expect(got.toString('latin1'), `case ${c}: ${JSON.stringify(vars)}`).toBe((await readFile(theirs)).toString('latin1'));
+        edited++;
+      } else {
+        // Only a block too small for the edit is left to grub-editenv here, and it refuses it too.
+        expect(r.exitCode, `case ${c}: ${JSON.stringify(vars)}`).not.toBe(0);
+        expect(await readFile(theirs)).toEqual(before);
+        refused++;
+      }
+    }
+    expect(edited).toBeGreaterThan(30);
+    expect(refused).toBeGreaterThan(0);
+  });
+
+  it('leaves escaped values, names grub-editenv alone accepts and non-plain blocks to grub-editenv', async () => {
+    const { path } = await envFile();
+    const block = await readFile(path);
+    expect(setEnvBlock(block, { A: 'a\\b' })).toBeUndefined();
+    expect(setEnvBlock(block, { A: 'a\nb' })).toBeUndefined();
+    expect(setEnvBlock(block, { A: 'caf\u00e9' })).toBeUndefined();
+    expect(setEnvBlock(block, { 'a-b': '1' })).toBeUndefined();
+    expect(setEnvBlock(block.subarray(0, 1000), { A: '1' })).toBeUndefined();
+    expect(setEnvBlock(block, { A_OK: '0', B_OK: '0' })).toBeDefined();
+  });
+
+  it('runs no grub-editenv to edit a plain grubenv, and still does for any other', async () => {
+    // A grub-editenv that cannot run: an edit that needs it fails.
+    const { path } = await envFile();
+    const boot = new GrubBootloader(path, '/nonexistent/grub-editenv');
+    const before = durableCount();
+    await boot.setPrimary('B', { disableOther: true });
+    expect(durableCount() - before).toBe(1);
+    expect(await readEnv(path)).toEqual({ ORDER: 'B A', A_OK: '0', B_OK: '1', A_TRY: '0', B_TRY: '0', MAX_TRIES: '3' });
+    expect((await stat(path)).size).toBe(1024);
+    await execa('grub-editenv', [path, 'set', 'ESC=a\\b']);
+    await expect(boot.setState('A', 'good')).rejects.toMatchObject({ code: 'BOOTENV_FAILED' });
+    expect(await readEnv(path)).toMatchObject({ A_OK: '0', ESC: 'a\\b' });
+    // A block too small for the edit: grub-editenv's own refusal, the file unchanged.
+    const full = `${path}.full`;
+    await createEnv(full, { ORDER: 'A B', A_OK: '1', PAD: 'p'.repeat(900) });
+    await new GrubBootloader(full).setState('B', 'bad');
+    const img = await readFile(full);
+    expect(parseEnvBlock(img)).toMatchObject({ B_OK: '0' });
+    await expect(new GrubBootloader(full).setPrimary('B', { disableOther: true })).rejects.toMatchObject({
+      code: 'BOOTENV_FAILED',
+      message: expect.stringContaining('environment block too small'),
+    });
+    expect(await readFile(full)).toEqual(img);
   });
 });
 
