@@ -19,7 +19,11 @@
  * other HTTP, through got, does not either).
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import type * as Tls from 'node:tls';
+import { lazyBuiltin } from '../../shared/lazy-builtin.js';
+
+/** node:tls, loaded by the first https request (a local install needs none). */
+const tls = lazyBuiltin<typeof Tls>('node:tls');
 
 /** Bytes read from the socket at once: what Node's own reads take. */
 const READ = 64 << 10;
@@ -293,8 +297,8 @@ export class HttpGet {
       socket = conn.open((onread) => {
         // Node has read a TLS socket's decrypted bytes into `onread`'s buffer since 15.1; its
         // types name the option for net only.
-        const tlsOptions: ConnectionOptions & { onread: typeof onread } = { host, port, onread, ALPNProtocols: ['http/1.1'], ...(isIP(host) ? {} : { servername: host }), ...(this.opts.ca ? { ca: this.opts.ca } : {}) };
-        return secure ? tlsConnect(tlsOptions) : netConnect({ host, port, onread });
+        const tlsOptions: Tls.ConnectionOptions & { onread: typeof onread } = { host, port, onread, ALPNProtocols: ['http/1.1'], ...(isIP(host) ? {} : { servername: host }), ...(this.opts.ca ? { ca: this.opts.ca } : {}) };
+        return secure ? tls().connect(tlsOptions) : netConnect({ host, port, onread });
       });
     }
     this.socket = socket;
