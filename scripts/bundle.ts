@@ -4,7 +4,8 @@
  * module file, and the agent as `dist/bundle/ota-agent.mjs`, a small launcher
  * (agent/bundle-launcher.ts) that runs `ota-agent.cjs`, the whole agent in one CommonJS file,
  * through V8's code cache `ota-agent.cjs.cache`, made here by one run of the launcher (Node 20
- * caches no ES module's compile; docs/PERFORMANCE.md, start-up). It bundles the JavaScript that
+ * caches no ES module's compile; docs/PERFORMANCE.md, start-up). openpgp, got and execa, which
+ * an install does not load, are in files of their own next to it (`AGENT_LAZY`). It bundles the JavaScript that
  * `tsc` wrote into `dist/` (the code the tests run), with every dependency inlined except
  * better-sqlite3's native module, which cannot be inlined: it is loaded from a `node_modules/`
  * next to (or above) the bundle (the release tool's bundle leaves all of better-sqlite3 out). One file means one module-loader lookup
@@ -14,7 +15,7 @@
  *   npm run bundle            (builds first)
  *   node dist/scripts/bundle.js [--out DIR] [--minify]
  */
-import { build, type BuildOptions } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 import { execFile } from 'node:child_process';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -54,8 +55,25 @@ const BANNER = "import { createRequire as __otaabCreateRequire } from 'node:modu
  */
 const CJS_BANNER = `${WRAPPER_PARAMS}"use strict";\nvar __otaabImportMetaUrl = require("node:url").pathToFileURL(__filename).href;`;
 
+/** A lazily loaded package's file: `import.meta.url` (openpgp's createRequire) is the file's own URL. */
+const LAZY_BANNER = `"use strict";\nvar __otaabImportMetaUrl = require("node:url").pathToFileURL(__filename).href;`;
+
 /** The agent's launcher and its CommonJS code; the code cache is made by running the launcher once. */
 export const AGENT_FILES = { launcher: 'ota-agent.mjs', code: 'ota-agent.cjs', cache: 'ota-agent.cjs.cache' } as const;
+
+/**
+ * The agent's large dependencies that an install does not load: each is bundled into a CommonJS
+ * file of its own next to the agent's code (`ota-agent-<name>.cjs`), which the code `require`s
+ * where it imports the package, so only when that code first runs. openpgp (signatures that
+ * `shared/pgp-verify.ts` leaves to it), got (check-ins, reports, HTTP health checks) and execa
+ * (command and systemd health checks, busy gates) were 1.3 MB of the agent's 1.9: read, hashed
+ * and decoded at every start from a cold disk, and kept by V8 as long as the process lives.
+ * Each is imported by its named exports only (got's `got`, not its default).
+ */
+export const AGENT_LAZY = ['openpgp', 'got', 'execa'] as const;
+
+/** The file a lazily loaded package of the agent is bundled into. */
+export const lazyFile = (name: (typeof AGENT_LAZY)[number]): string => `ota-agent-${name}.cjs`;
 
 /**
  * Makes the agent's code a one-byte string for V8. V8 keeps the source of the code it runs for
@@ -78,8 +96,25 @@ async function bundleAgent(outDir: string, opts: { minify?: boolean }): Promise<
   const code = join(outDir, AGENT_FILES.code);
   const launcher = join(outDir, AGENT_FILES.launcher);
   const cache = join(outDir, AGENT_FILES.cache);
-  await build({ ...common, entryPoints: [join(root, 'dist', 'agent', 'cli.js')], outfile: code, format: 'cjs', external: AGENT_EXTERNAL, define: { 'import.meta.url': '__otaabImportMetaUrl' }, banner: { js: CJS_BANNER }, footer: { js: '})' }, legalComments: 'eof', sourcemap: 'external' });
+  const lazy = new RegExp(`^(${AGENT_LAZY.join('|')})$`);
+  // Each package becomes a one-line CommonJS module requiring its file: esbuild then turns a
+  // dynamic import() of it into a require too (vm.Script, which runs the code, has no import()).
+  const sideFiles: Plugin = {
+    name: 'otaab-lazy-packages',
+    setup(b) {
+      b.onResolve({ filter: lazy }, (a) => ({ path: a.path, namespace: 'otaab-lazy' }));
+      b.onLoad({ filter: /.*/, namespace: 'otaab-lazy' }, (a) => ({ contents: `module.exports = require('./${lazyFile(a.path as (typeof AGENT_LAZY)[number])}');`, loader: 'js' }));
+      b.onResolve({ filter: /^\.\/ota-agent-[a-z]+\.cjs$/ }, (a) => ({ path: a.path, external: true }));
+    },
+  };
+  await build({ ...common, entryPoints: [join(root, 'dist', 'agent', 'cli.js')], outfile: code, format: 'cjs', external: AGENT_EXTERNAL, plugins: [sideFiles], define: { 'import.meta.url': '__otaabImportMetaUrl' }, banner: { js: CJS_BANNER }, footer: { js: '})' }, legalComments: 'eof', sourcemap: 'external' });
   await oneByteSource(code);
+  for (const name of AGENT_LAZY) {
+    const file = join(outDir, lazyFile(name));
+    // A plain CommonJS module, loaded by Node's own require (it has its own __filename).
+    await build({ ...common, stdin: { contents: `export * from '${name}';`, resolveDir: root, sourcefile: `${name}.js` }, outfile: file, format: 'cjs', external: AGENT_EXTERNAL, define: { 'import.meta.url': '__otaabImportMetaUrl' }, banner: { js: LAZY_BANNER }, legalComments: 'eof', sourcemap: 'external' });
+    await oneByteSource(file);
+  }
   await build({ ...common, entryPoints: [join(root, 'dist', 'agent', 'bundle-launcher.js')], outfile: launcher, format: 'esm', banner: { js: '#!/usr/bin/env node' } });
   await chmod(launcher, 0o755);
   await rm(`${launcher}.map`, { force: true }); // the launcher has none; one left from an older layout would mislead
@@ -137,7 +172,7 @@ const invokedDirectly = process.argv[1] !== undefined && resolve(process.argv[1]
 if (invokedDirectly) {
   const { values } = parseArgs({ options: { out: { type: 'string' }, minify: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
-    process.stdout.write('Usage: node dist/scripts/bundle.js [--out DIR] [--minify]\n\nWrites dist/bundle/ota-agent.mjs (a launcher), ota-agent.cjs and its code cache, and dist/bundle/ota-release.mjs\n(better-sqlite3 stays external).\n');
+    process.stdout.write('Usage: node dist/scripts/bundle.js [--out DIR] [--minify]\n\nWrites dist/bundle/ota-agent.mjs (a launcher), ota-agent.cjs and its code cache, ota-agent-{openpgp,got,execa}.cjs\n(loaded when first needed), and dist/bundle/ota-release.mjs (better-sqlite3 stays external).\n');
     process.exit(0);
   }
   try {

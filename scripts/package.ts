@@ -7,7 +7,8 @@
  *   otaab-agent-<version>-linux-<arch>.tar.gz   (paths relative to /, e.g. `tar -C / -xzf`)
  *
  * The tree: `/usr/bin/ota-agent` (a launcher), `/usr/lib/otaab/ota-agent.mjs` with `ota-agent.cjs` and its code cache (the
- * bundle of scripts/bundle.ts, better-sqlite3's JavaScript inlined), `/usr/lib/otaab/node_modules/`
+ * bundle of scripts/bundle.ts, better-sqlite3's JavaScript inlined) and the files of the
+ * packages it loads only when needed (`ota-agent-openpgp.cjs`, `-got.cjs`, `-execa.cjs`), `/usr/lib/otaab/node_modules/`
  * holding only better-sqlite3's native module (compiled from source for the architecture),
  * `/usr/lib/otaab/node/` (the Node.js 20 runtime the agent runs on, from the npm registry's
  * `node-linux-<arch>` package: Debian 12 ships Node 18), the systemd unit, `/etc/otaab/keys/`
@@ -25,7 +26,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AGENT_ENV } from './agent-env.js';
-import { bundle } from './bundle.js';
+import { AGENT_LAZY, bundle, lazyFile } from './bundle.js';
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..', '..');
 
@@ -183,8 +184,9 @@ export async function stageTree(dest: string, arch: Arch, bundleDir: string, ver
   await copyFile(join(rt, 'bin', 'node'), join(lib, 'node', 'bin', 'node'));
   await chmod(join(lib, 'node', 'bin', 'node'), 0o755);
   await copyFile(join(rt, 'LICENSE'), join(lib, 'node', 'LICENSE'));
-  // The launcher, the agent's code and its V8 code cache (made by this Node version; another runtime ignores it).
-  for (const f of ['ota-agent.mjs', 'ota-agent.cjs', 'ota-agent.cjs.cache']) await copyFile(join(bundleDir, f), join(lib, f));
+  // The launcher, the agent's code and its V8 code cache (made by this Node version; another
+  // runtime ignores it), and the packages the code loads only when needed.
+  for (const f of ['ota-agent.mjs', 'ota-agent.cjs', 'ota-agent.cjs.cache', ...AGENT_LAZY.map((n) => lazyFile(n))]) await copyFile(join(bundleDir, f), join(lib, f));
   // The only file resolved at run time: better-sqlite3's native module, whose path the store
   // gives better-sqlite3 (agent/store/db.ts); its JavaScript is in the bundle.
   const nm = join(root, 'node_modules');
@@ -204,7 +206,7 @@ export async function stageTree(dest: string, arch: Arch, bundleDir: string, ver
   await writeFile(join(doc, 'examples', 'agent.json'), `${JSON.stringify(EXAMPLE_CONFIG, null, 2)}\n`);
   await writeFile(
     join(doc, 'copyright'),
-    `otaab agent ${version}: Apache-2.0.\nBundled: better-sqlite3 (MIT, with SQLite: public domain), and the npm packages inlined in\n/usr/lib/otaab/ota-agent.cjs (licences at its end).\nNode.js ${NODE_RUNTIME}: see /usr/lib/otaab/node/LICENSE.\n`,
+    `otaab agent ${version}: Apache-2.0.\nBundled: better-sqlite3 (MIT, with SQLite: public domain), and the npm packages inlined in\n/usr/lib/otaab/ota-agent.cjs and ota-agent-*.cjs (licences at the end of each).\nNode.js ${NODE_RUNTIME}: see /usr/lib/otaab/node/LICENSE.\n`,
   );
 }
 

@@ -55,7 +55,7 @@ export async function postJson(target: ApiTarget, path: string, body: unknown, o
   const url = `${target.url}${path}`;
   const what = `POST ${url}`;
   // Loaded at the first request, not with every command that could make one.
-  const { default: got, RequestError, TimeoutError } = await import('got');
+  const { got, RequestError, TimeoutError } = await import('got');
   let res;
   try {
     res = await got.post(url, {

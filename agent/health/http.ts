@@ -4,7 +4,7 @@
  * again every second until the overall deadline, and fails with the last thing it saw.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import got from 'got';
+import { got } from 'got';
 import { errorMessage } from '../../shared/errors.js';
 import type { HttpCheck } from '../config/types.js';
 import { excerpt } from './excerpt.js';

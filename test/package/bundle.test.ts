@@ -2,9 +2,11 @@
 // they are made from: the same help for every command, the same usage and config errors, and
 // the bundled agent installs a real signed bundle into a simulated device's slots and reports
 // the same status as dist/agent/cli.js. better-sqlite3's native module is the one file the agent
-// loads from outside (the store passes its path); the release tool leaves better-sqlite3 out.
+// loads from outside (the store passes its path), besides its own files for openpgp, got and
+// execa, each loaded only by what needs it; the release tool leaves better-sqlite3 out.
 import { execa } from 'execa';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import * as openpgp from 'openpgp';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +16,7 @@ import { ROOT } from '../helpers/cli.js';
 import { imageBundle } from '../agent/helpers/bundles.js';
 import { boot } from '../../scripts/sim/simulator.js';
 import { makeRig, rebootCount, releaseImage, type Rig } from '../agent/helpers/rig.js';
+import { AGENT_LAZY, lazyFile } from '../../scripts/bundle.js';
 
 let out: { dir: string; cleanup: () => Promise<void> };
 let rig: Rig;
@@ -37,14 +40,21 @@ afterAll(async () => {
   await rig?.cleanup();
 });
 
-async function run(file: string, args: string[]) {
-  const r = await execa('node', [file, ...args], { reject: false, stdin: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false });
+async function run(file: string, args: string[], env: Record<string, string> = {}) {
+  const r = await execa('node', [file, ...args], { reject: false, stdin: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, extendEnv: false });
   return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr).replaceAll(file, 'CLI') };
+}
+
+/** A bundled agent run with Node's module-loader trace (NODE_DEBUG=module): which of its own files it required. */
+async function runTraced(args: string[]) {
+  const r = await run(BUNDLED.agent, args, { NODE_DEBUG: 'module' });
+  const loaded = [...r.stderr.matchAll(/Module\._load REQUEST \.\/(ota-agent-[a-z]+\.cjs)/g)].map((m) => m[1]!);
+  return { ...r, loaded: [...new Set(loaded)].sort(), stderr: r.stderr.split('\n').filter((l) => !l.startsWith('MODULE ')).join('\n') };
 }
 
 // Dozens of process starts per test: generous on a loaded two-core machine.
 describe('single-file bundles', { timeout: 300_000 }, () => {
-  it("are one executable file each (the agent: a launcher and its code), with only better-sqlite3's native module loaded from outside", async () => {
+  it("are one executable file each (the agent: a launcher, its code and its lazily loaded packages), with only better-sqlite3's native module loaded from outside", async () => {
     const outside = (text: string): Set<string> =>
       new Set(
         [...text.matchAll(/^import\s.*?from\s+["']([^"']+)["'];?$/gm), ...text.matchAll(/\brequire\(["']([^"']+)["']\)/g)]
@@ -63,7 +73,15 @@ describe('single-file bundles', { timeout: 300_000 }, () => {
     // better-sqlite3's JavaScript is inlined too: its native module is required by the path
     // agent/store/db.ts resolves, at run time.
     const code = await readFile(AGENT_CODE(), 'utf8');
-    expect(outside(code)).toEqual(new Set());
+    // Besides its own files for the packages an install does not load, each self-contained.
+    const lazy = AGENT_LAZY.map((n) => lazyFile(n));
+    expect(outside(code)).toEqual(new Set(lazy.map((f) => `./${f}`)));
+    for (const f of lazy) {
+      const side = await readFile(join(out.dir, f), 'utf8');
+      expect(outside(side), f).toEqual(new Set());
+      // eslint-disable-next-line no-control-regex
+      expect(side, f).not.toMatch(/[^\u0000-\u00ff]/);
+    }
     expect(code).toMatch(/better-sqlite3\/lib\/database\.js/);
     expect(code).not.toMatch(/(?<![\w$.{])import\(["'`]/); // `{import(...)}`: a JSDoc type
     expect(code).not.toMatch(/fastify/);
@@ -121,8 +139,10 @@ describe('single-file bundles', { timeout: 300_000 }, () => {
     // The device is up on slot A (real GRUB under grub-emu picked it), as after a power-on.
     expect((await boot(rig.dev)).slot).toBe('A');
     const { path } = await imageBundle(rig.dir, rig.key, releaseImage('1.0.0', true), { version: '1.0.0' });
-    const inst = await run(BUNDLED.agent, ['install', path, '--config', rig.configPath]);
+    const inst = await runTraced(['install', path, '--config', rig.configPath]);
     expect(inst.code, inst.stderr).toBe(0);
+    // An install signed by an Ed25519 key loads none of openpgp, got and execa.
+    expect(inst.loaded).toEqual([]);
     expect(inst.stdout).toMatch(/install 1\.0\.0: rebooting; the system reboots into slot B/);
     expect(await rebootCount(rig)).toBe(1);
     const slotB = await readFile(rig.dev.slots.B);
@@ -136,5 +156,36 @@ describe('single-file bundles', { timeout: 300_000 }, () => {
     const h = await run(BUNDLED.agent, ['history', '--json', '--config', rig.configPath]);
     expect(h.code, h.stderr).toBe(0);
     expect(h.stdout).toEqual((await run(DIST.agent, ['history', '--json', '--config', rig.configPath])).stdout);
+  });
+  it('the bundled agent loads execa, got and openpgp from their files when a health check, a check-in and an RSA signature need them', async () => {
+    // After the install above: the device reboots into B, and the daemon's health check (a
+    // command, through execa) commits it. The health checks' module holds all three kinds of
+    // check, so the HTTP one's got is loaded with it.
+    expect((await boot(rig.dev)).slot).toBe('B');
+    const d = await runTraced(['daemon', '--config', rig.configPath]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.loaded).toEqual(['ota-agent-execa.cjs', 'ota-agent-got.cjs']);
+    const status = JSON.parse((await run(BUNDLED.agent, ['status', '--json', '--config', rig.configPath])).stdout) as { transaction: { state: string } | null; slots: { name: string; committed?: unknown }[] };
+    expect(JSON.stringify(status)).toMatch(/"committed"/);
+    // A check-in (got) to a server that is not there: got's own error, mapped as the compiled CLI maps it.
+    const withServer = join(rig.dir, 'agent-server.json');
+    await writeFile(withServer, JSON.stringify({ ...rig.config, server: { url: 'http://127.0.0.1:9', token: 't', serverKey: rig.key.pubPath } }));
+    const c = await runTraced(['check', '--config', withServer]);
+    expect(c.loaded).toEqual(['ota-agent-got.cjs']);
+    expect(c.code).toBe(1);
+    expect(c.stderr).toMatch(/SERVER_UNREACHABLE: POST http:\/\/127\.0\.0\.1:9\/v1\/devices\/sim-1\/\w+: connect ECONNREFUSED/);
+    const a = await run(DIST.agent, ['check', '--config', withServer]);
+    expect({ code: c.code, stdout: c.stdout, stderr: c.stderr }).toEqual(a);
+    // A release signed by an RSA key: shared/pgp-verify.ts leaves it to openpgp.js.
+    const rsa = await openpgp.generateKey({ type: 'rsa', rsaBits: 3072, userIDs: [{ name: 'rsa release' }], format: 'object' });
+    const rsaPub = join(rig.dir, 'rsa.pub');
+    await writeFile(rsaPub, rsa.publicKey.armor());
+    const withRsa = join(rig.dir, 'agent-rsa.json');
+    await writeFile(withRsa, JSON.stringify({ ...rig.config, trustedKeys: [rsaPub] }));
+    const { path } = await imageBundle(rig.dir, { key: rsa.privateKey, pubPath: rsaPub }, releaseImage('2.0.0', true), { version: '2.0.0' });
+    const inst = await runTraced(['install', path, '--config', withRsa]);
+    expect(inst.code, inst.stderr).toBe(0);
+    expect(inst.stdout).toMatch(/install 2\.0\.0: rebooting; the system reboots into slot A/);
+    expect(inst.loaded).toEqual(['ota-agent-openpgp.cjs']);
   });
 });
