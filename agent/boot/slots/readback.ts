@@ -110,7 +110,15 @@ export class ReadBack {
     private readonly direct: boolean,
   ) {}
 
-  /** The worker, started with the first region. */
+  /**
+   * Starts the worker ahead of its first region, so that its start-up (tens of ms) overlaps
+   * that region's writes and fsync instead of following them.
+   */
+  start(): void {
+    this.started();
+  }
+
+  /** The worker, started with the first region at the latest. */
   private started(): Worker {
     if (!this.worker) {
       // A small young generation: the worker's garbage (a promise and a result per read) is
