@@ -5,7 +5,7 @@
  * package depends on) and, in that root with chroot:
  *
  *   - `dpkg -i` installs it (dependencies satisfied, maintainer scripts run; /var/lib/otaab 0700);
- *   - `ota-agent --help` and `ota-agent status --json` run from the one bundled file on the
+ *   - `ota-agent --help` and `ota-agent status --json` run from the bundle on the
  *     shipped Node runtime with the native SQLite module built for the architecture;
  *   - `ota-agent install` puts a signed bundle (the project's own bundle builder, a fresh key)
  *     into a simulated device's file slots, with its grubenv and cmdline; real GRUB (grub-emu,

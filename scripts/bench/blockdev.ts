@@ -145,7 +145,7 @@ export async function benchBlockdev(srv: BenchServer, image: string, mib: number
       metric: `ota-agent install FILE, ${mib} MiB image into a loop-device slot (seconds)`,
       ours: oMed,
       unit: 's',
-      note: `median (min–max) of ${runs}: ${span(o)} s, of which the final sync ${span(ours.map((r) => r.syncSeconds))} s; downloading state ${dl.toFixed(2)} s, read-back state ${rb.toFixed(2)} s; agent ${cli.endsWith('.mjs') ? 'one bundled file' : 'dist/agent/cli.js'}`,
+      note: `median (min–max) of ${runs}: ${span(o)} s, of which the final sync ${span(ours.map((r) => r.syncSeconds))} s; downloading state ${dl.toFixed(2)} s, read-back state ${rb.toFixed(2)} s; agent ${cli.endsWith('.mjs') ? 'the bundle' : 'dist/agent/cli.js'}`,
     });
     for (const p of peers) {
       const t = theirs.get(p.name)!.map((r) => r.seconds);

@@ -103,7 +103,7 @@ export async function benchMemory(srv: BenchServer, sizes: number[], runs: numbe
   const loaded = await footprint([cli, '--help'], srv.work);
   const rows: BenchRow[] = [
     { bench: 'memory', metric: 'reference: node -e 0 (peak RSS / RssAnon)', ours: bare.peakRssMiB, unit: 'MiB', note: `RssAnon ${bare.anonMiB.toFixed(1)} MiB at exit: the floor of any Node process` },
-    { bench: 'memory', metric: 'reference: ota-agent --help (its code loaded, no work)', ours: loaded.peakRssMiB, unit: 'MiB', note: `RssAnon ${loaded.anonMiB.toFixed(1)} MiB at exit; ${cli.endsWith('.mjs') ? 'the bundle (launcher, one code file, its code cache)' : 'dist/agent/cli.js'}` },
+    { bench: 'memory', metric: 'reference: ota-agent --help (its code loaded, no work)', ours: loaded.peakRssMiB, unit: 'MiB', note: `RssAnon ${loaded.anonMiB.toFixed(1)} MiB at exit; ${cli.endsWith('.mjs') ? 'the bundle (launcher, its code and code cache; openpgp, got and execa in files loaded when needed)' : 'dist/agent/cli.js'}` },
   ];
   for (const [p, path] of paths.entries()) {
     const work = join(dir, `path-${p}`);

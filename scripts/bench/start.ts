@@ -96,7 +96,7 @@ export async function benchStart(srv: BenchServer, mib: number, runs: number, cl
         ratio: median(fb) / median(bareMs),
         goal: `≤ ${FIRST_BYTE_MS}`,
         met: median(fb) <= FIRST_BYTE_MS,
-        note: `median (min–max) of ${runs}: agent ${span(fb)} ms, bare node ${span(bareMs)} ms to its first statement (the baseline), ${c.drop ? 'page cache dropped before each' : 'page cache warm'}; ${cli.endsWith('.mjs') ? 'the bundle (launcher, one code file and its V8 code cache)' : 'dist/agent/cli.js'}; ratio: a time ratio, lower is better`,
+        note: `median (min–max) of ${runs}: agent ${span(fb)} ms, bare node ${span(bareMs)} ms to its first statement (the baseline), ${c.drop ? 'page cache dropped before each' : 'page cache warm'}; ${cli.endsWith('.mjs') ? 'the bundle (launcher, its code and V8 code cache; openpgp, got and execa not loaded)' : 'dist/agent/cli.js'}; ratio: a time ratio, lower is better`,
       });
       all[c.name] = { agent, bareMs };
     }
