@@ -2,15 +2,16 @@
 /**
  * Bundles `ota-agent` and `ota-release` with esbuild: `dist/bundle/ota-release.mjs`, one ES
  * module file, and the agent as `dist/bundle/ota-agent.mjs`, a small launcher
- * (agent/bundle-launcher.ts) that runs `ota-agent.cjs`, the whole agent in one CommonJS file,
+ * (agent/bundle-launcher.ts) that runs `ota-agent.cjs`, the agent in one CommonJS file,
  * through V8's code cache `ota-agent.cjs.cache`, made here by one run of the launcher (Node 20
- * caches no ES module's compile; docs/PERFORMANCE.md, start-up). openpgp, got and execa, which
- * an install does not load, are in files of their own next to it (`AGENT_LAZY`). It bundles the JavaScript that
- * `tsc` wrote into `dist/` (the code the tests run), with every dependency inlined except
- * better-sqlite3's native module, which cannot be inlined: it is loaded from a `node_modules/`
- * next to (or above) the bundle (the release tool's bundle leaves all of better-sqlite3 out). One file means one module-loader lookup
- * instead of a few hundred at start-up (docs/PERFORMANCE.md), and a device needs only these
- * files, Node 20 and better-sqlite3 (docs/AGENT.md, "Installing the agent").
+ * caches no ES module's compile; docs/PERFORMANCE.md, start-up); openpgp, got and execa, which
+ * an install does not load, are in files of their own next to it (`AGENT_LAZY`). It bundles
+ * the JavaScript that `tsc` wrote into `dist/` (the code the tests run), with every dependency
+ * inlined except better-sqlite3's native module, which cannot be inlined: it is loaded from a
+ * `node_modules/` next to (or above) the bundle (the release tool's bundle leaves all of
+ * better-sqlite3 out). One file means one module-loader lookup instead of a few hundred at
+ * start-up (docs/PERFORMANCE.md), and a device needs only these files, Node 20 and
+ * better-sqlite3 (docs/AGENT.md, "Installing the agent").
  *
  *   npm run bundle            (builds first)
  *   node dist/scripts/bundle.js [--out DIR] [--minify]

@@ -94,9 +94,10 @@ export function parseEnvBlock(block: Buffer): Record<string, string> | undefined
 export function setEnvBlock(block: Buffer, vars: Record<string, string>): Buffer | undefined {
   if (!parseEnvBlock(block)) return undefined;
   const text = block.toString('latin1');
-  // Comment and variable lines, each without its line end; the padding is dropped.
-  const lines = text.slice(ENV_HEADER.length, text.lastIndexOf('\n') + 1).split('\n').slice(0, -1);
+  // Bytes up to the last line end; after it, the padding, which is written afresh.
   let used = text.lastIndexOf('\n') + 1;
+  // Comment and variable lines, each without its line end.
+  const lines = text.slice(ENV_HEADER.length, used).split('\n').slice(0, -1);
   for (const [name, value] of Object.entries(vars)) {
     if (!PLAIN_NAME.test(name) || !PLAIN_VALUE.test(value)) return undefined;
     const at = lines.findIndex((l) => l.startsWith(`${name}=`));
