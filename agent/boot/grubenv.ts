@@ -54,9 +54,11 @@ export function parseEnvList(text: string): Record<string, string> {
 /** What grub-editenv writes first in a block (grub-core/lib/envblk.c). */
 const ENV_HEADER = '# GRUB Environment Block\n';
 /** A variable as grub-editenv stores it without escaping: no backslash, no line end. */
-const PLAIN_LINE = /^[A-Za-z0-9_]+=[\x20-\x5b\x5d-\x7e]*$/;
-const PLAIN_NAME = /^[A-Za-z0-9_]+$/;
-const PLAIN_VALUE = /^[\x20-\x5b\x5d-\x7e]*$/;
+const NAME = '[A-Za-z0-9_]+';
+const VALUE = '[\\x20-\\x5b\\x5d-\\x7e]*';
+const PLAIN_LINE = new RegExp(`^${NAME}=${VALUE}$`);
+const PLAIN_NAME = new RegExp(`^${NAME}$`);
+const PLAIN_VALUE = new RegExp(`^${VALUE}$`);
 
 /**
  * The variables of a grubenv file read directly, when it is exactly the plain form grub-editenv

@@ -111,15 +111,11 @@ export class ReadBack {
   ) {}
 
   /**
-   * Starts the worker ahead of its first region, so that its start-up (tens of ms) overlaps
-   * that region's writes and fsync instead of following them.
+   * The worker, started on the first call: by the writer ahead of its first region, so that its
+   * start-up (tens of ms) overlaps that region's writes and fsync instead of following them, and
+   * with the first region at the latest.
    */
-  start(): void {
-    this.started();
-  }
-
-  /** The worker, started with the first region at the latest. */
-  private started(): Worker {
+  start(): Worker {
     if (!this.worker) {
       // A small young generation: the worker's garbage (a promise and a result per read) is
       // collected as it goes instead of growing the heap over a long read-back.
@@ -143,13 +139,13 @@ export class ReadBack {
   /** Reads and hashes the slot up to `end` next (from where the region before ended). */
   upTo(end: number): void {
     if (end <= this.end) return;
-    this.started().postMessage({ type: 'region', start: this.end, end });
+    this.start().postMessage({ type: 'region', start: this.end, end });
     this.end = end;
   }
 
   /** The sha256 of every byte handed over, once read; throws the first read error. */
   async digest(): Promise<{ length: number; sha256: string }> {
-    this.started().postMessage({ type: 'finish' });
+    this.start().postMessage({ type: 'finish' });
     const o = await this.outcome!;
     await this.close();
     if (o.type === 'error') throw Object.assign(new Error(o.message), o.code ? { code: o.code } : {});
