@@ -50,14 +50,16 @@ export const AGENT_EXTERNAL = ['*.node'];
 const BANNER = "import { createRequire as __otaabCreateRequire } from 'node:module';\nconst require = __otaabCreateRequire(import.meta.url);";
 
 /**
- * The agent's code as CommonJS, in the function expression the launcher runs
- * (agent/code-cache.ts): `import.meta.url` (openpgp's createRequire) becomes the file's own
- * URL, and `require` is the one the launcher passes in.
+ * The start of every CommonJS file of the agent: `import.meta.url` (openpgp's createRequire)
+ * becomes the file's own URL.
  */
-const CJS_BANNER = `${WRAPPER_PARAMS}"use strict";\nvar __otaabImportMetaUrl = require("node:url").pathToFileURL(__filename).href;`;
+const IMPORT_META_URL = `"use strict";\nvar __otaabImportMetaUrl = require("node:url").pathToFileURL(__filename).href;`;
 
-/** A lazily loaded package's file: `import.meta.url` (openpgp's createRequire) is the file's own URL. */
-const LAZY_BANNER = `"use strict";\nvar __otaabImportMetaUrl = require("node:url").pathToFileURL(__filename).href;`;
+/**
+ * The agent's code, in the function expression the launcher runs (agent/code-cache.ts), whose
+ * `require` is the one the launcher passes in.
+ */
+const CJS_BANNER = `${WRAPPER_PARAMS}${IMPORT_META_URL}`;
 
 /** The agent's launcher and its CommonJS code; the code cache is made by running the launcher once. */
 export const AGENT_FILES = { launcher: 'ota-agent.mjs', code: 'ota-agent.cjs', cache: 'ota-agent.cjs.cache' } as const;
@@ -108,12 +110,13 @@ async function bundleAgent(outDir: string, opts: { minify?: boolean }): Promise<
       b.onResolve({ filter: /^\.\/ota-agent-[a-z]+\.cjs$/ }, (a) => ({ path: a.path, external: true }));
     },
   };
-  await build({ ...common, entryPoints: [join(root, 'dist', 'agent', 'cli.js')], outfile: code, format: 'cjs', external: AGENT_EXTERNAL, plugins: [sideFiles], define: { 'import.meta.url': '__otaabImportMetaUrl' }, banner: { js: CJS_BANNER }, footer: { js: '})' }, legalComments: 'eof', sourcemap: 'external' });
+  const cjs = { ...common, format: 'cjs', external: AGENT_EXTERNAL, define: { 'import.meta.url': '__otaabImportMetaUrl' }, legalComments: 'eof', sourcemap: 'external' } as const;
+  await build({ ...cjs, entryPoints: [join(root, 'dist', 'agent', 'cli.js')], outfile: code, plugins: [sideFiles], banner: { js: CJS_BANNER }, footer: { js: '})' } });
   await oneByteSource(code);
   for (const name of AGENT_LAZY) {
     const file = join(outDir, lazyFile(name));
     // A plain CommonJS module, loaded by Node's own require (it has its own __filename).
-    await build({ ...common, stdin: { contents: `export * from '${name}';`, resolveDir: root, sourcefile: `${name}.js` }, outfile: file, format: 'cjs', external: AGENT_EXTERNAL, define: { 'import.meta.url': '__otaabImportMetaUrl' }, banner: { js: LAZY_BANNER }, legalComments: 'eof', sourcemap: 'external' });
+    await build({ ...cjs, stdin: { contents: `export * from '${name}';`, resolveDir: root, sourcefile: `${name}.js` }, outfile: file, banner: { js: IMPORT_META_URL } });
     await oneByteSource(file);
   }
   await build({ ...common, entryPoints: [join(root, 'dist', 'agent', 'bundle-launcher.js')], outfile: launcher, format: 'esm', banner: { js: '#!/usr/bin/env node' } });
