@@ -165,8 +165,9 @@ describe('single-file bundles', { timeout: 300_000 }, () => {
     const d = await runTraced(['daemon', '--config', rig.configPath]);
     expect(d.code, d.stderr).toBe(0);
     expect(d.loaded).toEqual(['ota-agent-execa.cjs', 'ota-agent-got.cjs']);
-    const status = JSON.parse((await run(BUNDLED.agent, ['status', '--json', '--config', rig.configPath])).stdout) as { transaction: { state: string } | null; slots: { name: string; committed?: unknown }[] };
-    expect(JSON.stringify(status)).toMatch(/"committed"/);
+    const status = JSON.parse((await run(BUNDLED.agent, ['status', '--json', '--config', rig.configPath])).stdout) as { highestCommitted: string | null; slots: { name: string; status: string; version: string | null }[] };
+    expect(status.highestCommitted).toBe('1.0.0');
+    expect(status.slots.find((s) => s.name === 'B')).toMatchObject({ status: 'committed', version: '1.0.0' });
     // A check-in (got) to a server that is not there: got's own error, mapped as the compiled CLI maps it.
     const withServer = join(rig.dir, 'agent-server.json');
     await writeFile(withServer, JSON.stringify({ ...rig.config, server: { url: 'http://127.0.0.1:9', token: 't', serverKey: rig.key.pubPath } }));
