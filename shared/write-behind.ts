@@ -177,6 +177,15 @@ const WasmMemory = (globalThis as unknown as { WebAssembly: { Memory: new (d: { 
 export const DIRECT_ALIGN = 4096;
 
 /**
+ * `count` buffers of `size` bytes each (a multiple of DIRECT_ALIGN), page-aligned for O_DIRECT:
+ * views into one WebAssembly memory, whose base is page-aligned.
+ */
+export function alignedBuffers(count: number, size: number): Buffer[] {
+  const mem = new WasmMemory({ initial: Math.ceil((count * size) / 65536) });
+  return Array.from({ length: count }, (_, i) => Buffer.from(mem.buffer, i * size, size));
+}
+
+/**
  * A CopyingWriteBehind for a block device opened a second time with O_DIRECT (`direct`): the
  * batches gather in page-aligned memory (a WebAssembly memory, whose base is page-aligned) and
  * go to the device without passing through its page cache; a last batch that does not end on
@@ -201,8 +210,8 @@ export class DirectWriteBehind extends CopyingWriteBehind {
   }
 
   protected override buffers(batch: number): [Buffer, Buffer] {
-    const mem = new WasmMemory({ initial: Math.ceil((2 * batch) / 65536) });
-    return [Buffer.from(mem.buffer, 0, batch), Buffer.from(mem.buffer, batch, batch)];
+    const [a, b] = alignedBuffers(2, batch);
+    return [a!, b!];
   }
 
   protected override async write(bufs: Buffer[], at: number): Promise<void> {

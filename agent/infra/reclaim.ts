@@ -11,7 +11,7 @@
  * (shared/inflate.ts, inflatesInPlace(); Node 20 has it): a gzip image's payload, and a delta's
  * chunks (agent/delta/apply.ts), are then inflated into a fresh buffer each. Every path
  * allocates nothing per chunk otherwise: a delta's ranges are lent (RangeReader.lend), a file
- * source reads into two buffers (bundle-source.ts), a download reads its socket into one
+ * source reads into a ring of buffers (bundle-source.ts), a download reads its socket into one
  * (download/http1.ts), zlib inflates into two (inflate.ts), a tree's tar is read in place
  * (shared/tree.ts), and the slots copy into two more. That is the design (docs/PERFORMANCE.md).
  *

@@ -119,7 +119,7 @@ export class RawSlot implements SlotBackend {
           opts.onDurable?.(point(f.at));
         };
         // Copies each chunk into one of its two buffers: the source may reuse the chunk's memory
-        // once it is hashed and handed over (bundle-source.ts reads a file into a ring of two);
+        // once it is hashed and handed over (bundle-source.ts reads a file into a ring of buffers);
         // O_DIRECT on a block device (slotWriter).
         const { writer: out, close: closeDirect } = await slotWriter(fh, slot.path, direct, pos, (at, cause) => ioError(slot, `writing at offset ${at}`, cause));
         try {
