@@ -89,25 +89,23 @@ async function* ringRead(path: string, start: number): AsyncGenerator<Buffer> {
   const fh = await open(path, constants.O_RDONLY | constants.O_DIRECT).catch(() => open(path, 'r'));
   const base = start - (start % DIRECT_ALIGN);
   let skip = start - base;
-  let at = base;
-  let slot = 0;
+  // Read i goes into buffer i % length, from base + i * CHUNK; the consumer takes them in order.
+  let issued = 0;
+  let taken = 0;
   // Each read settles to its byte count or its error: one failing while the consumer works is
   // never an unhandled rejection.
-  const pending: { k: number; done: Promise<{ n: number; error?: unknown }> }[] = [];
+  const pending: Promise<{ n: number; error?: unknown }>[] = [];
   const issue = (): void => {
-    const k = slot;
-    slot = (slot + 1) % bufs.length;
-    pending.push({ k, done: fh.read(bufs[k]!, 0, CHUNK, at).then((r) => ({ n: r.bytesRead }), (error: unknown) => ({ n: 0, error })) });
-    at += CHUNK;
+    const i = issued++;
+    pending.push(fh.read(bufs[i % bufs.length]!, 0, CHUNK, base + i * CHUNK).then((r) => ({ n: r.bytesRead }), (error: unknown) => ({ n: 0, error })));
   };
   try {
     for (let i = 0; i < READS_AHEAD; i++) issue();
     for (;;) {
-      const { k, done } = pending.shift()!;
-      const { n, error } = await done;
+      const { n, error } = await pending.shift()!;
       if (error !== undefined) throw error;
       if (n <= skip) return;
-      const chunk = bufs[k]!.subarray(skip, n);
+      const chunk = bufs[taken++ % bufs.length]!.subarray(skip, n);
       skip = 0;
       // Into the buffer of the chunk before this one, which the consumer is done with.
       if (n === CHUNK) issue();
@@ -115,7 +113,7 @@ async function* ringRead(path: string, start: number): AsyncGenerator<Buffer> {
       if (n < CHUNK) return;
     }
   } finally {
-    await Promise.all(pending.map((p) => p.done));
+    await Promise.all(pending);
     await fh.close();
   }
 }
